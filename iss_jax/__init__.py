@@ -1,0 +1,33 @@
+"""iss-jax: inverse-scale-space (ISS) instance smoothing for robust image classifiers, in JAX."""
+
+from iss_jax._src.components import connected_components as connected_components
+from iss_jax._src.lbi import LBIParams as LBIParams
+from iss_jax._src.lbi import LBIState as LBIState
+from iss_jax._src.lbi import hessian_norm as hessian_norm
+from iss_jax._src.lbi import init as lbi_init
+from iss_jax._src.lbi import make_params as lbi_params
+from iss_jax._src.lbi import run as lbi_run
+from iss_jax._src.lbi import step as lbi_step
+from iss_jax._src.projection import component_mean as component_mean
+from iss_jax._src.projection import project as project
+from iss_jax._src.smooth import SmoothInfo as SmoothInfo
+from iss_jax._src.smooth import smooth as smooth
+from iss_jax._src.smooth import smooth_path as smooth_path
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "LBIParams",
+    "LBIState",
+    "SmoothInfo",
+    "component_mean",
+    "connected_components",
+    "hessian_norm",
+    "lbi_init",
+    "lbi_params",
+    "lbi_run",
+    "lbi_step",
+    "project",
+    "smooth",
+    "smooth_path",
+)
