@@ -1,5 +1,10 @@
 """iss-jax: inverse-scale-space (ISS) instance smoothing for robust image classifiers, in JAX."""
 
+from iss_jax._src.attacks import cross_entropy as cross_entropy
+from iss_jax._src.attacks import eot as eot
+from iss_jax._src.attacks import fgsm as fgsm
+from iss_jax._src.attacks import pgd as pgd
+from iss_jax._src.attacks import pgd_maximize as pgd_maximize
 from iss_jax._src.components import connected_components as connected_components
 from iss_jax._src.lbi import LBIParams as LBIParams
 from iss_jax._src.lbi import LBIState as LBIState
@@ -17,8 +22,13 @@ from iss_jax._src.smooth import smooth_path as smooth_path
 __version__ = "0.1.0"
 
 __all__ = (
+    "cross_entropy",
+    "eot",
+    "fgsm",
     "LBIParams",
     "LBIState",
+    "pgd",
+    "pgd_maximize",
     "SmoothInfo",
     "component_mean",
     "connected_components",

@@ -1,0 +1,238 @@
+"""L-infinity adversarial attacks in JAX: FGSM, PGD (with restarts) and a generic PGD maximiser, plus EOT.
+
+All attacks work in ``[0, 1]`` pixel space on ``(N, H, W, C)`` float images: every returned ``x_adv`` satisfies
+``|x_adv - x| <= eps`` elementwise and ``0 <= x_adv <= 1``. ``eps`` and ``step_size`` may be traced (an epsilon
+sweep does not recompile); ``steps`` and ``restarts`` are static Python ints. The model is any differentiable
+``apply_fn(x) -> logits`` (for a flax model: ``lambda x: model.apply(variables, x, train=False)``, BatchNorm in
+inference mode); a defense ``d`` is attacked adaptively by passing ``lambda x: apply_fn(d(x))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from iss_jax._src.checks import is_concrete
+
+Array = jax.Array
+
+
+def _check_batch(x, name="x") -> Array:
+  x = jnp.asarray(x)
+  if x.ndim != 4:
+    raise ValueError(f"{name} must be a (N, H, W, C) batch of images; got shape {x.shape}.")
+  if not jnp.issubdtype(x.dtype, jnp.floating):
+    raise ValueError(f"{name} must be float in [0, 1]; got dtype {x.dtype}. Divide uint8 images by 255.")
+  return x
+
+
+def _check_labels(y, n: int) -> Array:
+  y = jnp.asarray(y)
+  if y.shape != (n,) or not jnp.issubdtype(y.dtype, jnp.integer):
+    raise ValueError(f"y must be ({n},) integer labels; got shape {y.shape}, dtype {y.dtype}.")
+  return y
+
+
+def _check_positive_int(value, name: str) -> int:
+  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    raise ValueError(f"{name} must be a Python int >= 1; got {value!r}.")
+  return value
+
+
+def _check_eps(eps):
+  if is_concrete(eps) and not (0.0 <= float(eps) <= 1.0):
+    raise ValueError(f"eps must be in [0, 1] (pixel space); got {eps}.")
+
+
+def cross_entropy(logits: Array, y: Array) -> Array:
+  """Per-example softmax cross-entropy, ``(N, K)`` logits and ``(N,)`` int labels -> ``(N,)``."""
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  return -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+
+
+def _project(x_adv: Array, x: Array, eps) -> Array:
+  return jnp.clip(jnp.clip(x_adv, x - eps, x + eps), 0.0, 1.0)
+
+
+def pgd_maximize(objective: Callable[[Array], Array], x, *, eps, step_size, steps: int, key=None,
+                 random_start: bool = True) -> Array:
+  """Projected sign-gradient ascent of per-example objectives in an L-infinity ball.
+
+  Runs ``x_{t+1} = Proj(x_t + step_size * sign(grad sum(objective(x_t))))`` where ``Proj`` clips to
+  ``[x - eps, x + eps]`` and then to ``[0, 1]`` (Madry et al. 2018). Examples are independent, so the gradient
+  of the summed objective is each example's own gradient.
+
+  Args:
+    objective: ``objective(x_adv) -> (N,)`` per-example values to maximise (e.g. a loss); must be
+      differentiable w.r.t. its input.
+    x: ``(N, H, W, C)`` float images in ``[0, 1]``.
+    eps: L-infinity radius in ``[0, 1]`` pixel units; scalar, may be traced.
+    step_size: step length per iteration; scalar, may be traced.
+    steps: number of iterations, a static Python int ``>= 1``.
+    key: PRNG key for the random start; required when ``random_start``.
+    random_start: start from ``x + U(-eps, eps)`` (clipped) instead of ``x``.
+
+  Returns:
+    ``(N, H, W, C)`` adversarial images with ``|x_adv - x| <= eps`` and values in ``[0, 1]``.
+
+  Raises:
+    ValueError: ``x`` not a float ``(N, H, W, C)`` batch, ``eps`` outside ``[0, 1]``, bad ``steps``, or
+      ``random_start`` without a ``key``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, iss_jax
+    >>> x = jnp.full((2, 4, 4, 1), 0.5)
+    >>> x_adv = iss_jax.pgd_maximize(lambda z: jnp.sum(z, axis=(1, 2, 3)), x, eps=0.1, step_size=0.05,
+    ...                              steps=3, random_start=False)
+    >>> float(x_adv.max())
+    0.6...
+  """
+  x = _check_batch(x)
+  _check_eps(eps)
+  _check_positive_int(steps, "steps")
+  if random_start and key is None:
+    raise ValueError("key is required when random_start=True.")
+  eps = jnp.asarray(eps, x.dtype)
+  step_size = jnp.asarray(step_size, x.dtype)
+  grad_fn = jax.grad(lambda z: jnp.sum(objective(z)))
+  if random_start:
+    x_adv = _project(x + jax.random.uniform(key, x.shape, x.dtype, -eps, eps), x, eps)
+  else:
+    x_adv = x
+
+  def body(_, x_adv):
+    g = grad_fn(x_adv)
+    return _project(x_adv + step_size * jnp.sign(g), x, eps)
+
+  return lax.fori_loop(0, steps, body, x_adv)
+
+
+def fgsm(apply_fn: Callable[[Array], Array], x, y, *, eps) -> Array:
+  """Fast gradient sign method: ``x + eps * sign(grad_x CE(apply_fn(x), y))``, clipped to ``[0, 1]``.
+
+  Args:
+    apply_fn: ``apply_fn(x) -> (N, K)`` logits, differentiable w.r.t. ``x``.
+    x: ``(N, H, W, C)`` float images in ``[0, 1]``.
+    y: ``(N,)`` integer labels.
+    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
+
+  Returns:
+    ``(N, H, W, C)`` adversarial images within ``eps`` of ``x`` and in ``[0, 1]``.
+
+  Raises:
+    ValueError: bad shapes/dtypes or ``eps`` outside ``[0, 1]``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, iss_jax
+    >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
+    >>> apply_fn = lambda x: x.reshape(x.shape[0], -1) @ w
+    >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
+    >>> x_adv = iss_jax.fgsm(apply_fn, x, jnp.array([0, 1]), eps=8 / 255)
+    >>> bool(jnp.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
+    True
+
+  References:
+    Goodfellow et al., Explaining and harnessing adversarial examples, ICLR 2015.
+  """
+  x = _check_batch(x)
+  y = _check_labels(y, x.shape[0])
+  _check_eps(eps)
+  return pgd_maximize(lambda z: cross_entropy(apply_fn(z), y), x, eps=eps, step_size=eps, steps=1,
+                      random_start=False)
+
+
+def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int, key=None,
+        random_start: bool = True, restarts: int = 1) -> Array:
+  """Projected gradient descent (Madry et al.) on the cross-entropy, with random restarts.
+
+  Each restart runs :func:`pgd_maximize` from its own random start; per example the result of the
+  strongest restart is kept: a misclassified one if any, otherwise the one with the highest loss.
+
+  Args:
+    apply_fn: ``apply_fn(x) -> (N, K)`` logits, differentiable w.r.t. ``x``.
+    x: ``(N, H, W, C)`` float images in ``[0, 1]``.
+    y: ``(N,)`` integer labels.
+    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
+    step_size: step per iteration (a common choice: ``2.5 * eps / steps``); may be traced.
+    steps: iterations per restart, static Python int ``>= 1``.
+    key: PRNG key (required with ``random_start``); split across restarts.
+    random_start: start each restart at a uniform point of the ball.
+    restarts: number of restarts, static Python int ``>= 1``.
+
+  Returns:
+    ``(N, H, W, C)`` adversarial images within ``eps`` of ``x`` and in ``[0, 1]``.
+
+  Raises:
+    ValueError: bad shapes/dtypes, ``eps`` outside ``[0, 1]``, bad ``steps``/``restarts``, or a missing
+      ``key`` with ``random_start``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, iss_jax
+    >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
+    >>> apply_fn = lambda x: x.reshape(x.shape[0], -1) @ w
+    >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
+    >>> x_adv = iss_jax.pgd(apply_fn, x, jnp.array([0, 1]), eps=8 / 255, step_size=2 / 255, steps=5,
+    ...                     key=jax.random.key(2))
+    >>> x_adv.shape
+    (2, 4, 4, 3)
+
+  References:
+    Madry et al., Towards deep learning models resistant to adversarial attacks, ICLR 2018.
+  """
+  x = _check_batch(x)
+  y = _check_labels(y, x.shape[0])
+  _check_positive_int(restarts, "restarts")
+  if random_start and key is None:
+    raise ValueError("key is required when random_start=True.")
+  keys = jax.random.split(key, restarts) if key is not None else [None] * restarts
+  objective = lambda z: cross_entropy(apply_fn(z), y)
+  best, best_score = None, None
+  for r in range(restarts):
+    x_adv = pgd_maximize(objective, x, eps=eps, step_size=step_size, steps=steps, key=keys[r],
+                         random_start=random_start)
+    logits = apply_fn(x_adv)
+    # Misclassification dominates; the loss breaks ties (finite, so +1e9 keeps the order).
+    score = cross_entropy(logits, y) + 1e9 * (jnp.argmax(logits, -1) != y)
+    if best is None:
+      best, best_score = x_adv, score
+    else:
+      better = score > best_score
+      best = jnp.where(better[:, None, None, None], x_adv, best)
+      best_score = jnp.maximum(score, best_score)
+  return best
+
+
+def eot(fn: Callable, n: int) -> Callable:
+  """Expectation over transformation: averages a random function over ``n`` independent draws.
+
+  Args:
+    fn: ``fn(x, key) -> array``, e.g. logits of a model behind a randomised defense.
+    n: number of draws, Python int ``>= 1``.
+
+  Returns:
+    ``g(x, key) -> mean_i fn(x, key_i)`` with ``key_i`` split from ``key``; its gradient is the average
+    gradient, which is what an EOT attack ascends (pass ``lambda z: g(z, key)`` as the model).
+
+  Raises:
+    ValueError: ``n`` not an int ``>= 1``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, iss_jax
+    >>> noisy = lambda x, key: x + jax.random.normal(key, x.shape)
+    >>> g = iss_jax.eot(noisy, 4096)
+    >>> bool(jnp.abs(g(jnp.zeros(3), jax.random.key(0))).max() < 0.1)
+    True
+
+  References:
+    Athalye et al., Synthesizing robust adversarial examples, ICML 2018.
+  """
+  _check_positive_int(n, "n")
+
+  def averaged(x, key):
+    keys = jax.random.split(key, n)
+    return jnp.mean(lax.map(lambda k: fn(x, k), keys), axis=0)
+
+  return averaged
