@@ -6,6 +6,11 @@ from iss_jax._src.attacks import fgsm as fgsm
 from iss_jax._src.attacks import pgd as pgd
 from iss_jax._src.attacks import pgd_maximize as pgd_maximize
 from iss_jax._src.components import connected_components as connected_components
+from iss_jax._src.corruptions import AVAILABLE_CORRUPTIONS as AVAILABLE_CORRUPTIONS
+from iss_jax._src.corruptions import CORRUPTIONS as CORRUPTIONS
+from iss_jax._src.corruptions import corrupt as corrupt
+from iss_jax._src.corruptions import load_cifar10c as load_cifar10c
+from iss_jax._src.corruptions import load_tfds_cifar10c as load_tfds_cifar10c
 from iss_jax._src.lbi import LBIParams as LBIParams
 from iss_jax._src.lbi import LBIState as LBIState
 from iss_jax._src.lbi import hessian_norm as hessian_norm
@@ -22,11 +27,14 @@ from iss_jax._src.smooth import smooth_path as smooth_path
 __version__ = "0.1.0"
 
 __all__ = (
+    "AVAILABLE_CORRUPTIONS",
+    "CORRUPTIONS",
     "LBIParams",
     "LBIState",
     "SmoothInfo",
     "component_mean",
     "connected_components",
+    "corrupt",
     "cross_entropy",
     "eot",
     "fgsm",
@@ -35,6 +43,8 @@ __all__ = (
     "lbi_params",
     "lbi_run",
     "lbi_step",
+    "load_cifar10c",
+    "load_tfds_cifar10c",
     "pgd",
     "pgd_maximize",
     "project",
