@@ -66,8 +66,8 @@ def _step(x: Array, anchors: Array, mask: Array, delta: Array, p: SplicParams) -
   # mu delta^2 grad F_delta: sigma -> sigma (1 - mu exp(-sigma^2 / 2 delta^2)) (Note in `splic`)
   two_d2 = jnp.maximum(2.0 * delta * delta, jnp.finfo(x.dtype).tiny)  # no 0/0 once delta underflows
   shrunk = s * (1.0 - p.mu * jnp.exp(-(s * s) / two_d2))
-  low_rank = (u * s) @ vt
-  x_new = (u * shrunk) @ vt - p.mu * p.lam * _tv_grad(low_rank)
+  low_rank = (u * s[None, :]) @ vt
+  x_new = (u * shrunk[None, :]) @ vt - p.mu * p.lam * _tv_grad(low_rank)
   return jnp.where(mask, anchors, x_new)
 
 
