@@ -11,9 +11,28 @@ from iss_jax._src.attacks import pgd_maximize as pgd_maximize
 from iss_jax._src.components import connected_components as connected_components
 from iss_jax._src.corruptions import AVAILABLE_CORRUPTIONS as AVAILABLE_CORRUPTIONS
 from iss_jax._src.corruptions import CORRUPTIONS as CORRUPTIONS
+from iss_jax._src.corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
 from iss_jax._src.corruptions import corrupt as corrupt
 from iss_jax._src.corruptions import load_cifar10c as load_cifar10c
 from iss_jax._src.corruptions import load_tfds_cifar10c as load_tfds_cifar10c
+from iss_jax._src.evaluation import adversarial_sanity_checks as adversarial_sanity_checks
+from iss_jax._src.evaluation import evaluate_accuracy as evaluate_accuracy
+from iss_jax._src.evaluation import evaluate_adversarial as evaluate_adversarial
+from iss_jax._src.evaluation import evaluate_corruptions as evaluate_corruptions
+from iss_jax._src.evaluation import evaluate_denoise as evaluate_denoise
+from iss_jax._src.evaluation import evaluate_low_resolution as evaluate_low_resolution
+from iss_jax._src.evaluation import low_resolution as low_resolution
+from iss_jax._src.evaluation import nearest_upsample as nearest_upsample
+from iss_jax._src.evaluation import psnr as psnr
+from iss_jax._src.frequency import centred_spectrum as centred_spectrum
+from iss_jax._src.frequency import evaluate_frequency as evaluate_frequency
+from iss_jax._src.frequency import first_conv_kernel as first_conv_kernel
+from iss_jax._src.frequency import fourier_difference as fourier_difference
+from iss_jax._src.frequency import frequency_split as frequency_split
+from iss_jax._src.frequency import high_frequency_energy as high_frequency_energy
+from iss_jax._src.frequency import kernel_spectra as kernel_spectra
+from iss_jax._src.frequency import kernel_tv as kernel_tv
+from iss_jax._src.frequency import radial_mask as radial_mask
 from iss_jax._src.lbi import LBIParams as LBIParams
 from iss_jax._src.lbi import LBIState as LBIState
 from iss_jax._src.lbi import hessian_norm as hessian_norm
@@ -25,6 +44,9 @@ from iss_jax._src.lowpass import gaussian_lowpass as gaussian_lowpass
 from iss_jax._src.projection import component_mean as component_mean
 from iss_jax._src.projection import project as project
 from iss_jax._src.regularizers import smooth_kernel_penalty as smooth_kernel_penalty
+from iss_jax._src.reporting import markdown_table as markdown_table
+from iss_jax._src.reporting import write_report as write_report
+from iss_jax._src.saliency import grad_cam as grad_cam
 from iss_jax._src.smooth import SmoothInfo as SmoothInfo
 from iss_jax._src.smooth import smooth as smooth
 from iss_jax._src.smooth import smooth_path as smooth_path
@@ -40,26 +62,47 @@ __all__ = (
     "CORRUPTIONS",
     "LBIParams",
     "LBIState",
+    "PAPER_CORRUPTIONS",
     "SmoothInfo",
     "adversarial_examples",
+    "adversarial_sanity_checks",
+    "centred_spectrum",
     "component_mean",
     "connected_components",
     "corrupt",
     "cross_entropy",
     "eot",
+    "evaluate_accuracy",
+    "evaluate_adversarial",
+    "evaluate_corruptions",
+    "evaluate_denoise",
+    "evaluate_frequency",
+    "evaluate_low_resolution",
     "fgsm",
+    "first_conv_kernel",
+    "fourier_difference",
+    "frequency_split",
     "gaussian_lowpass",
+    "grad_cam",
     "hessian_norm",
+    "high_frequency_energy",
+    "kernel_spectra",
+    "kernel_tv",
     "lbi_init",
     "lbi_params",
     "lbi_run",
     "lbi_step",
     "load_cifar10c",
     "load_tfds_cifar10c",
+    "low_resolution",
+    "markdown_table",
+    "nearest_upsample",
     "pgd",
     "pgd_at_loss",
     "pgd_maximize",
     "project",
+    "psnr",
+    "radial_mask",
     "select_tv_weight",
     "smooth",
     "smooth_kernel_penalty",
@@ -68,4 +111,5 @@ __all__ = (
     "splic_complete",
     "trades_loss",
     "tv_denoise",
+    "write_report",
 )

@@ -1,0 +1,106 @@
+"""Common corruptions (paper Table 1): CIFAR-10-C types x severities, bare and with test-time smoothing.
+
+  python -m eval.corruptions --workdir=workdirs/vanilla --smooth_sparsity=0.6 \
+      --dataset=cifar10_exact --data_dir=../shared/data --corruptions=gaussian_noise
+
+Sources: ``--source=generate`` (default; offline seeded generator, labelled "CIFAR-10-C-style"),
+``--source=npy --cifar10c_dir=DIR`` (official files, rows of the dataset's official test indices) or
+``--source=tfds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import iss_jax
+from eval import _common
+
+NAME = "corruptions"
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+  g = parser.add_argument_group("corruptions")
+  g.add_argument("--corruptions", type=_common.str_list, default=",".join(iss_jax.PAPER_CORRUPTIONS),
+                 help="comma-separated CIFAR-10-C names, or 'all' for every available type")
+  g.add_argument("--severities", type=_common.int_list, default="1,2,3,4,5")
+  g.add_argument("--source", choices=("generate", "npy", "tfds"), default="generate")
+  g.add_argument("--cifar10c_dir", default=None, help="folder of the official CIFAR-10-C .npy files")
+  g.add_argument("--tfds_data_dir", default=None)
+
+
+def run(args, apply_fn=None, data=None) -> dict:
+  apply_fn = apply_fn or _common.load_model(args)[0]
+  x, y = data if data is not None else _common.load_data(args)
+  names = args.corruptions
+  if names == ["all"]:
+    names = list(iss_jax.AVAILABLE_CORRUPTIONS if args.source == "generate" else iss_jax.CORRUPTIONS)
+  indices = _common.official_test_indices(args, len(x)) if args.source == "npy" else None
+  if args.source == "npy" and indices is None:
+    raise ValueError(f"--source=npy needs the official test indices of {args.dataset!r}; use "
+                     "cifar10, cifar10_exact, cifar10_sample or an npz with idx_test.")
+  res = iss_jax.evaluate_corruptions(
+      apply_fn, x, y, names=names, severities=args.severities, sparsities=args.smooth_sparsity,
+      source=args.source, seed=args.seed, cifar10c_dir=args.cifar10c_dir, indices=indices,
+      tfds_data_dir=args.tfds_data_dir, smooth_kwargs=_common.smooth_kwargs(args),
+      batch_size=args.batch_size, progress=not args.no_progress)
+  defenses = list(res["clean"])
+  md = [_common.header(args, f"Common corruptions - {res['source']}", len(x))]
+  md.append("Clean accuracy (%): " + ", ".join(f"{d} {_common.pct(a)}" for d, a in res["clean"].items())
+            + "\n")
+  md.append("Accuracy (%), mean over severities " + ",".join(map(str, res["severities"]))
+            + " per type (paper Table 1 layout):\n")
+  header = ["test-time"] + names + ["mean"]
+  rows = [[d] + [_common.pct(res["mean_over_severities"][n][d]) for n in names]
+          + [_common.pct(res["mean"][d])] for d in defenses]
+  md.append(iss_jax.markdown_table(header, rows))
+  md.append("\nMean over types per severity (%):\n")
+  md.append(iss_jax.markdown_table(["test-time"] + [f"s={s}" for s in res["severities"]],
+                                   [[d] + [_common.pct(res["mean_over_types"][str(s)][d])
+                                           for s in res["severities"]] for d in defenses]))
+  md.append("\nPer type and severity (%):\n")
+  rows = [[n, d] + [_common.pct(res["accuracy"][n][str(s)][d]) for s in res["severities"]]
+          for n in names for d in defenses]
+  md.append(iss_jax.markdown_table(["type", "test-time"] + [f"s={s}" for s in res["severities"]],
+                                   rows))
+  fig = _plot(res, names, defenses)
+  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
+  print("\n".join(md))
+  print(f"wrote {paths}")
+  return res
+
+
+def _plot(res, names, defenses):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  sev = res["severities"]
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+  for d in defenses:
+    axes[0].plot(sev, [100 * res["mean_over_types"][str(s)][d] for s in sev], marker="o", label=d)
+  axes[0].set_xlabel("severity")
+  axes[0].set_ylabel("accuracy (%), mean over types")
+  axes[0].set_title(res["source"][:60], fontsize=8)
+  axes[0].legend()
+  width = 0.8 / max(len(defenses), 1)
+  for i, d in enumerate(defenses):
+    axes[1].bar([j + i * width for j in range(len(names))],
+                [100 * res["mean_over_severities"][n][d] for n in names], width, label=d)
+  axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(names))])
+  axes[1].set_xticklabels(names, rotation=45, ha="right", fontsize=7)
+  axes[1].set_ylabel("accuracy (%), mean over severities")
+  axes[1].legend()
+  fig.tight_layout()
+  return fig
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  _common.add_common_args(parser)
+  add_args(parser)
+  run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+  main()

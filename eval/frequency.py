@@ -1,0 +1,130 @@
+"""Frequency analysis (paper Sec. 4.3: Tables 9-10, Figs. 4-6).
+
+  python -m eval.frequency --workdir=workdirs/vanilla --radii=4,8,12,16
+
+Accuracy on the low- and high-frequency components (centred per-channel FFT, radius-r disc), the
+low-frequency fraction, the expected Fourier difference between smoothing levels and the originals
+(Fig. 6) and the first-layer kernel spectra (Fig. 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import iss_jax
+from eval import _common
+
+NAME = "frequency"
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+  g = parser.add_argument_group("frequency")
+  g.add_argument("--radii", type=_common.number_list, default="4,8,12,16")
+  g.add_argument("--fourier_sparsities", type=_common.number_list, default="0.6,0.8",
+                 help="sparsities compared with each other and the originals (Fig. 6)")
+  g.add_argument("--fourier_examples", type=int, default=100, help="images for the Fourier difference")
+
+
+def run(args, apply_fn=None, data=None, variables=None) -> dict:
+  apply_fn = apply_fn or _common.load_model(args)[0]
+  x, y = data if data is not None else _common.load_data(args)
+  res = iss_jax.evaluate_frequency(apply_fn, x, y, radii=args.radii, batch_size=args.batch_size)
+  # Expected Fourier difference between smoothing levels (and the originals).
+  xf = np.asarray(x[: args.fourier_examples], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
+  sp = list(args.fourier_sparsities)
+  levels = {"original": xf}
+  if sp:
+    path = np.asarray(iss_jax.smooth_path(xf, np.asarray(sp, np.float32),
+                                          **_common.smooth_kwargs(args)))
+    levels.update({f"{s:g}": path[i] for i, s in enumerate(sp)})
+  names = list(levels)
+  pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+  diffs = {f"{a} & {b}": np.asarray(iss_jax.fourier_difference(levels[b], levels[a])) for a, b in pairs}
+  res["fourier_difference"] = {k: v.tolist() for k, v in diffs.items()}
+  # Share of the difference energy inside radius 8 (a scalar summary of Fig. 6).
+  h, w = xf.shape[1:3]
+  mask = iss_jax.radial_mask(h, w, min(8, h // 4))
+  res["fourier_difference_low_share"] = {k: float((v[mask] ** 2).sum() / max((v**2).sum(), 1e-30))
+                                         for k, v in diffs.items()}
+  spectra = None
+  if variables is None:
+    try:
+      variables = iss_jax.load_variables(args.workdir)[1]
+    except Exception as e:  # noqa: BLE001 - kernel spectra are optional for apply_fn-only models
+      res["kernel_spectra_error"] = str(e)
+  if variables is not None:
+    kpath, kernel = iss_jax.first_conv_kernel(variables)
+    spectra = iss_jax.kernel_spectra(kernel)
+    res["kernel"] = kpath
+    res["kernel_high_frequency_energy"] = iss_jax.high_frequency_energy(kernel).tolist()
+  md = [_common.header(args, "Frequency analysis", len(x))]
+  md.append("Per-channel centred FFT, disc of radius r kept (low) or removed (high); components are "
+            "not clipped. Low-frequency fraction = share of correctly classified images still "
+            "correct on their low-frequency part.\n")
+  md.append(f"Clean accuracy: {_common.pct(res['clean'])}%\n")
+  rk = [f"{r:g}" for r in args.radii]
+  md.append(iss_jax.markdown_table(
+      ["r", "low acc (%)", "high acc (%)", "low-frequency fraction (%)"],
+      [[r, _common.pct(res["low"][r]), _common.pct(res["high"][r]), _common.pct(res["low_fraction"][r])]
+       for r in rk]))
+  md.append(f"\nExpected Fourier difference E|F(a) - F(b)| on {len(xf)} images: share of its energy "
+            f"within radius {min(8, h // 4)}:\n")
+  md.append(iss_jax.markdown_table(["pair", "low-frequency share (%)"],
+                                   [[k, _common.pct(v)] for k, v in
+                                    res["fourier_difference_low_share"].items()]))
+  if spectra is not None:
+    hf = np.asarray(res["kernel_high_frequency_energy"])
+    md.append(f"\nFirst-layer kernel `{res['kernel']}`: mean high-frequency energy share (outside radius "
+              f"4 of a 16x16 FFT) {100 * hf.mean():.2f}% over {len(hf)} filters.")
+  fig = _plot(res, rk, diffs, spectra)
+  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
+  print("\n".join(md))
+  print(f"wrote {paths}")
+  return res
+
+
+def _plot(res, rk, diffs, spectra):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  ncols = 1 + len(diffs) + (spectra is not None)
+  fig, axes = plt.subplots(1, ncols, figsize=(4 * ncols, 3.6))
+  axes = np.atleast_1d(axes)
+  r = [float(v) for v in rk]
+  axes[0].plot(r, [100 * res["low"][k] for k in rk], marker="o", label="low")
+  axes[0].plot(r, [100 * res["high"][k] for k in rk], marker="o", label="high")
+  axes[0].plot(r, [100 * res["low_fraction"][k] for k in rk], marker="s", label="low fraction")
+  axes[0].set_xlabel("radius r")
+  axes[0].set_ylabel("%")
+  axes[0].legend(fontsize=7)
+  for ax, (k, v) in zip(axes[1:], diffs.items(), strict=False):
+    im = ax.imshow(np.log1p(v), cmap="viridis")
+    ax.set_title(k, fontsize=8)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+  if spectra is not None:
+    n = int(np.ceil(np.sqrt(len(spectra))))
+    size = spectra.shape[1]
+    grid = np.zeros((n * size, n * size))
+    for i, s in enumerate(spectra):
+      grid[(i // n) * size:(i // n + 1) * size, (i % n) * size:(i % n + 1) * size] = s / max(s.max(), 1e-12)
+    axes[-1].imshow(grid, cmap="magma")
+    axes[-1].set_title("first-layer kernel spectra", fontsize=8)
+    axes[-1].axis("off")
+  fig.tight_layout()
+  return fig
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  _common.add_common_args(parser)
+  add_args(parser)
+  run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+  main()

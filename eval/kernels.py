@@ -1,0 +1,66 @@
+"""Total variation of the first-layer convolution kernels (paper App. F, Fig. 12).
+
+  python -m eval.kernels --workdir=workdirs/vanilla
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import iss_jax
+from eval import _common
+
+NAME = "kernels"
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument_group("kernels")
+
+
+def run(args, apply_fn=None, data=None, variables=None) -> dict:
+  if variables is None:
+    variables = iss_jax.load_variables(args.workdir)[1]
+  path, kernel = iss_jax.first_conv_kernel(variables)
+  tv = iss_jax.kernel_tv(kernel)
+  scale = np.abs(kernel).sum(axis=(0, 1, 2))
+  res = {"kernel": path, "shape": list(kernel.shape), "tv": tv.tolist(),
+         "tv_over_l1": (tv / np.maximum(scale, 1e-12)).tolist(),
+         "mean_tv": float(tv.mean()), "median_tv": float(np.median(tv)),
+         "mean_tv_over_l1": float(np.mean(tv / np.maximum(scale, 1e-12)))}
+  md = [f"# First-layer kernel TV\n\n- checkpoint: `{args.workdir}`\n- kernel `{path}`, shape "
+        f"{tuple(kernel.shape)}\n",
+        "TV of output filter i: sum over input channels of the anisotropic ||D w||_1 (absolute "
+        "differences of vertically and horizontally adjacent taps). TV / L1 removes the kernel scale.\n",
+        iss_jax.markdown_table(["statistic", "TV", "TV / L1"],
+                               [["mean", f"{res['mean_tv']:.4f}", f"{res['mean_tv_over_l1']:.4f}"],
+                                ["median", f"{res['median_tv']:.4f}",
+                                 f"{np.median(res['tv_over_l1']):.4f}"]])]
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+  axes[0].hist(tv, bins=30)
+  axes[0].set_xlabel("TV of first-layer kernels")
+  axes[1].hist(res["tv_over_l1"], bins=30, color="tab:orange")
+  axes[1].set_xlabel("TV / L1")
+  for ax in axes:
+    ax.set_ylabel("filters")
+  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
+  print("\n".join(md))
+  print(f"wrote {paths}")
+  return res
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  _common.add_common_args(parser)
+  add_args(parser)
+  run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+  main()

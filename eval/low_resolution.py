@@ -1,0 +1,77 @@
+"""Low-resolution robustness (paper Sec. 4.4, Table 11): downsample, nearest-upsample back, classify.
+
+  python -m eval.low_resolution --workdir=workdirs/vanilla --sizes=28,24,20,16,12,8
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import iss_jax
+from eval import _common
+
+NAME = "low_resolution"
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+  g = parser.add_argument_group("low_resolution")
+  g.add_argument("--sizes", type=_common.int_list, default="28,24,20,16,12,8")
+  g.add_argument("--resize_method", default="linear", choices=("linear", "cubic", "lanczos3", "nearest"))
+  g.add_argument("--no_antialias", action="store_true")
+
+
+def run(args, apply_fn=None, data=None) -> dict:
+  apply_fn = apply_fn or _common.load_model(args)[0]
+  x, y = data if data is not None else _common.load_data(args)
+  res = iss_jax.evaluate_low_resolution(
+      apply_fn, x, y, sizes=args.sizes, sparsities=args.smooth_sparsity, method=args.resize_method,
+      antialias=not args.no_antialias, smooth_kwargs=_common.smooth_kwargs(args),
+      batch_size=args.batch_size, progress=not args.no_progress)
+  defenses = list(res["clean"])
+  md = [_common.header(args, "Low-resolution images", len(x))]
+  md.append(f"Downsampling filter: {res['filter']}.\n")
+  header = ["test-time", f"original ({x.shape[1]})"] + [f"s={s}" for s in res["sizes"]]
+  rows = [[d, _common.pct(res["clean"][d])] + [_common.pct(res["accuracy"][str(s)][d])
+                                               for s in res["sizes"]] for d in defenses]
+  md.append("Accuracy (%):\n")
+  md.append(iss_jax.markdown_table(header, rows))
+  fig = _plot(res, x, defenses)
+  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
+  print("\n".join(md))
+  print(f"wrote {paths}")
+  return res
+
+
+def _plot(res, x, defenses):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  import numpy as np
+
+  sizes = res["sizes"]
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [1, 1.4]})
+  for d in defenses:
+    axes[0].plot(sizes, [100 * res["accuracy"][str(s)][d] for s in sizes], marker="o", label=d)
+  axes[0].invert_xaxis()
+  axes[0].set_xlabel("intermediate size")
+  axes[0].set_ylabel("accuracy (%)")
+  axes[0].legend()
+  img = np.asarray(x[:1], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
+  strip = [img[0]] + [np.asarray(iss_jax.low_resolution(img, s))[0] for s in sizes]
+  axes[1].imshow(np.clip(np.concatenate(strip, axis=1), 0, 1))
+  axes[1].set_title("original, then sizes " + ", ".join(map(str, sizes)), fontsize=8)
+  axes[1].axis("off")
+  fig.tight_layout()
+  return fig
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  _common.add_common_args(parser)
+  add_args(parser)
+  run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+  main()

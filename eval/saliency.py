@@ -1,0 +1,73 @@
+"""Grad-CAM saliency maps for chosen test images (paper App. C, Figs. 1b and 9).
+
+  python -m eval.saliency --workdir=workdirs/vanilla --saliency_indices=0,1,2,3,4,5,6,7
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import iss_jax
+from eval import _common
+
+NAME = "saliency"
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+  g = parser.add_argument_group("saliency")
+  g.add_argument("--saliency_indices", type=_common.int_list, default="0,1,2,3,4,5,6,7")
+  g.add_argument("--saliency_layer", default=None,
+                 help="module path ('a/b') of the Grad-CAM layer; default: the last 4-D activation")
+
+
+def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
+  x, y = data if data is not None else _common.load_data(args)
+  model, variables = model_and_variables or iss_jax.load_variables(args.workdir)[:2]
+  idx = [i for i in args.saliency_indices if i < len(x)]
+  imgs = np.asarray(x[idx], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
+  cams, pred, layer = iss_jax.grad_cam(model, variables, imgs, layer=args.saliency_layer)
+  rows = [[i, int(y[i]), int(p)] for i, p in zip(idx, pred, strict=True)]
+  extra = {}
+  for s in args.smooth_sparsity:
+    sm = np.asarray(iss_jax.smooth(imgs, s, **_common.smooth_kwargs(args)))
+    extra[f"{s:g}"] = (sm,) + iss_jax.grad_cam(model, variables, sm, layer=layer)[:2]
+  res = {"indices": idx, "labels": [int(y[i]) for i in idx], "predicted": pred.tolist(), "layer": layer,
+         "cams": cams.tolist(),
+         "smoothed": {k: {"predicted": v[2].tolist(), "cams": v[1].tolist()} for k, v in extra.items()}}
+  md = [_common.header(args, "Grad-CAM saliency", len(idx)),
+        f"Layer: `{layer}`; maps for the predicted class, bilinearly resized, scaled to [0, 1].\n",
+        iss_jax.markdown_table(["test index", "label", "predicted"], rows)]
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  sets = [("original", imgs, cams)] + [(f"smooth@{k}", v[0], v[1]) for k, v in extra.items()]
+  fig, axes = plt.subplots(2 * len(sets), len(idx), figsize=(1.6 * len(idx), 3.4 * len(sets)),
+                           squeeze=False)
+  for r, (name, im, cm) in enumerate(sets):
+    for j in range(len(idx)):
+      axes[2 * r, j].imshow(np.clip(im[j], 0, 1))
+      axes[2 * r + 1, j].imshow(np.clip(im[j], 0, 1))
+      axes[2 * r + 1, j].imshow(cm[j], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+      axes[2 * r, j].axis("off")
+      axes[2 * r + 1, j].axis("off")
+    axes[2 * r, 0].set_title(name, fontsize=8, loc="left")
+  fig.tight_layout()
+  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
+  print("\n".join(md))
+  print(f"wrote {paths}")
+  return res
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  _common.add_common_args(parser)
+  add_args(parser)
+  run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,77 @@
+"""Writing evaluation results: Markdown table, JSON and PNG, each written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+
+def markdown_table(header, rows) -> str:
+  """A GitHub Markdown table from a header list and rows of cells (floats shown with 2 decimals)."""
+  def cell(v):
+    if isinstance(v, float):
+      return f"{v:.2f}"
+    return str(v)
+
+  lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def _atomic_write(path: str, data: bytes):
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def _jsonable(obj):
+  if isinstance(obj, dict):
+    return {str(k): _jsonable(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_jsonable(v) for v in obj]
+  if isinstance(obj, np.ndarray):
+    return obj.tolist()
+  if isinstance(obj, (np.floating, np.integer, np.bool_)):
+    return obj.item()
+  return obj
+
+
+def write_report(out_dir: str, name: str, markdown: str, data: dict, figure=None) -> dict:
+  """Writes ``<out_dir>/<name>.md``, ``.json`` and (given a matplotlib figure) ``.png`` atomically.
+
+  Args:
+    out_dir: output folder (created if missing).
+    name: file stem, e.g. ``"adversarial"``.
+    markdown: the Markdown text.
+    data: JSON-serialisable results (NumPy values are converted).
+    figure: a ``matplotlib.figure.Figure`` or None.
+
+  Returns:
+    ``{"md": path, "json": path, "png": path or None}``.
+  """
+  import io
+
+  paths = {"md": os.path.join(out_dir, f"{name}.md"), "json": os.path.join(out_dir, f"{name}.json"),
+           "png": None}
+  _atomic_write(paths["md"], (markdown.rstrip() + "\n").encode())
+  _atomic_write(paths["json"], (json.dumps(_jsonable(data), indent=2) + "\n").encode())
+  if figure is not None:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    figure.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    paths["png"] = os.path.join(out_dir, f"{name}.png")
+    _atomic_write(paths["png"], buf.getvalue())
+  return paths

@@ -1,0 +1,249 @@
+"""Tests for the evaluation library (frequency, low resolution, PSNR, kernels, Grad-CAM, adversarial and
+corruption evaluations) and a smoke test of the ``eval/`` entry points."""
+
+import functools
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import iss_jax
+
+
+class TinyCNN(nn.Module):
+  """conv -> relu -> conv -> relu -> global mean -> dense (the CAM architecture of Zhou et al.)."""
+
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    x = nn.relu(nn.Conv(8, (3, 3), name="stem_conv")(x))
+    x = nn.relu(nn.Conv(8, (3, 3), name="conv2")(x))
+    return nn.Dense(self.num_classes, name="head")(jnp.mean(x, axis=(1, 2)))
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny(hw=16, n=6, seed=0):
+  model = TinyCNN()
+  x = jax.random.uniform(jax.random.key(seed), (n, hw, hw, 3))
+  variables = model.init(jax.random.key(1), x)
+  y = jnp.arange(n) % 10
+  return model, variables, x, y
+
+
+# ----------------------------------------------------------------------------------------------- frequency
+
+
+@pytest.mark.parametrize("radius", [0, 2, 4.5, 8, 100])
+def test_low_plus_high_is_the_image(radius):
+  x = jax.random.uniform(jax.random.key(0), (3, 16, 12, 3))
+  low, high = iss_jax.frequency_split(x, radius)
+  np.testing.assert_allclose(low + high, x, atol=1e-5)
+  assert low.shape == x.shape and low.dtype == x.dtype
+
+
+def test_frequency_split_closed_forms():
+  x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
+  low0, _ = iss_jax.frequency_split(x, 0)  # only the DC term: the per-channel mean
+  np.testing.assert_allclose(low0, jnp.broadcast_to(x.mean((1, 2), keepdims=True), x.shape), atol=1e-5)
+  low_all, high_all = iss_jax.frequency_split(x, 100)
+  np.testing.assert_allclose(low_all, x, atol=1e-5)
+  np.testing.assert_allclose(high_all, 0, atol=1e-5)
+  # A pure cosine of frequency 3 along x is "high" for r < 3 and "low" for r >= 3.
+  cos = np.cos(2 * np.pi * 3 * np.arange(8) / 8)[None, None, :, None] * np.ones((1, 8, 1, 1))
+  np.testing.assert_allclose(iss_jax.frequency_split(cos, 2.9)[1], cos, atol=1e-5)
+  np.testing.assert_allclose(iss_jax.frequency_split(cos, 3.0)[0], cos, atol=1e-5)
+
+
+def test_radial_mask_and_fourier_difference():
+  m = iss_jax.radial_mask(8, 8, 1)
+  assert m.sum() == 5 and m[4, 4] and m[3, 4] and not m[3, 3]
+  a = jax.random.uniform(jax.random.key(2), (4, 8, 8, 3))
+  np.testing.assert_allclose(iss_jax.fourier_difference(a, a), 0, atol=1e-6)
+  d = np.asarray(iss_jax.fourier_difference(a + 0.1, a))  # a constant offset lives in the DC term
+  assert abs(d[4, 4] - 0.1 * 64) < 1e-3 and np.abs(np.delete(d.ravel(), 4 * 8 + 4)).max() < 1e-3
+
+
+# ---------------------------------------------------------------------------------------- low resolution
+
+
+def test_nearest_upsample_is_exact():
+  x = jax.random.uniform(jax.random.key(3), (2, 4, 5, 3))
+  up = np.asarray(iss_jax.nearest_upsample(x, (8, 10)))
+  np.testing.assert_array_equal(up, np.repeat(np.repeat(np.asarray(x), 2, 1), 2, 2))
+  up = np.asarray(iss_jax.nearest_upsample(x, (7, 13)))
+  rows = np.floor(np.arange(7) * 4 / 7).astype(int)
+  cols = np.floor(np.arange(13) * 5 / 13).astype(int)
+  np.testing.assert_array_equal(up, np.asarray(x)[:, rows][:, :, cols])
+
+
+def test_low_resolution_blocks_and_identity():
+  x = jax.random.uniform(jax.random.key(4), (2, 8, 8, 3))
+  np.testing.assert_allclose(iss_jax.low_resolution(x, 8), x, atol=1e-6)
+  out = np.asarray(iss_jax.low_resolution(x, 4))
+  np.testing.assert_array_equal(out[:, ::2, ::2], out[:, 1::2, 1::2])  # 2x2 constant blocks
+  # Linear downsampling by 2 samples between the two pixels of a block: 2x2 blocks come back exactly.
+  blocks = np.repeat(np.repeat(np.asarray(x[:, :4, :4]), 2, 1), 2, 2)
+  np.testing.assert_allclose(iss_jax.low_resolution(blocks, 4, antialias=False), blocks, atol=1e-6)
+  np.testing.assert_allclose(iss_jax.low_resolution(jnp.full((1, 8, 8, 3), 0.3), 3), 0.3, atol=1e-6)
+  with pytest.raises(ValueError, match="size"):
+    iss_jax.low_resolution(x, 9)
+
+
+# ----------------------------------------------------------------------------------- PSNR and kernels
+
+
+def test_psnr_closed_form():
+  a = jnp.zeros((2, 4, 4, 3))
+  b = a.at[0].set(0.1).at[1].set(0.01)
+  np.testing.assert_allclose(iss_jax.psnr(a, b), [20.0, 40.0], rtol=1e-5)
+
+
+def test_kernel_tv_matches_loop_and_spectra_of_delta():
+  k = np.random.default_rng(0).normal(size=(3, 3, 2, 4))
+  ref = np.zeros(4)
+  for o in range(4):
+    for c in range(2):
+      w = k[:, :, c, o]
+      ref[o] += sum(abs(w[i + 1, j] - w[i, j]) for i in range(2) for j in range(3))
+      ref[o] += sum(abs(w[i, j + 1] - w[i, j]) for i in range(3) for j in range(2))
+  np.testing.assert_allclose(iss_jax.kernel_tv(k), ref, rtol=1e-12)
+  np.testing.assert_allclose(iss_jax.kernel_tv(np.ones((3, 3, 3, 5))), 0)
+  delta = np.zeros((3, 3, 1, 1))
+  delta[0, 0] = 1
+  np.testing.assert_allclose(iss_jax.kernel_spectra(delta, 8), 1.0, atol=1e-12)  # flat spectrum
+  assert float(iss_jax.high_frequency_energy(np.ones((3, 3, 1, 1)))[0]) < float(
+      iss_jax.high_frequency_energy(delta)[0])
+
+
+def test_first_conv_kernel():
+  _, variables, _, _ = _tiny()
+  path, k = iss_jax.first_conv_kernel(variables)
+  assert path == "stem_conv/kernel" and k.shape == (3, 3, 3, 8)
+  path, k = iss_jax.first_conv_kernel({"params": {"a": {"kernel": np.zeros((3, 3, 1, 2))}}})
+  assert k.shape == (3, 3, 1, 2)
+  with pytest.raises(ValueError, match="kernel"):
+    iss_jax.first_conv_kernel({"params": {"dense": {"kernel": np.zeros((3, 2))}}})
+
+
+# ------------------------------------------------------------------------------------------------ Grad-CAM
+
+
+def test_grad_cam_matches_closed_form_gradient():
+  """conv2 -> relu -> global mean -> dense: d logit_c / d A = W[k, c] [A > 0] / (h w) in closed form."""
+  model, variables, x, _ = _tiny(hw=8, n=3)
+  cams, target, layer = iss_jax.grad_cam(model, variables, x)
+  assert layer == "conv2" and cams.shape == (3, 8, 8)
+  assert np.all(np.isfinite(cams)) and cams.min() >= 0 and cams.max() <= 1 + 1e-6
+  _, inter = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
+  a = np.asarray(inter["intermediates"]["conv2"]["__call__"][0], np.float64)  # pre-activation
+  w = np.asarray(variables["params"]["head"]["kernel"], np.float64)[:, target].T  # (N, K)
+  grads = w[:, None, None, :] * (a > 0) / (a.shape[1] * a.shape[2])
+  ref = np.maximum(np.sum(grads.mean(axis=(1, 2), keepdims=True) * a, -1), 0)
+  ref = ref - ref.min(axis=(1, 2), keepdims=True)
+  ref = ref / np.maximum(ref.max(axis=(1, 2), keepdims=True), 1e-12)
+  np.testing.assert_allclose(cams, ref, atol=1e-4)  # same spatial size: the resize is the identity
+
+
+def test_grad_cam_bad_layer():
+  model, variables, x, _ = _tiny(hw=8, n=1)
+  with pytest.raises(ValueError, match="not found"):
+    iss_jax.grad_cam(model, variables, x, layer="nope")
+
+
+# ------------------------------------------------------------------------------------------- adversarial
+
+
+def _toy_classifier():
+  """Two-class toy task on 6x6 images that a linear model solves (fast to attack, smoothable)."""
+  key = jax.random.key(0)
+  n, hw = 40, 6
+  y = (jnp.arange(n) % 2).astype(jnp.int32)
+  x = 0.5 + 0.05 * jax.random.normal(key, (n, hw, hw, 3)) + 0.1 * (2 * y - 1)[:, None, None, None]
+  x = jnp.clip(x, 0, 1)
+  apply_fn = lambda z: jnp.stack([-jnp.mean(z, (1, 2, 3)), jnp.mean(z, (1, 2, 3))], -1) * 40 - jnp.array(
+      [-20.0, 20.0])[None]
+  return apply_fn, np.asarray(x), np.asarray(y)
+
+
+def test_evaluate_adversarial_rows_and_checks():
+  apply_fn, x, y = _toy_classifier()
+  res = iss_jax.evaluate_adversarial(apply_fn, x, y, eps_grid=[0.0, 0.05, 0.2], steps=3,
+                                     batch_size=16, progress=False)
+  acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
+  assert res["clean"]["none"] == 1.0 and res["violations"] == 0
+  assert acc[("pgd", 0.0, "none", "none")] == 1.0 and acc[("pgd", 0.2, "none", "none")] == 0.0
+  res = iss_jax.evaluate_adversarial(apply_fn, x[:16], y[:16], eps_grid=[0.05], attacks_=["fgsm"],
+                                     sparsities=[0.6], batch_size=16, progress=False,
+                                     smooth_kwargs={"maxiter": 30})
+  acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
+  assert {("fgsm", 0.05, "smooth@0.6", p) for p in ("transfer", "bpda", "adaptive")} <= set(acc)
+  for k in acc:
+    if k[3] == "adaptive":
+      assert acc[k] <= min(acc[k[:3] + ("bpda",)], acc[k[:3] + ("transfer",)])
+  assert isinstance(res["violations"], int) and len(res["checks"]) >= 5
+  json.dumps(res)  # JSON-ready
+
+
+def test_sanity_checks_flag_violations():
+  rows = [{"attack": a, "eps": e, "defense": "none", "protocol": "none", "accuracy": v}
+          for a, e, v in [("fgsm", 8 / 255, 0.3), ("pgd", 8 / 255, 0.4), ("fgsm", 32 / 255, 0.2),
+                          ("pgd", 32 / 255, 0.5)]]
+  rows += [{"attack": "pgd", "eps": 8 / 255, "defense": "smooth@0.6", "protocol": p, "accuracy": v}
+           for p, v in (("transfer", 0.2), ("bpda", 0.3))]
+  checks = iss_jax.adversarial_sanity_checks({"rows": rows, "num_examples": 100})
+  failed = {c["check"].split(" (")[0] for c in checks if not c["ok"]}
+  assert "PGD drives the bare model to ~0 at the largest eps" in failed
+  assert "PGD <= FGSM" in failed and "adaptive BPDA <= transfer" in failed
+  assert "accuracy non-increasing in eps" in failed
+
+
+# ------------------------------------------------------------------------------------------- corruptions
+
+
+def test_evaluate_corruptions_generate():
+  model, variables, _, _ = _tiny(hw=32, n=1)
+  apply_fn = lambda z: model.apply(variables, z)
+  x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+  y = np.arange(8) % 10
+  res = iss_jax.evaluate_corruptions(apply_fn, x, y, names=["gaussian_noise", "brightness"],
+                                     severities=[1, 5], batch_size=8, progress=False)
+  assert set(res["accuracy"]) == {"gaussian_noise", "brightness"}
+  assert "CIFAR-10-C-style" in res["source"]
+  m = np.mean([res["accuracy"][n]["5"]["none"] for n in res["names"]])
+  assert abs(res["mean_over_types"]["5"]["none"] - m) < 1e-12
+  with pytest.raises(ValueError, match="source"):
+    iss_jax.evaluate_corruptions(apply_fn, x, y, source="web")
+
+
+# ----------------------------------------------------------------------------------------- entry points
+
+
+def test_eval_all_smoke(tmp_path, monkeypatch):
+  model, variables, _, _ = _tiny(hw=32, n=1)
+  rng = np.random.default_rng(0)
+  data = {"test": (rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), np.arange(6, dtype=np.int32)),
+          "train": (rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), np.arange(4, dtype=np.int32))}
+  monkeypatch.setattr(iss_jax, "load_dataset", lambda name, split, data_dir=None: data[split],
+                      raising=False)
+  monkeypatch.setattr(iss_jax, "load_classifier",
+                      lambda wd: (lambda z: model.apply(variables, z, train=False), {}), raising=False)
+  monkeypatch.setattr(iss_jax, "load_variables", lambda wd: (model, variables, {}), raising=False)
+  from eval import all as eval_all
+
+  out = str(tmp_path / "out")
+  eval_all.main(["--workdir", str(tmp_path), "--out", out, "--eps", "0,8/255", "--pgd_steps", "2",
+                 "--severities", "1", "--corruptions", "gaussian_noise,motion_blur", "--sizes", "16",
+                 "--radii", "4", "--fourier_sparsities", "", "--tv_weights", "0.1",
+                 "--tune_examples", "2", "--saliency_indices", "0,1", "--batch_size", "4",
+                 "--no_progress", "--skip", "denoise"])
+  for name in ("adversarial", "corruptions", "low_resolution", "frequency", "kernels", "saliency"):
+    for ext in ("md", "json", "png"):
+      assert os.path.getsize(os.path.join(out, f"{name}.{ext}")) > 0, (name, ext)
+  with open(os.path.join(out, "adversarial.md")) as f:
+    md = f.read()
+  assert "Sanity checks" in md and "eps=8/255" in md
