@@ -28,21 +28,20 @@ DEFAULT_MAXITER = 100_000
 
 
 class LBIState(NamedTuple):
-  """State of Split LBI for one image (add a leading batch axis under ``vmap``).
+  """State of Split LBI for one image (``vmap`` adds a batch axis).
+
+  ``g = kappa * prox(z)`` and the support of ``g`` are functions of ``z`` (:func:`gamma`, :func:`support`),
+  so they are recomputed rather than stored: the step is memory-bound and this saves a third of its traffic.
 
   Attributes:
     b: ``(H, W, C)`` float, the image estimate ``beta_k``.
     z: ``(2, H, W, C)`` float, the Bregman dual variable of every edge (horizontal, vertical).
-    g: ``(2, H, W, C)`` float, ``gamma_k = kappa * prox(z_k)``; zero on inactive edges.
-    active: ``(2, H, W)`` bool, edges whose group ``g`` is non-zero (the support ``S_k``).
-    sparsity: ``()`` float, fraction of the ``H (W - 1) + (H - 1) W`` edges that are active.
+    sparsity: ``()`` float32, fraction of the ``H (W - 1) + (H - 1) W`` edges whose group ``g`` is non-zero.
     k: ``()`` int32, number of steps taken.
   """
 
   b: Array
   z: Array
-  g: Array
-  active: Array
   sparsity: Array
   k: Array
 
@@ -66,7 +65,7 @@ def num_edges(height: int, width: int) -> int:
   return height * (width - 1) + (height - 1) * width
 
 
-def hessian_norm(height: int, width: int, nu=DEFAULT_NU) -> Array:
+def hessian_norm(height: int, width: int, nu=DEFAULT_NU, dtype=jnp.float32) -> Array:
   """Spectral norm of the Hessian of ``L(b, g) = 1/2 ||b - x||^2 + 1/(2 nu) ||D b - g||^2``.
 
   The Hessian is ``[[I + D^T D / nu, -D^T / nu], [-D / nu, I / nu]]``. On each eigenvector of the grid
@@ -86,7 +85,7 @@ def hessian_norm(height: int, width: int, nu=DEFAULT_NU) -> Array:
   """
   lam = 4.0 * math.sin(math.pi * (height - 1) / (2 * height)) ** 2
   lam += 4.0 * math.sin(math.pi * (width - 1) / (2 * width)) ** 2
-  nu = jnp.asarray(nu, jnp.float32)
+  nu = jnp.asarray(nu, dtype)
   trace = 1.0 + (1.0 + lam) / nu
   return 0.5 * (trace + jnp.sqrt(trace * trace - 4.0 / nu))
 
@@ -96,7 +95,7 @@ def make_params(height: int, width: int, *, kappa=DEFAULT_KAPPA, nu=DEFAULT_NU,
   """Builds :class:`LBIParams`, with ``alpha = step_factor / (kappa ||H||_2)`` (paper: ``step_factor = 1``)."""
   kappa = jnp.asarray(kappa, dtype)
   nu = jnp.asarray(nu, dtype)
-  alpha = jnp.asarray(step_factor, dtype) / (kappa * hessian_norm(height, width, nu).astype(dtype))
+  alpha = jnp.asarray(step_factor, dtype) / (kappa * hessian_norm(height, width, nu, dtype))
   return LBIParams(kappa=kappa, nu=nu, alpha=alpha)
 
 
@@ -114,18 +113,28 @@ def tv_grad_transpose(r: Array) -> Array:
   return out + jnp.pad(rv[:-1], ((1, 0), (0, 0), (0, 0))) - rv
 
 
-def group_shrink(z: Array, kappa) -> tuple[Array, Array]:
+def _group_sq(z: Array) -> Array:
+  """``||z_e||^2`` over the channel (last) axis, as an unrolled sum so it fuses with its neighbours."""
+  sq = z[..., 0] * z[..., 0]
+  for c in range(1, z.shape[-1]):
+    sq = sq + z[..., c] * z[..., c]
+  return sq
+
+
+def support(z: Array) -> Array:
+  """Active edges ``||z_e||_2 > 1``, i.e. ``g_e != 0``: ``(2, H, W)`` bool for ``z`` of shape ``(2, H, W, C)``."""
+  return _group_sq(z) > 1.0
+
+
+def gamma(z: Array, kappa) -> Array:
   """``g = kappa * prox(z)``: group soft threshold of each edge across the channel axis (Eq. 5-6).
 
-  For one channel this is the scalar soft threshold ``sign(z) max(|z| - 1, 0)``.
-
-  Returns:
-    ``(g, active)``: ``g`` with the shape of ``z`` and the ``(2, H, W)`` bool mask ``||z_e||_2 > 1``.
+  ``prox(z)_e = (1 - 1 / ||z_e||_2)_+ z_e``; for one channel this is ``sign(z) max(|z| - 1, 0)``.
   """
-  sq = jnp.sum(z * z, axis=-1)
+  sq = _group_sq(z)
   active = sq > 1.0
-  scale = jnp.where(active, 1.0 - lax.rsqrt(jnp.where(active, sq, 1.0)), 0.0)
-  return kappa * scale[..., None] * z, active
+  scale = jnp.where(active, kappa * (1.0 - lax.rsqrt(jnp.where(active, sq, 1.0))), 0.0)
+  return scale[..., None] * z
 
 
 def edge_sparsity(active: Array) -> Array:
@@ -135,13 +144,10 @@ def edge_sparsity(active: Array) -> Array:
 
 
 def init(x: Array) -> LBIState:
-  """Initial state ``b_0 = z_0 = g_0 = 0`` for an image ``x`` of shape ``(H, W, C)``."""
-  zeros_e = jnp.zeros((2,) + x.shape, x.dtype)
+  """Initial state ``b_0 = z_0 = 0`` (so ``g_0 = 0``) for an image ``x`` of shape ``(H, W, C)``."""
   return LBIState(
       b=jnp.zeros_like(x),
-      z=zeros_e,
-      g=zeros_e,
-      active=jnp.zeros((2,) + x.shape[:2], bool),
+      z=jnp.zeros((2,) + x.shape, x.dtype),
       sparsity=jnp.zeros((), jnp.float32),
       k=jnp.zeros((), jnp.int32),
   )
@@ -150,20 +156,27 @@ def init(x: Array) -> LBIState:
 def step(state: LBIState, x: Array, params: LBIParams) -> LBIState:
   """One Split LBI step (Eq. 3): ``b -= kappa alpha grad_b L``, ``z -= alpha grad_g L``, ``g = kappa prox(z)``.
 
+  With ``r = (D b - g) / nu``: ``grad_b L = b - x + D^T r`` and ``grad_g L = -r``.
+
   Args:
     state: current :class:`LBIState`.
     x: ``(H, W, C)`` float, the image being smoothed.
-    params: :class:`LBIParams`.
+    params: :class:`LBIParams`. ``alpha = 0`` leaves the state exactly unchanged (the batched scheduler
+      freezes finished images this way).
 
   Returns:
     The next :class:`LBIState`.
+
+  Note:
+    ``z`` is updated first and ``b`` uses ``alpha D^T r = D^T (z_{k+1} - z_k)``, equal in exact
+    arithmetic; it lets XLA compile each update as a single fused loop, about 1.8x faster on CPU. The
+    rounding of the difference adds a relative error of about ``eps |z| / |alpha r|`` to ``r`` in ``b``'s
+    update, far below the pixel quantum (1e-5 against 4e-3 in float32; 1e-13 in float64).
   """
-  r = (tv_grad(state.b) - state.g) / params.nu  # -grad_g L
-  grad_b = state.b - x + tv_grad_transpose(r)
-  b = state.b - params.kappa * params.alpha * grad_b
+  r = (tv_grad(state.b) - gamma(state.z, params.kappa)) / params.nu
   z = state.z + params.alpha * r
-  g, active = group_shrink(z, params.kappa)
-  return LBIState(b=b, z=z, g=g, active=active, sparsity=edge_sparsity(active), k=state.k + 1)
+  b = state.b - params.kappa * (params.alpha * (state.b - x) + tv_grad_transpose(z - state.z))
+  return LBIState(b=b, z=z, sparsity=edge_sparsity(support(z)), k=state.k + 1)
 
 
 def run(x: Array, target, params: LBIParams, *, maxiter=DEFAULT_MAXITER,
@@ -179,6 +192,14 @@ def run(x: Array, target, params: LBIParams, *, maxiter=DEFAULT_MAXITER,
 
   Returns:
     The state at the first step ``k`` with ``sparsity_k >= target``, or at ``k = maxiter``.
+
+  Examples:
+    >>> import jax, iss_jax
+    >>> x = jax.random.uniform(jax.random.key(0), (8, 8, 3))
+    >>> params = iss_jax.lbi_params(8, 8)
+    >>> state = iss_jax.lbi_run(x, 0.5, params)
+    >>> bool(state.sparsity >= 0.5)
+    True
   """
   if state is None:
     state = init(x)

@@ -6,6 +6,7 @@ import functools
 from typing import NamedTuple
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 from jax import lax
 
@@ -30,106 +31,214 @@ class SmoothInfo(NamedTuple):
   capped: Array
 
 
+# Slot widths of the scheduler. A batch is smoothed by ``_SLOTS`` slots at a time; a slot whose image
+# reached its last target is refilled with the next image, so a batch costs about the MEAN number of steps
+# per image instead of the MAX. Once the queue is empty the stragglers are compacted into narrower widths
+# (``_SLOTS // 8``, then 1), so a slow image does not keep the full width busy.
+_SLOTS = 64
+_CHUNK = 16  # steps between refills; a slot that reaches a target waits frozen for at most this many
+
+
 def _endpoint_flags(x: Array, targets: Array) -> tuple[Array, Array]:
-  """Which targets are answered without iterating: ``t >= 1`` (the input) or ``t <= 0`` / constant image
-  (the per-channel mean)."""
+  """``(to_input, to_mean)`` of shape ``(P,)``: targets answered without iterating, ``t >= 1`` (the input)
+  and ``t <= 0`` or a constant image (the per-channel mean, which is the image itself when constant)."""
   constant = jnp.all(x == x[:1, :1])
   to_input = targets >= 1.0
   to_mean = ((targets <= 0.0) | constant) & ~to_input
   return to_input, to_mean
 
 
-def _path_one(x: Array, targets: Array, params: lbi.LBIParams, maxiter) -> tuple[Array, SmoothInfo]:
-  """Image path of one ``(H, W, C)`` image at the ``(P,)`` targets, from one LBI run."""
-  to_input, to_mean = _endpoint_flags(x, targets)
-  loop_targets = jnp.where(to_input | to_mean, 0.0, targets)
-  order = jnp.argsort(loop_targets)
-  mean = jnp.broadcast_to(jnp.mean(x, axis=(0, 1), keepdims=True), x.shape)
+def _widths(n: int) -> tuple[int, ...]:
+  first = min(n, _SLOTS)
+  return tuple(sorted({first, max(first // 8, 1), 1}, reverse=True))
 
-  def visit(state, t):
-    state = lbi.run(x, t, params, maxiter=maxiter, state=state)
-    return state, (project(state.b, state.active), state.k, state.sparsity, state.sparsity < t)
 
-  _, (outs, steps, reached, capped) = lax.scan(visit, lbi.init(x), loop_targets[order])
-  inverse = jnp.argsort(order)
-  outs, steps, reached, capped = (a[inverse] for a in (outs, steps, reached, capped))
-  shape = (-1,) + (1,) * x.ndim
-  outs = jnp.where(to_input.reshape(shape), x, jnp.where(to_mean.reshape(shape), mean, outs))
+def _to_slots(a: Array) -> Array:
+  return jnp.moveaxis(a, 0, -1)
+
+
+def _from_slots(a: Array) -> Array:
+  return jnp.moveaxis(a, -1, 0)
+
+
+def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
+  """Runs Split LBI on every image until each of its targets, with slot refilling.
+
+  Args:
+    x4: ``(N, H, W, C)`` images.
+    loop_targets: ``(N, P)`` targets per image, visited in increasing column order; a target of -1 is
+      reached at once.
+    params: :class:`lbi.LBIParams`.
+    maxiter: step cap.
+
+  Returns:
+    ``(b, active, steps, sparsity)`` at the step each target was reached: ``(N, P, H, W, C)``,
+    ``(N, P, 2, H, W)`` bool, ``(N, P)`` int32 and ``(N, P)`` float32.
+  """
+  n, height, width, channels = x4.shape
+  p = loop_targets.shape[1]
+  # alpha is per slot: 0 freezes a slot that reached its target exactly, without a select.
+  batched_step = jax.vmap(lbi.step, in_axes=(-1, -1, lbi.LBIParams(None, None, 0)), out_axes=-1)
+  batched_init = jax.vmap(lbi.init, in_axes=-1, out_axes=-1)
+  batched_support = jax.vmap(lbi.support, in_axes=-1, out_axes=-1)
+  padded_targets = jnp.concatenate([loop_targets, jnp.full((n, 1), -jnp.inf, loop_targets.dtype)], 1)
+  padded_targets = jnp.concatenate([padded_targets, jnp.full((1, p + 1), -jnp.inf)], 0)
+
+  def slot_target(img, j):  # img == n marks an empty slot: always "reached", never written
+    return padded_targets[img, j]
+
+  def reached(state, img, j):
+    return (state.sparsity >= slot_target(img, j)) | (state.k >= maxiter)
+
+  def flush(carry):
+    """Writes out every live slot that reached its current target, advances it, refills finished slots."""
+    state, xs, img, j, nxt, outs = carry
+    live = img < n
+    hit = live & reached(state, img, j)
+    rows = jnp.where(hit, img, n)  # out of range -> dropped
+    out_b, out_active, out_k, out_s = outs
+    out_b = out_b.at[rows, j].set(_from_slots(state.b), mode="drop")
+    out_active = out_active.at[rows, j].set(_from_slots(batched_support(state.z)), mode="drop")
+    out_k = out_k.at[rows, j].set(state.k, mode="drop")
+    out_s = out_s.at[rows, j].set(state.sparsity, mode="drop")
+    j = jnp.where(hit, j + 1, j)
+    free = ~live | (hit & (j == p))
+    rank = jnp.cumsum(free) - 1
+    new_img = nxt + rank
+    load = free & (new_img < n)
+    img = jnp.where(free, jnp.where(load, new_img, n), img)
+    j = jnp.where(free, 0, j)
+    nxt = jnp.minimum(nxt + jnp.sum(free), n)
+    fresh = _to_slots(x4[jnp.minimum(new_img, n - 1)])
+    xs = jnp.where(load, fresh, xs)
+    state = jax.tree_util.tree_map(lambda a, b: jnp.where(free, a, b), batched_init(xs), state)
+    return state, xs, img, j, nxt, (out_b, out_active, out_k, out_s)
+
+  def pending(carry):
+    state, _, img, j, _, _ = carry
+    return jnp.any((img < n) & reached(state, img, j))
+
+  def advance(carry):
+    state, xs, img, j, nxt, outs = carry
+
+    def one(_, s):
+      frozen = reached(s, img, j)
+      alpha = jnp.where(frozen, 0.0, params.alpha).astype(params.alpha.dtype)
+      new = batched_step(s, xs, params._replace(alpha=alpha))
+      return new._replace(k=jnp.where(frozen, s.k, new.k))
+
+    state = lax.fori_loop(0, _CHUNK, one, state)
+    return lax.while_loop(pending, flush, (state, xs, img, j, nxt, outs))
+
+  widths = _widths(n)
+  outs = (jnp.zeros((n, p, height, width, channels), x4.dtype),
+          jnp.zeros((n, p, 2, height, width), bool),
+          jnp.zeros((n, p), jnp.int32), jnp.zeros((n, p), jnp.float32))
+  s0 = widths[0]
+  xs = jnp.zeros((height, width, channels, s0), x4.dtype)
+  carry = (batched_init(xs), xs, jnp.full((s0,), n, jnp.int32), jnp.zeros((s0,), jnp.int32),
+           jnp.int32(0), outs)
+  carry = lax.while_loop(pending, flush, flush(carry))
+  for phase, w in enumerate(widths):
+    last = phase == len(widths) - 1
+    w_next = 0 if last else widths[phase + 1]
+    busy = lambda c, w_next=w_next: (c[4] < n) | (jnp.sum(c[2] < n) > w_next)
+    carry = lax.while_loop(busy, advance, carry)
+    if not last:  # compact the live slots (at most w_next of them) into the next, narrower width
+      state, xs, img, j, nxt, outs = carry
+      keep = jnp.argsort(img >= n, stable=True)[:w_next]
+      take = lambda a: jnp.take(a, keep, axis=-1)
+      carry = (jax.tree_util.tree_map(take, state), take(xs), img[keep], j[keep], nxt, outs)
+  return carry[5]
+
+
+def _path_batch(x4: Array, targets: Array, params: lbi.LBIParams, maxiter):
+  """``(N, H, W, C)`` images, ``(P,)`` targets -> ``(N, P, H, W, C)`` images and ``(N, P)`` info."""
+  to_input, to_mean = jax.vmap(_endpoint_flags, in_axes=(0, None))(x4, targets)  # (N, P)
   skipped = to_input | to_mean
+  order = jnp.argsort(targets)
+  inverse = jnp.argsort(order)
+  loop_targets = jnp.where(skipped, -1.0, targets[None])[:, order]
+  b, active, steps, reached = _schedule(x4, loop_targets, params, maxiter)
+  outs = jax.vmap(jax.vmap(project))(b, active)[:, inverse]
+  steps, reached = steps[:, inverse], reached[:, inverse]
+  mean = jnp.mean(x4, axis=(1, 2), keepdims=True)[:, None]
+  shape = to_input.shape + (1, 1, 1)
+  outs = jnp.where(to_input.reshape(shape), x4[:, None],
+                   jnp.where(to_mean.reshape(shape), mean, outs))
   info = SmoothInfo(
       steps=jnp.where(skipped, 0, steps),
       sparsity=jnp.where(to_input, 1.0, jnp.where(to_mean, 0.0, reached)),
-      capped=capped & ~skipped,
+      capped=~skipped & (reached < targets[None]),
   )
   return outs, info
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _path_bpda(x, targets, params, maxiter):
-  return _path_one(x, targets, params, maxiter)
+@jax.custom_vjp
+def _path_bpda(x4, targets, params, maxiter):
+  return _path_batch(x4, targets, params, maxiter)
 
 
-def _path_bpda_fwd(x, targets, params, maxiter):
-  return _path_one(x, targets, params, maxiter), (targets, params)
+def _path_bpda_fwd(x4, targets, params, maxiter):
+  return _path_batch(x4, targets, params, maxiter), (targets, params, maxiter)
 
 
-def _path_bpda_bwd(maxiter, res, cotangents):
-  targets, params = res
+def _path_bpda_bwd(res, cotangents):
   d_out, _ = cotangents
-  zeros = jax.tree_util.tree_map(jnp.zeros_like, (targets, params))
-  return (jnp.sum(d_out, axis=0),) + zeros
+  zeros = jax.tree_util.tree_map(
+      lambda a: jnp.zeros_like(a) if jnp.issubdtype(a.dtype, jnp.floating)
+      else np.zeros(a.shape, jax.dtypes.float0), res)
+  return (jnp.sum(d_out, axis=1),) + zeros
 
 
 _path_bpda.defvjp(_path_bpda_fwd, _path_bpda_bwd)
 
 
 def _path_unrolled(x, targets, params, maxiter: int):
-  """Differentiable path: a ``lax.scan`` of exactly ``maxiter`` steps that freezes each target's state."""
+  """Differentiable path of one image: a ``lax.scan`` of exactly ``maxiter`` steps that records each
+  target's state when first reached (rematerialised, so memory stays ``O(maxiter)`` small states)."""
   to_input, to_mean = _endpoint_flags(lax.stop_gradient(x), targets)
-  mean = jnp.broadcast_to(jnp.mean(x, axis=(0, 1), keepdims=True), x.shape)
+  skipped = to_input | to_mean
 
   @jax.checkpoint
   def body(carry, _):
-    state, saved_b, saved_active, saved_k, saved_s, done = carry
+    state, saved_b, saved_z, saved_k, saved_s, done = carry
     hit = (state.sparsity >= targets) & ~done
     saved_b = jnp.where(hit[:, None, None, None], state.b, saved_b)
-    saved_active = jnp.where(hit[:, None, None, None], state.active, saved_active)
+    saved_z = jnp.where(hit[:, None, None, None, None], state.z, saved_z)
     saved_k = jnp.where(hit, state.k, saved_k)
     saved_s = jnp.where(hit, state.sparsity, saved_s)
-    done = done | hit
-    return (lbi.step(state, x, params), saved_b, saved_active, saved_k, saved_s, done), None
+    return (lbi.step(state, x, params), saved_b, saved_z, saved_k, saved_s, done | hit), None
 
   p = targets.shape[0]
   state = lbi.init(x)
-  carry = (state, jnp.zeros((p,) + x.shape, x.dtype), jnp.zeros((p,) + state.active.shape, bool),
-           jnp.zeros((p,), jnp.int32), jnp.zeros((p,), jnp.float32), to_input | to_mean)
-  (state, saved_b, saved_active, saved_k, saved_s, done), _ = lax.scan(body, carry, None, maxiter)
-  # Targets never reached within the scan take the final state (as the while loop does at its cap).
-  final = (state.sparsity >= targets) & ~done
-  capped = ~done & ~final
+  carry = (state, jnp.zeros((p,) + x.shape, x.dtype), jnp.zeros((p,) + state.z.shape, x.dtype),
+           jnp.zeros((p,), jnp.int32), jnp.zeros((p,), jnp.float32), skipped)
+  (state, saved_b, saved_z, saved_k, saved_s, done), _ = lax.scan(body, carry, None, maxiter)
+  # Targets not reached within the scan take the final state (as the while loop does at its cap).
+  done_now = (state.sparsity >= targets) & ~done
+  recorded = done | done_now
   keep = done[:, None, None, None]
   saved_b = jnp.where(keep, saved_b, state.b)
-  saved_active = jnp.where(keep, saved_active, state.active)
-  outs = jax.vmap(project)(saved_b, saved_active)
-  shape = (-1,) + (1,) * x.ndim
+  saved_z = jnp.where(keep[..., None], saved_z, state.z)
+  outs = jax.vmap(project)(saved_b, jax.vmap(lbi.support)(saved_z))
+  mean = jnp.broadcast_to(jnp.mean(x, axis=(0, 1), keepdims=True), x.shape)
+  shape = (-1, 1, 1, 1)
   outs = jnp.where(to_input.reshape(shape), x, jnp.where(to_mean.reshape(shape), mean, outs))
-  skipped = to_input | to_mean
   info = SmoothInfo(
       steps=jnp.where(skipped, 0, jnp.where(done, saved_k, state.k)),
       sparsity=jnp.where(to_input, 1.0,
                          jnp.where(to_mean, 0.0, jnp.where(done, saved_s, state.sparsity))),
-      capped=capped & ~skipped,
+      capped=~recorded,
   )
   return outs, info
 
 
-def _smooth_batch(x4: Array, targets: Array, params: lbi.LBIParams, maxiter, gradient: str):
-  """``(N, H, W, C)`` images, ``(P,)`` targets -> ``(N, P, H, W, C)`` images and ``(N, P)`` info."""
+@functools.partial(jax.jit, static_argnames=("gradient", "unroll"))
+def _smooth_core(x4, targets, params, maxiter, *, gradient: str, unroll: int):
   if gradient == "bpda":
-    fn = lambda img: _path_bpda(img, targets, params, maxiter)
-  else:
-    fn = lambda img: _path_unrolled(img, targets, params, maxiter)
-  return jax.vmap(fn)(x4)
+    return _path_bpda(x4, targets, params, maxiter)
+  return jax.vmap(lambda img: _path_unrolled(img, targets, params, unroll))(x4)
 
 
 def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient):
@@ -242,7 +351,9 @@ def smooth_path(x, sparsities, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     empty = jnp.zeros((targets.shape[0], 0))
     info = SmoothInfo(empty.astype(jnp.int32), empty, empty.astype(bool))
     return (out, info) if return_info else out
-  out, info = _smooth_batch(x4, targets, params, maxiter, gradient)  # (N, P, H, W, C), (N, P)
+  unroll = maxiter if gradient == "unrolled" else 0
+  out, info = _smooth_core(x4, targets, params, jnp.asarray(maxiter, jnp.int32), gradient=gradient,
+                           unroll=unroll)  # (N, P, H, W, C), (N, P)
   out = jnp.moveaxis(out, 1, 0)
   info = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 1, 0), info)
   if x.ndim < 4:

@@ -1,0 +1,238 @@
+"""iss_jax.smooth against the NumPy/SciPy oracle, invariants, transformations and bad input."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference
+
+import iss_jax
+from iss_jax._src import smooth as smooth_mod
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data", "cifar10_sample.npz")
+
+# One tolerance table per dtype: max |out - reference| over pixels, and allowed step difference.
+TOLERANCE = {jnp.float64: dict(atol=1e-9, steps=0), jnp.float32: dict(atol=2e-2, steps=0.05)}
+
+
+def real_images(n, size=None, start=0):
+  x = np.load(DATA)["x_test"][start:start + n].astype(np.float64) / 255.0
+  if size is not None:
+    x = x[:, 8:8 + size, 10:10 + size]
+  return x
+
+
+@pytest.fixture
+def x64():
+  with jax.enable_x64(True):
+    yield
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.6])
+def test_matches_reference_float64(x64, sparsity):
+  images = real_images(3, size=12)
+  hnorm = reference.hessian_norm(12, 12)
+  out, info = iss_jax.smooth(jnp.asarray(images), sparsity, return_info=True)
+  for i, img in enumerate(images):
+    ref, steps, reached = reference.lbi_smooth(img, sparsity, hnorm=hnorm)
+    assert int(info.steps[i]) == steps
+    np.testing.assert_allclose(float(info.sparsity[i]), reached, rtol=1e-6)  # float32
+    np.testing.assert_allclose(np.asarray(out[i]), ref, atol=TOLERANCE[jnp.float64]["atol"])
+
+
+def test_matches_reference_grey_and_step_factor(x64):
+  img = real_images(1, size=10, start=5)[0].mean(-1)
+  hnorm = reference.hessian_norm(10, 10)
+  out, info = iss_jax.smooth(jnp.asarray(img), 0.5, step_factor=1.7, return_info=True)
+  ref, steps, _ = reference.lbi_smooth(img[..., None], 0.5, step_factor=1.7, hnorm=hnorm)
+  assert out.shape == img.shape
+  assert int(info.steps) == steps
+  np.testing.assert_allclose(np.asarray(out), ref[..., 0], atol=1e-9)
+
+
+def test_matches_reference_float32():
+  images = real_images(2)
+  hnorm = reference.hessian_norm(32, 32)
+  out, info = iss_jax.smooth(jnp.asarray(images, jnp.float32), 0.6, return_info=True)
+  assert out.dtype == jnp.float32
+  tol = TOLERANCE[jnp.float32]
+  for i, img in enumerate(images):
+    ref, steps, _ = reference.lbi_smooth(img, 0.6, hnorm=hnorm)
+    assert abs(int(info.steps[i]) - steps) <= tol["steps"] * steps
+    assert np.mean(np.abs(np.asarray(out[i]) - ref)) < tol["atol"] / 4
+    assert np.max(np.abs(np.asarray(out[i]) - ref)) < 10 * tol["atol"]
+
+
+def test_hessian_norm_matches_eigensolver():
+  for h, w, nu in [(4, 5, 1.0), (6, 6, 0.5), (7, 3, 2.0), (32, 32, 1.0)]:
+    np.testing.assert_allclose(float(iss_jax.hessian_norm(h, w, nu)), reference.hessian_norm(h, w, nu),
+                               rtol=1e-5)
+
+
+def test_lbi_solver_api_matches_smooth():
+  x = jnp.asarray(real_images(1, size=16)[0], jnp.float32)
+  params = iss_jax.lbi_params(16, 16)
+  state = iss_jax.lbi_run(x, 0.5, params)
+  assert isinstance(state, iss_jax.LBIState)
+  # Every component of the projection is constant and equals the mean of b there.
+  joined = ~iss_jax.lbi_support(state.z)
+  labels, _ = iss_jax.connected_components(joined)
+  proj = iss_jax.project(state.b, iss_jax.lbi_support(state.z))
+  labels = np.asarray(labels)
+  for lab in np.unique(labels):
+    members = labels == lab
+    np.testing.assert_allclose(np.asarray(proj)[members], np.asarray(state.b)[members].mean(0)[None]
+                               * np.ones((members.sum(), 1)), atol=1e-6)
+  out, info = iss_jax.smooth(x, 0.5, return_info=True)
+  assert int(info.steps) == int(state.k)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(proj), atol=1e-6)
+  # Resuming from a state continues the same trajectory.
+  half = iss_jax.lbi_run(x, 0.25, params)
+  resumed = iss_jax.lbi_run(x, 0.5, params, state=half)
+  assert int(resumed.k) == int(state.k)
+  np.testing.assert_array_equal(np.asarray(resumed.b), np.asarray(state.b))
+
+
+def test_endpoints_and_invariants():
+  x = jnp.asarray(real_images(2, size=16), jnp.float32)
+  np.testing.assert_array_equal(np.asarray(iss_jax.smooth(x, 1.0)), np.asarray(x))
+  mean = np.asarray(x).mean(axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(np.asarray(iss_jax.smooth(x, 0.0)), np.broadcast_to(mean, x.shape),
+                             atol=1e-6)
+  out, info = iss_jax.smooth(x, 0.6, return_info=True)
+  assert bool(jnp.all(info.sparsity >= 0.6)) and not bool(jnp.any(info.capped))
+  assert float(out.min()) >= float(x.min()) - 1e-5 and float(out.max()) <= float(x.max()) + 1e-5
+  # Smaller sparsity: fewer distinct values (coarser structure).
+  coarse = iss_jax.smooth(x[0], 0.2)
+  assert len(np.unique(np.asarray(coarse).reshape(-1, 3), axis=0)) < len(
+      np.unique(np.asarray(out[0]).reshape(-1, 3), axis=0))
+
+
+def test_constant_image_is_a_fixed_point_and_does_not_hang():
+  x = jnp.full((8, 9, 3), 0.25, jnp.float32)
+  out, info = iss_jax.smooth(x, 0.6, return_info=True)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(x))
+  assert int(info.steps) == 0 and not bool(info.capped)
+
+
+def test_cap_is_reported():
+  x = jnp.asarray(real_images(1, size=16)[0], jnp.float32)
+  out, info = iss_jax.smooth(x, 0.9, maxiter=50, return_info=True)
+  assert bool(info.capped) and int(info.steps) == 50 and float(info.sparsity) < 0.9
+  params = iss_jax.lbi_params(16, 16)
+  state = iss_jax.lbi_run(x, 0.9, params, maxiter=50)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(iss_jax.project(
+      state.b, iss_jax.lbi_support(state.z))), atol=1e-6)
+
+
+def test_batch_with_refill_matches_single_images(monkeypatch):
+  # Few slots so that the batch exercises refilling, compaction into narrower widths and an image that
+  # is answered without iterating (constant).
+  monkeypatch.setattr(smooth_mod, "_SLOTS", 3)
+  monkeypatch.setattr(smooth_mod, "_CHUNK", 5)
+  x = np.asarray(real_images(7, size=12), np.float32)
+  x[4] = 0.5
+  x = jnp.asarray(x)
+  out, info = iss_jax.smooth(x, 0.5, return_info=True)
+  for i in range(7):
+    single, single_info = iss_jax.smooth(x[i], 0.5, return_info=True)
+    assert int(info.steps[i]) == int(single_info.steps)
+    np.testing.assert_array_equal(np.asarray(out[i]), np.asarray(single))
+
+
+def test_path_matches_separate_runs():
+  x = jnp.asarray(real_images(3, size=12), jnp.float32)
+  sparsities = jnp.asarray([0.6, 0.2, 1.0, 0.4, 0.0])
+  path, info = iss_jax.smooth_path(x, sparsities, return_info=True)
+  assert path.shape == (5,) + x.shape and info.steps.shape == (5, 3)
+  for j, s in enumerate(np.asarray(sparsities)):
+    np.testing.assert_array_equal(np.asarray(path[j]), np.asarray(iss_jax.smooth(x, float(s))))
+  # Steps grow with the target along one run.
+  assert bool(jnp.all(info.steps[1] <= info.steps[3])) and bool(jnp.all(info.steps[3] <= info.steps[0]))
+
+
+def test_jit_equals_eager_and_no_recompile():
+  x = jnp.asarray(real_images(2, size=12), jnp.float32)
+  f = jax.jit(iss_jax.smooth)
+  np.testing.assert_array_equal(np.asarray(f(x, 0.5)), np.asarray(iss_jax.smooth(x, 0.5)))
+  before = smooth_mod._smooth_core._cache_size()
+  f(x, 0.3)
+  f(x, 0.7)
+  iss_jax.smooth(x, 0.3)
+  iss_jax.smooth(x, 0.7)
+  assert smooth_mod._smooth_core._cache_size() == before
+  assert f._cache_size() == 1
+
+
+def test_vmap_equals_loop():
+  x = jnp.asarray(real_images(3, size=10), jnp.float32)
+  s = jnp.asarray([0.3, 0.5, 0.7])
+  batched = jax.vmap(iss_jax.smooth)(x, s)
+  for i in range(3):
+    np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(iss_jax.smooth(x[i], s[i])))
+
+
+def test_bpda_gradient_is_identity():
+  x = jnp.asarray(real_images(2, size=10), jnp.float32)
+  w = jax.random.normal(jax.random.key(0), x.shape)
+  g = jax.grad(lambda v: jnp.sum(w * iss_jax.smooth(v, 0.5)))(x)
+  np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+
+
+def test_unrolled_gradient_matches_finite_differences(x64):
+  x = jnp.asarray(real_images(1, size=6)[0])
+  w = jax.random.normal(jax.random.key(1), x.shape, jnp.float64)
+  f = lambda v: jnp.sum(w * iss_jax.smooth(v, 0.4, gradient="unrolled", maxiter=400))
+  out, info = iss_jax.smooth(x, 0.4, gradient="unrolled", maxiter=400, return_info=True)
+  ref, info_ref = iss_jax.smooth(x, 0.4, maxiter=400, return_info=True)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-12)
+  assert int(info.steps) == int(info_ref.steps)
+  g = jax.grad(f)(x)
+  assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
+  direction = jax.random.normal(jax.random.key(2), x.shape, jnp.float64)
+  eps = 1e-7  # small enough that no edge changes its activation step
+  fd = (f(x + eps * direction) - f(x - eps * direction)) / (2 * eps)
+  np.testing.assert_allclose(float(jnp.vdot(g, direction)), float(fd), rtol=1e-4)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((4,), np.float32), "shape"),
+    (np.zeros((1, 2, 4, 4, 3), np.float32), "shape"),
+    (np.zeros((4, 4, 3), np.uint8), "float"),
+    (np.zeros((1, 4, 3), np.float32), "at least 2x2"),
+    (np.full((4, 4), np.nan, np.float32), "NaN"),
+])
+def test_bad_images(bad, match):
+  with pytest.raises(ValueError, match=match):
+    iss_jax.smooth(bad, 0.5)
+
+
+def test_bad_arguments():
+  x = jnp.ones((4, 4, 3)) * jnp.linspace(0, 1, 4)[:, None, None]
+  for s in (-0.1, 1.5, float("nan")):
+    with pytest.raises(ValueError, match="sparsity"):
+      iss_jax.smooth(x, s)
+  with pytest.raises(ValueError, match="step_factor"):
+    iss_jax.smooth(x, 0.5, step_factor=2.0)
+  with pytest.raises(ValueError, match="kappa"):
+    iss_jax.smooth(x, 0.5, kappa=0.0)
+  with pytest.raises(ValueError, match="gradient"):
+    iss_jax.smooth(x, 0.5, gradient="exact")
+  with pytest.raises(ValueError, match="scalar"):
+    iss_jax.smooth(x, [0.5, 0.6])
+
+
+def test_traced_bad_values_raise_at_run_time():
+  f = jax.jit(iss_jax.smooth)
+  x = jnp.ones((4, 4)) * jnp.linspace(0, 1, 4)[None]
+  with pytest.raises(Exception, match="sparsity must lie in"):
+    f(x, 1.5).block_until_ready()
+  with pytest.raises(Exception, match="NaN"):
+    f(x.at[0, 0].set(jnp.inf), 0.5).block_until_ready()
+
+
+def test_empty_batch():
+  out, info = iss_jax.smooth(jnp.zeros((0, 4, 4, 3)), 0.5, return_info=True)
+  assert out.shape == (0, 4, 4, 3) and info.steps.shape == (0,)
