@@ -15,6 +15,9 @@ from iss_jax._src.corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
 from iss_jax._src.corruptions import corrupt as corrupt
 from iss_jax._src.corruptions import load_cifar10c as load_cifar10c
 from iss_jax._src.corruptions import load_tfds_cifar10c as load_tfds_cifar10c
+from iss_jax._src.defenses import eot_pgd as eot_pgd
+from iss_jax._src.defenses import evaluate_defense as evaluate_defense
+from iss_jax._src.defenses import make_defense as make_defense
 from iss_jax._src.evaluation import adversarial_sanity_checks as adversarial_sanity_checks
 from iss_jax._src.evaluation import evaluate_accuracy as evaluate_accuracy
 from iss_jax._src.evaluation import evaluate_adversarial as evaluate_adversarial
@@ -72,9 +75,11 @@ __all__ = (
     "corrupt",
     "cross_entropy",
     "eot",
+    "eot_pgd",
     "evaluate_accuracy",
     "evaluate_adversarial",
     "evaluate_corruptions",
+    "evaluate_defense",
     "evaluate_denoise",
     "evaluate_frequency",
     "evaluate_low_resolution",
@@ -95,6 +100,7 @@ __all__ = (
     "load_cifar10c",
     "load_tfds_cifar10c",
     "low_resolution",
+    "make_defense",
     "markdown_table",
     "nearest_upsample",
     "pgd",
