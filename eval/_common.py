@@ -100,8 +100,7 @@ def header(args, title: str, n: int) -> str:
            f"- checkpoint: `{args.workdir}`",
            f"- data: `{args.dataset}` {args.split} split, {n} images"
            + (f" (first {args.num_examples})" if args.num_examples else ""),
-           f"- device: {platform.machine()} CPU/accelerator as seen by JAX "
-           f"(`{_device()}`), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+           f"- device: {_device()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
   if args.smooth_sparsity:
     lines.append("- test-time smoothing: `iss_jax.smooth` at sparsity "
                  + ", ".join(f"{s:g}" for s in args.smooth_sparsity)
@@ -114,7 +113,9 @@ def _device() -> str:
   import jax
 
   d = jax.devices()[0]
-  return f"{d.platform}:{getattr(d, 'device_kind', '')}"
+  if d.platform == "cpu":
+    return f"{os.cpu_count()}-core CPU ({platform.machine()})"
+  return f"{d.platform} {getattr(d, 'device_kind', '')}"
 
 
 def pct(v: float) -> str:

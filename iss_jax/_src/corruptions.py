@@ -334,8 +334,8 @@ def corrupt(x, name: str, severity: int, *, seed: int = 0):
   Examples:
     >>> import numpy as np, iss_jax
     >>> x = np.full((2, 32, 32, 3), 128, np.uint8)
-    >>> iss_jax.corrupt(x, "brightness", 5).max()
-    203
+    >>> int(iss_jax.corrupt(x, "brightness", 5).max())  # floor((128 / 255 + 0.3) * 255)
+    204
 
   References:
     Hendrycks and Dietterich, ICLR 2019; parameters of ``make_cifar_c.py`` (32x32 images).
