@@ -115,3 +115,61 @@ def test_bad_arguments():
     iss_jax.trades_loss(f, x, y[:2], key=jax.random.key(0))
   with pytest.raises(ValueError, match="method"):
     iss_jax.adversarial_examples(f, x, y, key=jax.random.key(0), method="fgsm")
+
+
+def test_training_loss_terms_are_wired_into_make_loss_fn():
+  from iss_jax._src.training import base_config, make_loss_fn
+
+  model = iss_jax.resnet_small(10, width=8)
+  x = jnp.asarray(np.random.default_rng(0).random((4, 8, 8, 3)), jnp.float32)
+  y = jnp.asarray([0, 1, 2, 3], jnp.int32)
+  v = model.init(jax.random.key(0), x, train=False)
+  c = base_config()
+  plain = make_loss_fn(c, model)(v["params"], v["batch_stats"], x, y, jax.random.key(1))[0]
+  c.smooth_kernel_weight = 0.01
+  reg = make_loss_fn(c, model)(v["params"], v["batch_stats"], x, y, jax.random.key(1))[0]
+  np.testing.assert_allclose(reg, plain + 0.01 * iss_jax.smooth_kernel_penalty(v["params"]),
+                             rtol=1e-5)
+  c.smooth_kernel_weight, c.adversarial, c.adv_steps = 0.0, "pgd", 2
+  adv, (_, logits) = make_loss_fn(c, model)(v["params"], v["batch_stats"], x, y, jax.random.key(1))
+  assert float(adv) > float(plain) and logits.shape == (4, 10)
+  c.adversarial = "mixup"
+  with pytest.raises(ValueError, match="adversarial"):
+    make_loss_fn(c, model)
+
+
+def test_eot_pgd_stays_in_the_ball_and_averages_draws():
+  from iss_jax._src.defenses import eot_pgd
+
+  w, f = _model()
+  x, y = _data()
+  # A random defense adding noise: its EOT gradient has the sign of f's, so PGD ends at the
+  # closed-form vertex of the toy model.
+  noisy = lambda z, k: f(z + 0.01 * jax.random.normal(k, z.shape))
+  x_adv = eot_pgd(noisy, x, y, key=jax.random.key(0), eps=EPS, step_size=2 / 255, steps=10,
+                  samples=3)
+  assert float(jnp.abs(x_adv - x).max()) <= EPS + 1e-6
+  away = np.where(np.asarray(y) == 0, 1, -1)[:, None]
+  direction = np.sign(np.asarray(w[:, 1] - w[:, 0]))[None, :] * away
+  np.testing.assert_allclose(np.asarray(x_adv).reshape(len(y), -1),
+                             np.asarray(x).reshape(len(y), -1) + EPS * direction, atol=1e-6)
+
+
+def test_evaluate_defense_columns_and_protocol():
+  from iss_jax._src.defenses import evaluate_defense, make_defense
+
+  _, f = _model()
+  x = (np.random.default_rng(5).random((6, 4, 4, 3)) * 255).astype(np.uint8)
+  y = np.asarray([0, 1, 0, 1, 0, 1], np.int32)
+  for spec, gradient in (("none", "none"), ("lowpass@1", "exact"), ("tv@0.1", "exact"),
+                         ("splic@2", "bpda"), ("smooth@0.6", "bpda")):
+    assert make_defense(spec).gradient == gradient
+  r = evaluate_defense(f, x, y, make_defense("lowpass@1"), pgd_steps=2, low_res_sizes=(2,),
+                       batch_size=4, progress=False)
+  acc = r["accuracy"]
+  assert set(acc) == {"clean", "fgsm", "fgsm_adaptive", "pgd", "pgd_adaptive", "lowres2"}
+  assert acc["pgd_adaptive"] <= acc["pgd"]  # adaptive = per example the stronger attack
+  assert all(0.0 <= a <= 1.0 for a in acc.values())
+  assert "exact gradient" in r["attacks"]["pgd_adaptive"]
+  with pytest.raises(ValueError, match="unknown defense"):
+    make_defense("jpeg@75")
