@@ -77,10 +77,9 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
   """
   n, height, width, channels = x4.shape
   p = loop_targets.shape[1]
-  # alpha is per slot: 0 freezes a slot that reached its target exactly, without a select.
-  batched_step = jax.vmap(lbi.step, in_axes=(-1, -1, lbi.LBIParams(None, None, 0)), out_axes=-1)
-  batched_init = jax.vmap(lbi.init, in_axes=-1, out_axes=-1)
-  batched_support = jax.vmap(lbi.support, in_axes=-1, out_axes=-1)
+  # Slots are the LAST axis of every array (lbi accepts trailing batch axes). alpha is per slot: 0
+  # freezes a slot that reached its target exactly, without a select.
+  where = lambda mask, a, b: jnp.where(lbi._trailing(mask, a.ndim), a, b)
   padded_targets = jnp.concatenate([loop_targets, jnp.full((n, 1), -jnp.inf, loop_targets.dtype)], 1)
   padded_targets = jnp.concatenate([padded_targets, jnp.full((1, p + 1), -jnp.inf)], 0)
 
@@ -98,7 +97,7 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
     rows = jnp.where(hit, img, n)  # out of range -> dropped
     out_b, out_active, out_k, out_s = outs
     out_b = out_b.at[rows, j].set(_from_slots(state.b), mode="drop")
-    out_active = out_active.at[rows, j].set(_from_slots(batched_support(state.z)), mode="drop")
+    out_active = out_active.at[rows, j].set(_from_slots(lbi.support(state.z)), mode="drop")
     out_k = out_k.at[rows, j].set(state.k, mode="drop")
     out_s = out_s.at[rows, j].set(state.sparsity, mode="drop")
     j = jnp.where(hit, j + 1, j)
@@ -110,8 +109,8 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
     j = jnp.where(free, 0, j)
     nxt = jnp.minimum(nxt + jnp.sum(free), n)
     fresh = _to_slots(x4[jnp.minimum(new_img, n - 1)])
-    xs = jnp.where(load, fresh, xs)
-    state = jax.tree_util.tree_map(lambda a, b: jnp.where(free, a, b), batched_init(xs), state)
+    xs = where(load, fresh, xs)
+    state = jax.tree_util.tree_map(lambda a, b: where(free, a, b), lbi.init(xs), state)
     return state, xs, img, j, nxt, (out_b, out_active, out_k, out_s)
 
   def pending(carry):
@@ -124,7 +123,7 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
     def one(_, s):
       frozen = reached(s, img, j)
       alpha = jnp.where(frozen, 0.0, params.alpha).astype(params.alpha.dtype)
-      new = batched_step(s, xs, params._replace(alpha=alpha))
+      new = lbi.step(s, xs, params._replace(alpha=alpha))
       return new._replace(k=jnp.where(frozen, s.k, new.k))
 
     state = lax.fori_loop(0, _CHUNK, one, state)
@@ -136,7 +135,7 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
           jnp.zeros((n, p), jnp.int32), jnp.zeros((n, p), jnp.float32))
   s0 = widths[0]
   xs = jnp.zeros((height, width, channels, s0), x4.dtype)
-  carry = (batched_init(xs), xs, jnp.full((s0,), n, jnp.int32), jnp.zeros((s0,), jnp.int32),
+  carry = (lbi.init(xs), xs, jnp.full((s0,), n, jnp.int32), jnp.zeros((s0,), jnp.int32),
            jnp.int32(0), outs)
   carry = lax.while_loop(pending, flush, flush(carry))
   for phase, w in enumerate(widths):
