@@ -1,0 +1,83 @@
+"""Loading trained classifiers from a training workdir (orbax checkpoints + ``config.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import orbax.checkpoint as ocp
+
+from iss_jax._src.models import ResNet, create_model
+
+
+def load_variables(workdir: str | os.PathLike, step: int | None = None
+                   ) -> tuple[ResNet, dict, ml_collections.ConfigDict]:
+  """The model, its variables and its training config from a workdir of :func:`train_and_evaluate`.
+
+  Args:
+    workdir: the training workdir (holds ``config.json`` and ``checkpoints/``).
+    step: the checkpoint (epoch) to load; default the latest.
+
+  Returns:
+    ``(model, variables, config)``: ``variables = {"params": ..., "batch_stats": ...}``; use
+    ``model.apply(variables, x, train=False)`` on float NHWC images in ``[0, 1]``.
+
+  Raises:
+    FileNotFoundError: no ``config.json`` or no checkpoint in ``workdir``.
+
+  Examples:
+    >>> import iss_jax  # doctest: +SKIP
+    >>> model, variables, config = iss_jax.load_variables("workdirs/fixed06")  # doctest: +SKIP
+  """
+  workdir = Path(workdir)
+  cfg_path = workdir / "config.json"
+  if not cfg_path.exists():
+    raise FileNotFoundError(f"{cfg_path} not found: {workdir} is not a training workdir "
+                            "(train one with python -m train.vanilla --workdir=...).")
+  config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
+  ckpt_dir = (workdir / "checkpoints").absolute()
+  with ocp.CheckpointManager(ckpt_dir) as manager:
+    step = manager.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; the run has not finished an epoch yet.")
+    restored = manager.restore(step, args=ocp.args.StandardRestore())
+  variables = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+  variables = jax.tree_util.tree_map(jnp.asarray, variables)
+  num_classes = _head_size(variables)
+  kwargs = {"width": config.width} if config.get("width", 0) else {}
+  model = create_model(config.model, num_classes, config.get("stem", "cifar"), **kwargs)
+  return model, variables, config
+
+
+def _head_size(variables) -> int:
+  return int(variables["params"]["head"]["bias"].shape[0])
+
+
+def load_classifier(workdir: str | os.PathLike, step: int | None = None
+                    ) -> tuple[Callable[[jax.Array], jax.Array], ml_collections.ConfigDict]:
+  """An inference-mode classifier from a training workdir.
+
+  Args:
+    workdir: the training workdir.
+    step: the checkpoint (epoch) to load; default the latest.
+
+  Returns:
+    ``(apply_fn, config)``: ``apply_fn(x)`` maps float ``(N, H, W, C)`` images in ``[0, 1]`` to logits
+    ``(N, num_classes)`` with the BatchNorm running statistics; jittable and differentiable w.r.t. ``x``.
+
+  Examples:
+    >>> import iss_jax  # doctest: +SKIP
+    >>> apply_fn, config = iss_jax.load_classifier("workdirs/vanilla")  # doctest: +SKIP
+    >>> logits = apply_fn(x)  # doctest: +SKIP
+  """
+  model, variables, config = load_variables(workdir, step)
+
+  def apply_fn(x):
+    return model.apply(variables, x, train=False)
+
+  return apply_fn, config

@@ -1,0 +1,577 @@
+"""One training library for the four procedures of the paper (Sec. 3.2, Eq. 7; App. B).
+
+* ``vanilla``: ERM on the clean images.
+* ``fixed``: ERM on images smoothed at one sparsity (``config.sparsity``).
+* ``iterative``: the sparsity rises over training from ``config.start_sparsity`` to
+  ``config.end_sparsity`` in ``config.num_levels`` equal blocks of epochs, so the model sees coarse
+  structure first (Eq. 7). Every level comes from ONE :func:`iss_jax.smooth_path` run per image, computed
+  once and cached (Eq. 7a-7b are precomputed rather than interleaved with 7c: the smoothed image of a given
+  sparsity does not depend on theta, so this is the same procedure at a fraction of the cost).
+* ``finetune``: ``fixed`` started from the weights of a trained model (``config.init_checkpoint``).
+
+:func:`train_and_evaluate` runs any of them from a ``ConfigDict`` (see ``train/configs/``); it is what the
+``python -m train.<procedure>`` entry points call and what a notebook calls directly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from iss_jax._src import lbi
+from iss_jax._src.adversarial_training import pgd_at_loss, trades_loss
+from iss_jax._src.data import load_dataset, num_classes_of
+from iss_jax._src.models import count_params, create_model
+from iss_jax._src.regularizers import smooth_kernel_penalty
+from iss_jax._src.smooth_cache import smooth_dataset
+
+PROCEDURES = ("vanilla", "fixed", "iterative", "finetune")
+
+
+class TrainState(train_state.TrainState):
+  """Flax ``TrainState`` plus the BatchNorm running statistics."""
+
+  batch_stats: Any = None
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every field :func:`train_and_evaluate` reads, with the paper's CIFAR-10 ResNet-18 defaults.
+
+  Returns:
+    A ``ConfigDict``; the per-procedure configs in ``train/configs/`` start from it.
+  """
+  c = ml_collections.ConfigDict()
+  c.procedure = "vanilla"        # vanilla | fixed | iterative | finetune
+  c.preset = "full"              # a label printed and stored in the summary ("quick" / "full")
+  # Data.
+  c.dataset = "cifar10"          # see iss_jax.load_dataset
+  c.data_dir = ""                # "" = default location / TFDS
+  c.image_size = 0               # 0 = native size (image folders / TFDS are resized when > 0)
+  c.num_classes = 0              # 0 = from the dataset
+  c.train_limit = 0              # > 0: use only the first N training images (smoke tests)
+  c.test_limit = 0               # > 0: evaluate on the first N test images only
+  # Model.
+  c.model = "resnet18"           # resnet18 | resnet34 | resnet50 | resnet_small
+  c.stem = "cifar"               # cifar (3x3 conv, no max-pool) | imagenet (7x7/2 + max-pool)
+  c.width = 0                    # 0 = the model's default width
+  # Smoothing (Split LBI settings of iss_jax.smooth; part of the cache key).
+  c.sparsity = 0.6               # fixed / finetune
+  c.start_sparsity = 0.3         # iterative
+  c.end_sparsity = 0.8           # iterative
+  c.num_levels = 6               # iterative: 0.3, 0.4, ..., 0.8
+  c.kappa = lbi.DEFAULT_KAPPA
+  c.nu = lbi.DEFAULT_NU
+  c.step_factor = lbi.DEFAULT_STEP_FACTOR
+  c.maxiter = lbi.DEFAULT_MAXITER
+  c.smooth_batch_size = 256
+  c.cache_dir = "cache"
+  # Optimisation (paper CIFAR setting: SGD 0.1, momentum 0.9, wd 5e-4, cosine, 200 epochs, batch 128).
+  c.epochs = 200
+  c.batch_size = 128
+  c.eval_batch_size = 500
+  c.learning_rate = 0.1
+  c.momentum = 0.9
+  c.nesterov = False
+  c.weight_decay = 5e-4
+  c.warmup_epochs = 0
+  c.label_smoothing = 0.0
+  c.crop_padding = 4             # random crop after zero padding (0 = off)
+  c.flip = True                  # random horizontal flip
+  # Loss terms owned by the baselines (default off).
+  c.smooth_kernel_weight = 0.0   # weight of iss_jax.smooth_kernel_penalty (0 = off)
+  c.adversarial = "none"         # none | pgd | trades
+  c.adv_eps = 8 / 255            # L-inf radius of the inner PGD (Madry, CIFAR-10)
+  c.adv_step_size = 2 / 255      # inner PGD step
+  c.adv_steps = 10               # inner PGD iterations
+  c.trades_beta = 6.0            # TRADES trade-off weight
+  # Finetune.
+  c.init_checkpoint = ""         # workdir of a trained model
+  # Bookkeeping.
+  c.seed = 0
+  c.checkpoint_every_epochs = 1
+  c.keep_checkpoints = 2
+  c.stop_after_steps = -1        # > 0: stop (without saving) after this global step: simulates a kill
+  c.progress = True
+  c.tensorboard = True           # write TensorBoard summaries when a writer is importable
+  c.distributed = False          # call jax.distributed.initialize() (multi-host pods)
+  return c
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loss and steps.
+
+
+def make_loss_fn(config, model) -> Callable:
+  """The training loss, built in one place from the config.
+
+  Args:
+    config: reads ``label_smoothing``, ``smooth_kernel_weight`` (adds that times
+      ``iss_jax.smooth_kernel_penalty(params)``) and ``adversarial`` (``"pgd"``: Madry's loss on PGD
+      examples, ``"trades"``: TRADES with ``trades_beta``; inner PGD ``adv_eps``, ``adv_step_size``,
+      ``adv_steps``).
+    model: the Flax model.
+
+  Returns:
+    ``loss_fn(params, batch_stats, x, y, key) -> (loss, (new_batch_stats, logits))`` with ``x`` float
+    ``(B, H, W, C)`` in ``[0, 1]`` (already augmented), ``y`` int ``(B,)``.
+
+  Raises:
+    ValueError: an unknown ``config.adversarial``.
+  """
+  adversarial = config.get("adversarial", "none")
+  if adversarial not in ("none", "pgd", "trades"):
+    raise ValueError(f"config.adversarial must be 'none', 'pgd' or 'trades'; got {adversarial!r}.")
+  smooth_kernel_weight = float(config.get("smooth_kernel_weight", 0.0))
+  adv = {"eps": config.get("adv_eps", 8 / 255), "step_size": config.get("adv_step_size", 2 / 255),
+         "steps": int(config.get("adv_steps", 10))}
+  label_smoothing = float(config.label_smoothing)
+
+  def loss_fn(params, batch_stats, x, y, key):
+    variables = {"params": params, "batch_stats": batch_stats}
+
+    def train_logits(z):
+      logits, updates = model.apply(variables, z, train=True, mutable=["batch_stats"])
+      return logits, updates["batch_stats"]
+
+    # The inner attack sees fixed weights and batch statistics (train-mode BatchNorm, as in Madry
+    # et al.; running averages lag early in training); its updates are discarded.
+    attack_logits = lambda z: train_logits_fixed(jax.lax.stop_gradient(variables), z)
+    if adversarial == "pgd":
+      loss, info = pgd_at_loss(train_logits, x, y, key=key, attack_logits_fn=attack_logits,
+                               has_aux=True, **adv)
+      return _with_penalty(loss, params), (info["aux"], info["logits_adv"])
+    if adversarial == "trades":
+      loss, info = trades_loss(train_logits, x, y, key=key, beta=float(config.trades_beta),
+                               attack_logits_fn=attack_logits, has_aux=True, **adv)
+      return _with_penalty(loss, params), (info["aux"], info["logits"])
+    logits, new_batch_stats = train_logits(x)
+    labels = jax.nn.one_hot(y, logits.shape[-1])
+    if label_smoothing:
+      labels = optax.smooth_labels(labels, label_smoothing)
+    loss = jnp.mean(optax.softmax_cross_entropy(logits, labels))
+    return _with_penalty(loss, params), (new_batch_stats, logits)
+
+  def train_logits_fixed(variables, z):
+    return model.apply(variables, z, train=True, mutable=["batch_stats"])[0]
+
+  def _with_penalty(loss, params):
+    if smooth_kernel_weight:
+      loss = loss + smooth_kernel_weight * smooth_kernel_penalty(params)
+    return loss
+
+  return loss_fn
+
+
+def augment(x: jax.Array, key: jax.Array, *, padding: int = 4, flip: bool = True) -> jax.Array:
+  """Random crop after zero padding and random horizontal flip, on device, one draw per image.
+
+  Args:
+    x: ``(B, H, W, C)`` float images.
+    key: a PRNG key.
+    padding: pixels of zero padding before the crop (0 = no crop).
+    flip: flip each image left-right with probability 1/2.
+
+  Returns:
+    Augmented images, same shape.
+  """
+  b, h, w, c = x.shape
+
+  def one(img, k):
+    kc, kf = jax.random.split(k)
+    if padding:
+      img = jnp.pad(img, ((padding, padding), (padding, padding), (0, 0)))
+      off = jax.random.randint(kc, (2,), 0, 2 * padding + 1)
+      img = jax.lax.dynamic_slice(img, (off[0], off[1], 0), (h, w, c))
+    if flip:
+      img = jnp.where(jax.random.bernoulli(kf), img[:, ::-1], img)
+    return img
+
+  return jax.vmap(one)(x, jax.random.split(key, b))
+
+
+def make_train_step(config, model, tx) -> Callable:
+  """``train_step(state, x_uint8, y, key) -> (state, metrics)``: pure; jit it with ``donate_argnums=0``."""
+  loss_fn = make_loss_fn(config, model)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def train_step(state, x, y, key):
+    key = jax.random.fold_in(key, state.step)
+    k_aug, k_loss = jax.random.split(key)
+    x = augment(x.astype(jnp.float32) / 255.0, k_aug, padding=config.crop_padding, flip=config.flip)
+    (loss, (batch_stats, logits)), grads = grad_fn(state.params, state.batch_stats, x, y, k_loss)
+    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+    return state, metrics
+
+  return train_step
+
+
+def make_eval_step(model) -> Callable:
+  """``eval_step(variables, x_uint8, y, mask) -> (summed loss, correct count, count)``."""
+
+  def eval_step(variables, x, y, mask):
+    logits = model.apply(variables, x.astype(jnp.float32) / 255.0, train=False)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    correct = (jnp.argmax(logits, -1) == y) & mask
+    return jnp.sum(jnp.where(mask, loss, 0.0)), jnp.sum(correct), jnp.sum(mask)
+
+  return eval_step
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pieces of the loop.
+
+
+def sparsity_schedule(config) -> list[float]:
+  """The sparsity of each epoch (1.0 = clean images) for the configured procedure.
+
+  Args:
+    config: reads ``procedure``, ``epochs``, ``sparsity``, ``start_sparsity``, ``end_sparsity``,
+      ``num_levels``.
+
+  Returns:
+    ``config.epochs`` floats. Iterative: ``num_levels`` evenly spaced levels from start to end, each used
+    for an equal block of epochs (the last level gets the remainder).
+
+  Examples:
+    >>> import ml_collections, iss_jax
+    >>> c = ml_collections.ConfigDict(dict(procedure="iterative", epochs=6, sparsity=0.6,
+    ...     start_sparsity=0.3, end_sparsity=0.8, num_levels=3))
+    >>> iss_jax.sparsity_schedule(c)
+    [0.3, 0.3, 0.55, 0.55, 0.8, 0.8]
+  """
+  if config.procedure not in PROCEDURES:
+    raise ValueError(f"config.procedure must be one of {PROCEDURES}; got {config.procedure!r}.")
+  if config.procedure == "vanilla":
+    return [1.0] * config.epochs
+  if config.procedure in ("fixed", "finetune"):
+    return [float(config.sparsity)] * config.epochs
+  n = int(config.num_levels)
+  if n < 1:
+    raise ValueError(f"config.num_levels must be >= 1; got {n}.")
+  levels = [round(float(v), 6) for v in np.linspace(config.start_sparsity, config.end_sparsity, n)]
+  return [levels[min(n - 1, e * n // max(config.epochs, 1))] for e in range(config.epochs)]
+
+
+def _mesh() -> Mesh:
+  return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+def _global_batch(sharding, local: np.ndarray) -> jax.Array:
+  return jax.make_array_from_process_local_data(sharding, local)
+
+
+class _MetricsWriter:
+  """JSON lines per epoch (rewritten atomically on resume) and TensorBoard when importable."""
+
+  def __init__(self, workdir: Path, use_tb: bool):
+    self.path = workdir / "metrics.jsonl"
+    self.tb = None
+    if use_tb and jax.process_index() == 0:
+      try:
+        from tensorboardX import SummaryWriter  # type: ignore
+
+        self.tb = SummaryWriter(str(workdir / "tensorboard"))
+      except Exception:  # noqa: BLE001 - optional
+        try:
+          from torch.utils.tensorboard import SummaryWriter  # type: ignore
+
+          self.tb = SummaryWriter(str(workdir / "tensorboard"))
+        except Exception:  # noqa: BLE001 - optional
+          self.tb = None
+
+  def truncate(self, epochs_done: int) -> None:
+    if not self.path.exists() or jax.process_index() != 0:
+      return
+    rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["epoch"] <= epochs_done]
+    _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+
+  def write(self, row: dict) -> None:
+    if jax.process_index() != 0:
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps(row) + "\n")
+    if self.tb is not None:
+      for k, v in row.items():
+        if isinstance(v, (int, float)) and k != "epoch":
+          self.tb.add_scalar(k, v, row["step"])
+      self.tb.flush()
+
+  def close(self):
+    if self.tb is not None:
+      self.tb.close()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_text(text)
+  os.replace(tmp, path)
+
+
+def _to_jsonable(config) -> dict:
+  return json.loads(config.to_json())
+
+
+def _training_images(config, x_train: np.ndarray, schedule: list[float]) -> tuple[dict, dict]:
+  """``{sparsity: uint8 images}`` for every sparsity in the schedule, from one cached path run."""
+  levels = sorted({s for s in schedule if s < 1.0})
+  images = {1.0: x_train} if 1.0 in schedule else {}
+  info = {}
+  if levels:
+    smoothed, info = smooth_dataset(
+        x_train, levels, cache_dir=config.cache_dir, tag=f"{config.dataset}-train-{x_train.shape[0]}",
+        batch_size=config.smooth_batch_size, kappa=config.kappa, nu=config.nu,
+        step_factor=config.step_factor, maxiter=config.maxiter, progress=config.progress,
+        return_info=True)
+    images.update({s: smoothed[i] for i, s in enumerate(levels)})
+  return images, info
+
+
+@functools.lru_cache(maxsize=16)
+def _create_model(name, num_classes, stem, width):
+  return create_model(name, num_classes, stem, **({"width": width} if width else {}))
+
+
+class _Steps:
+  """The optimiser and the jitted steps, cached per hyperparameters so that repeated runs in one process
+  (tests, notebooks, a resume) compile once."""
+
+  _cache: dict = {}
+
+  @classmethod
+  def build(cls, config, model, steps_per_epoch, total_steps, n_dev):
+    key = (model, steps_per_epoch, total_steps, n_dev, config.learning_rate, config.warmup_epochs,
+           config.weight_decay, config.momentum, config.nesterov, config.crop_padding, config.flip,
+           config.label_smoothing, config.adversarial, config.smooth_kernel_weight)
+    if key not in cls._cache:
+      if len(cls._cache) >= 8:
+        cls._cache.clear()
+      cls._cache[key] = cls(config, model, steps_per_epoch, total_steps)
+    return cls._cache[key]
+
+  def __init__(self, config, model, steps_per_epoch, total_steps):
+    mesh = _mesh()
+    data_sharding = NamedSharding(mesh, P("data"))
+    replicated = NamedSharding(mesh, P())
+    warmup = config.warmup_epochs * steps_per_epoch
+    self.schedule_fn = optax.warmup_cosine_decay_schedule(
+        0.0 if warmup else config.learning_rate, config.learning_rate, warmup,
+        max(total_steps, warmup + 1), end_value=0.0)
+    self.tx = optax.chain(
+        optax.add_decayed_weights(config.weight_decay),
+        optax.sgd(self.schedule_fn, momentum=config.momentum, nesterov=config.nesterov))
+    self.train_step = jax.jit(make_train_step(config, model, self.tx), donate_argnums=(0,),
+                              in_shardings=(replicated, data_sharding, data_sharding, replicated),
+                              out_shardings=(replicated, replicated))
+    self.init = jax.jit(functools.partial(model.init, train=False))
+    self.eval_step = jax.jit(make_eval_step(model),
+                             in_shardings=(replicated, data_sharding, data_sharding, data_sharding))
+
+
+def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int, sharding) -> dict:
+  """Clean accuracy and mean loss of ``variables`` on uint8 images, in fixed-size (padded) batches."""
+  n = x.shape[0]
+  loss_sum, correct, count = 0.0, 0, 0
+  for i in range(0, n, batch_size):
+    xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+    m = xb.shape[0]
+    mask = np.arange(batch_size) < m
+    if m < batch_size:
+      xb = np.concatenate([xb, np.zeros((batch_size - m,) + xb.shape[1:], xb.dtype)])
+      yb = np.concatenate([yb, np.zeros((batch_size - m,), yb.dtype)])
+    out = eval_step(variables, _global_batch(sharding, xb), _global_batch(sharding, yb),
+                    _global_batch(sharding, mask))
+    loss_sum += float(out[0])
+    correct += int(out[1])
+    count += int(out[2])
+  return {"loss": loss_sum / max(count, 1), "accuracy": correct / max(count, 1)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The entry point.
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Trains and evaluates one model; resumes from ``workdir`` if it holds checkpoints.
+
+  Args:
+    config: a ``ConfigDict`` with the fields of :func:`base_config` (see ``train/configs/``).
+    workdir: output folder: ``checkpoints/`` (orbax, one per epoch, atomic), ``config.json``,
+      ``metrics.jsonl`` (one JSON object per epoch: epoch, step, sparsity, learning_rate, train_loss,
+      train_accuracy, test_loss, test_accuracy, epoch_time_s), ``summary.json`` and ``tensorboard/``.
+
+  Returns:
+    The summary dict (also written to ``summary.json``): final and best clean test accuracy, parameter
+    count, schedule, timings and the smoothing cache info.
+
+  Raises:
+    ValueError: bad config values (procedure, batch size vs device count, missing init checkpoint).
+    DatasetNotFoundError: the dataset is not available (the message names the flag to use).
+
+  Examples:
+    >>> import iss_jax  # doctest: +SKIP
+    >>> cfg = iss_jax.training_config("fixed", "quick")  # doctest: +SKIP
+    >>> summary = iss_jax.train_and_evaluate(cfg, "workdirs/fixed")  # doctest: +SKIP
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  base = base_config()
+  for k, v in base.items():  # fill fields an older / partial config lacks
+    if k not in config:
+      config[k] = v
+  if config.distributed:
+    jax.distributed.initialize()
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  schedule = sparsity_schedule(config)
+  t_start = time.time()
+
+  # Data.
+  data_dir = config.data_dir or None
+  image_size = config.image_size or None
+  x_train, y_train = load_dataset(config.dataset, "train", data_dir, image_size=image_size)
+  x_test, y_test = load_dataset(config.dataset, "test", data_dir, image_size=image_size)
+  if config.train_limit > 0:
+    x_train, y_train = x_train[:config.train_limit], y_train[:config.train_limit]
+  if config.test_limit > 0:
+    x_test, y_test = x_test[:config.test_limit], y_test[:config.test_limit]
+  num_classes = config.num_classes or num_classes_of(config.dataset, y_train)
+  train_images, smooth_info = _training_images(config, x_train, schedule)
+
+  # Devices.
+  mesh = _mesh()
+  n_dev = mesh.devices.size
+  if config.batch_size % n_dev or config.eval_batch_size % n_dev:
+    raise ValueError(f"batch_size ({config.batch_size}) and eval_batch_size ({config.eval_batch_size}) "
+                     f"must be multiples of the device count {n_dev}.")
+  n_proc, proc = jax.process_count(), jax.process_index()
+  data_sharding = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+  steps_per_epoch = x_train.shape[0] // config.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f"batch_size {config.batch_size} exceeds the {x_train.shape[0]} training images.")
+  total_steps = steps_per_epoch * config.epochs
+
+  # Model, optimiser, state.
+  model = _create_model(config.model, num_classes, config.stem, config.width)
+  key = jax.random.key(config.seed)
+  k_init, k_train = jax.random.split(key)
+  steps = _Steps.build(config, model, steps_per_epoch, total_steps, n_dev)
+  variables = steps.init(k_init, jnp.zeros((1,) + x_train.shape[1:], jnp.float32))
+  if config.procedure == "finetune":
+    if not config.init_checkpoint:
+      raise ValueError("procedure 'finetune' needs --init_checkpoint=WORKDIR of a trained model.")
+    from iss_jax._src.checkpoint import load_variables
+
+    _, init_vars, init_cfg = load_variables(config.init_checkpoint)
+    if (init_cfg.get("model"), init_cfg.get("width", 0)) != (config.model, config.width):
+      raise ValueError(f"init_checkpoint {config.init_checkpoint} holds a {init_cfg.get('model')} "
+                       f"(width {init_cfg.get('width', 0)}); set --model / --config.width to match.")
+    variables = jax.tree_util.tree_map(jnp.asarray, dict(init_vars))
+  schedule_fn, tx = steps.schedule_fn, steps.tx
+  state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+                            batch_stats=variables["batch_stats"])
+  state = jax.device_put(state, replicated)
+
+  # Checkpoints: resume.
+  ckpt_dir = (workdir / "checkpoints").absolute()
+  manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(
+      max_to_keep=config.keep_checkpoints, create=True))
+  start_epoch = 0
+  if manager.latest_step() is not None:
+    start_epoch = manager.latest_step()
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+    state = manager.restore(start_epoch, args=ocp.args.StandardRestore(abstract))
+  if proc == 0:
+    _atomic_write_text(workdir / "config.json", config.to_json(indent=1))
+  writer = _MetricsWriter(workdir, config.tensorboard)
+  writer.truncate(start_epoch)
+
+  train_step, eval_step = steps.train_step, steps.eval_step
+  k_train = jax.device_put(k_train, replicated)
+  local_bs = config.batch_size // n_proc
+  local_ebs = config.eval_batch_size // n_proc
+  n_params = count_params(state.params)
+  if proc == 0:
+    print(f"[iss_jax] {config.procedure} ({config.preset} configuration): {config.model} "
+          f"({n_params:,} params) on {config.dataset} ({x_train.shape[0]} train / {x_test.shape[0]} test), "
+          f"{config.epochs} epochs x {steps_per_epoch} steps, batch {config.batch_size}, {n_dev} "
+          f"{jax.devices()[0].platform} device(s); workdir {workdir}", flush=True)
+
+  stopped = False
+  for epoch in range(start_epoch, config.epochs):
+    t0 = time.time()
+    sparsity = schedule[epoch]
+    images = train_images[sparsity]
+    perm = np.random.default_rng([config.seed, epoch]).permutation(x_train.shape[0])
+    sums = {"loss": 0.0, "accuracy": 0.0}
+    bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} s={sparsity:g}",
+               disable=not config.progress or proc != 0, leave=False)
+    dev_metrics = []
+    for i in bar:
+      step = epoch * steps_per_epoch + i
+      if 0 < config.stop_after_steps <= step:
+        stopped = True
+        break
+      idx = perm[i * config.batch_size:(i + 1) * config.batch_size][proc * local_bs:(proc + 1) * local_bs]
+      xb = _global_batch(data_sharding, images[idx])
+      yb = _global_batch(data_sharding, y_train[idx])
+      state, metrics = train_step(state, xb, yb, k_train)
+      dev_metrics.append(metrics)
+    if stopped:
+      bar.close()
+      break
+    for m in jax.device_get(dev_metrics):
+      sums["loss"] += float(m["loss"]) / steps_per_epoch
+      sums["accuracy"] += float(m["accuracy"]) / steps_per_epoch
+    test = evaluate(eval_step, {"params": state.params, "batch_stats": state.batch_stats}, x_test, y_test,
+                    config.eval_batch_size, data_sharding) if local_ebs else {}
+    row = {"epoch": epoch + 1, "step": int((epoch + 1) * steps_per_epoch), "sparsity": sparsity,
+           "learning_rate": float(schedule_fn((epoch + 1) * steps_per_epoch - 1)),
+           "train_loss": sums["loss"], "train_accuracy": sums["accuracy"],
+           "test_loss": test["loss"], "test_accuracy": test["accuracy"], "epoch_time_s": time.time() - t0}
+    writer.write(row)
+    if proc == 0:
+      bar.write(f"[iss_jax] epoch {epoch + 1}/{config.epochs} sparsity {sparsity:g}: train loss "
+                f"{row['train_loss']:.4f} acc {row['train_accuracy']:.4f} | test acc "
+                f"{row['test_accuracy']:.4f} ({row['epoch_time_s']:.1f}s)")
+    bar.close()
+    if (epoch + 1) % config.checkpoint_every_epochs == 0 or epoch + 1 == config.epochs:
+      manager.save(epoch + 1, args=ocp.args.StandardSave(state))
+  manager.wait_until_finished()
+  manager.close()
+  writer.close()
+
+  rows = []
+  if (workdir / "metrics.jsonl").exists():
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line]
+  summary = {
+      "procedure": config.procedure, "preset": config.preset, "dataset": config.dataset,
+      "model": config.model, "num_params": n_params, "num_train": int(x_train.shape[0]),
+      "num_test": int(x_test.shape[0]), "epochs": config.epochs, "epochs_done": len(rows),
+      "completed": not stopped and len(rows) == config.epochs,
+      "final_test_accuracy": rows[-1]["test_accuracy"] if rows else None,
+      "best_test_accuracy": max((r["test_accuracy"] for r in rows), default=None),
+      "final_train_loss": rows[-1]["train_loss"] if rows else None,
+      "sparsity_schedule": sorted(set(schedule)), "devices": f"{n_dev} x {jax.devices()[0].platform}",
+      "wall_time_s": time.time() - t_start, "smoothing": smooth_info, "config": _to_jsonable(config),
+  }
+  if proc == 0 and not stopped:
+    _atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=1))
+  return summary

@@ -1,0 +1,266 @@
+"""Training library: smoothing cache, schedules, augmentation, one-step runs of every procedure, resume."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import iss_jax
+from iss_jax._src import smooth_cache
+from iss_jax._src.training import augment, make_train_step
+
+
+def _images(n, size=8, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+_SMOOTH_FN = []
+
+
+class _Counting:
+  """The default smoothing function (compiled once for the module), counting its calls."""
+
+  def __init__(self):
+    if not _SMOOTH_FN:
+      _SMOOTH_FN.append(smooth_cache._default_smooth_fn(10.0, 1.0, 1.0, 100_000))
+    self.fn = _SMOOTH_FN[0]
+    self.calls = 0
+
+  def __call__(self, x, sparsities):
+    self.calls += 1
+    return self.fn(x, sparsities)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Smoothing cache.
+
+
+def test_cache_matches_smooth_path_rounded(tmp_path):
+  x = _images(5)
+  out = iss_jax.smooth_dataset(x, [0.4, 0.7], cache_dir=tmp_path, batch_size=2, progress=False,
+                               smooth_fn=_Counting())
+  ref = iss_jax.smooth_path(jnp.asarray(x, jnp.float32) / 255.0, jnp.asarray([0.4, 0.7]))
+  ref = np.round(np.clip(np.asarray(ref), 0, 1) * 255).astype(np.uint8)
+  assert out.shape == (2, 5, 8, 8, 3) and out.dtype == np.uint8
+  assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1  # float noise across batch sizes
+
+
+def test_cache_resume_and_reuse(tmp_path):
+  x = _images(5, seed=1)
+  fn = _Counting()
+  kw = dict(cache_dir=tmp_path / "a", batch_size=2, progress=False, smooth_fn=fn)
+  assert iss_jax.smooth_dataset(x, [0.5], max_chunks=1, **kw) is None  # "killed" after one chunk
+  assert fn.calls == 1
+  resumed, info = iss_jax.smooth_dataset(x, [0.5], return_info=True, **kw)
+  assert fn.calls == 3 and not info["reused"]  # only the two missing chunks
+  fresh = iss_jax.smooth_dataset(x, [0.5], cache_dir=tmp_path / "b", batch_size=2, progress=False,
+                                 smooth_fn=_Counting())
+  np.testing.assert_array_equal(resumed, fresh)
+  again, info = iss_jax.smooth_dataset(x, [0.5], return_info=True, **kw)
+  assert fn.calls == 3 and info["reused"]  # nothing recomputed
+  np.testing.assert_array_equal(again, resumed)
+  leftovers = [p.name for p in (tmp_path / "a").rglob("*") if p.name.endswith(".tmp")]
+  assert not leftovers
+
+
+def test_cache_path_serves_a_subset_and_keys_on_data_and_settings(tmp_path):
+  x = _images(3, seed=2)
+  fn = _Counting()
+  kw = dict(cache_dir=tmp_path, batch_size=4, progress=False, smooth_fn=fn)
+  path = iss_jax.smooth_dataset(x, [0.3, 0.6, 0.8], **kw)
+  one = iss_jax.smooth_dataset(x, [0.6], **kw)
+  assert fn.calls == 1
+  np.testing.assert_array_equal(one[0], path[1])
+  iss_jax.smooth_dataset(x[::-1].copy(), [0.6], **kw)  # other data: recomputed
+  assert fn.calls == 2
+  iss_jax.smooth_dataset(x, [0.6], maxiter=50, **kw)  # other solver settings: recomputed
+  assert fn.calls == 3
+
+
+def test_cache_bad_input(tmp_path):
+  with pytest.raises(ValueError, match="uint8"):
+    iss_jax.smooth_dataset(np.zeros((2, 4, 4, 3)), [0.5], cache_dir=tmp_path)
+  with pytest.raises(ValueError, match="sparsities"):
+    iss_jax.smooth_dataset(_images(2), [1.5], cache_dir=tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Schedules, augmentation, configs.
+
+
+def test_sparsity_schedules():
+  c = iss_jax.training_config("iterative", "quick")
+  c.epochs, c.num_levels, c.start_sparsity, c.end_sparsity = 7, 3, 0.3, 0.8
+  assert iss_jax.sparsity_schedule(c) == [0.3, 0.3, 0.3, 0.55, 0.55, 0.8, 0.8]
+  c.procedure = "fixed"
+  assert iss_jax.sparsity_schedule(c) == [c.sparsity] * 7
+  c.procedure = "vanilla"
+  assert iss_jax.sparsity_schedule(c) == [1.0] * 7
+  c.procedure = "other"
+  with pytest.raises(ValueError, match="procedure"):
+    iss_jax.sparsity_schedule(c)
+
+
+def test_presets():
+  quick = iss_jax.training_config("fixed")
+  assert (quick.preset, quick.dataset, quick.model, quick.sparsity) == (
+      "quick", "cifar10_sample", "resnet_small", 0.6)
+  full = iss_jax.training_config("vanilla", "full")
+  assert (full.dataset, full.model, full.epochs, full.learning_rate) == ("cifar10", "resnet18", 200, 0.1)
+  assert iss_jax.training_config("finetune", "full").epochs == 20
+  for proc in ("vanilla", "fixed", "iterative", "finetune"):
+    c = iss_jax.training_config(proc, "cpu")
+    assert c.smooth_kernel_weight == 0.0 and c.adversarial == "none"
+  with pytest.raises(ValueError, match="preset"):
+    iss_jax.training_config("fixed", "huge")
+
+
+def test_augment_crop_and_flip():
+  x = jax.random.uniform(jax.random.key(0), (16, 6, 6, 3))
+  np.testing.assert_array_equal(augment(x, jax.random.key(1), padding=0, flip=False), x)
+  flipped = augment(x, jax.random.key(1), padding=0, flip=True)
+  same = jnp.all(flipped == x, axis=(1, 2, 3))
+  mirrored = jnp.all(flipped == x[:, :, ::-1], axis=(1, 2, 3))
+  assert bool(jnp.all(same | mirrored)) and 0 < int(jnp.sum(mirrored)) < 16
+  cropped = np.asarray(augment(x, jax.random.key(2), padding=2, flip=False))
+  padded = np.pad(np.asarray(x), ((0, 0), (2, 2), (2, 2), (0, 0)))
+  for i in range(16):  # every output is some 6x6 window of the zero-padded image
+    assert any(np.array_equal(cropped[i], padded[i, a:a + 6, b:b + 6])
+               for a in range(5) for b in range(5))
+
+
+def test_train_step_is_pure_and_reduces_loss():
+  model = iss_jax.resnet_small(width=4)
+  c = iss_jax.training_config("vanilla")
+  x = jnp.asarray(_images(8))
+  y = jnp.arange(8) % 10
+  import optax
+
+  tx = optax.sgd(0.05, 0.9)
+  v = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  make = lambda: iss_jax.TrainState.create(  # fresh buffers: the step donates its input state
+      apply_fn=model.apply, params=jax.tree_util.tree_map(jnp.copy, v["params"]), tx=tx,
+      batch_stats=jax.tree_util.tree_map(jnp.copy, v["batch_stats"]))
+  step = jax.jit(make_train_step(c, model, tx), donate_argnums=0)
+  s1, m1 = step(make(), x, y, jax.random.key(3))
+  s2, m2 = step(make(), x, y, jax.random.key(3))
+  assert float(m1["loss"]) == float(m2["loss"])
+  jax.tree_util.tree_map(np.testing.assert_array_equal, s1.params, s2.params)
+  losses = []
+  s = make()
+  for _ in range(8):
+    s, m = step(s, x, y, jax.random.key(3))
+    losses.append(float(m["loss"]))
+  assert losses[-1] < losses[0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# End to end on tiny data.
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+  root = tmp_path_factory.mktemp("tiny")
+  path = root / "tiny.npz"
+  rng = np.random.default_rng(0)
+  np.savez(path, x_train=_images(16, seed=3), y_train=rng.integers(0, 3, 16),
+           x_test=_images(8, seed=4), y_test=rng.integers(0, 3, 8))
+  return root, path
+
+
+def _config(procedure, tiny, **kw):
+  root, path = tiny
+  c = iss_jax.training_config(procedure, "quick")
+  c.dataset = f"npz:{path}"
+  c.width = 4
+  c.epochs = 2
+  c.batch_size = 8
+  c.eval_batch_size = 8
+  c.num_levels = 2
+  c.cache_dir = str(root / "cache")
+  c.progress = False
+  c.tensorboard = False
+  for k, v in kw.items():
+    c[k] = v
+  return c
+
+
+def _rows(workdir):
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  for r in rows:
+    r.pop("epoch_time_s")
+  return rows
+
+
+@pytest.fixture(scope="module")
+def vanilla_run(tiny, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("vanilla")
+  return workdir, iss_jax.train_and_evaluate(_config("vanilla", tiny), workdir)
+
+
+def test_vanilla_smoke_outputs(vanilla_run):
+  workdir, summary = vanilla_run
+  assert summary["completed"] and summary["epochs_done"] == 2 and summary["num_train"] == 16
+  rows = _rows(workdir)
+  assert [r["epoch"] for r in rows] == [1, 2] and [r["sparsity"] for r in rows] == [1.0, 1.0]
+  assert 0.0 <= summary["final_test_accuracy"] <= 1.0
+  assert json.loads((workdir / "summary.json").read_text())["final_test_accuracy"] == (
+      summary["final_test_accuracy"])
+  apply_fn, config = iss_jax.load_classifier(workdir)
+  assert config.procedure == "vanilla"
+  x_test, y_test = iss_jax.load_dataset(config.dataset, "test")
+  x = jnp.asarray(x_test, jnp.float32) / 255.0
+  logits = jax.jit(apply_fn)(x)
+  assert logits.shape == (8, 3)
+  acc = float(jnp.mean(jnp.argmax(logits, -1) == y_test))
+  assert acc == pytest.approx(rows[-1]["test_accuracy"])  # the checkpoint is the evaluated model
+  g = jax.grad(lambda x: jnp.sum(apply_fn(x)[:, 0]))(x)
+  assert g.shape == x.shape and float(jnp.abs(g).sum()) > 0
+
+
+def test_same_seed_same_result(vanilla_run, tiny, tmp_path):
+  workdir, _ = vanilla_run
+  iss_jax.train_and_evaluate(_config("vanilla", tiny), tmp_path)
+  assert _rows(tmp_path) == _rows(workdir)
+  _, a, _ = iss_jax.load_variables(workdir)
+  _, b, _ = iss_jax.load_variables(tmp_path)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+
+
+def test_resume_after_kill_equals_uninterrupted(vanilla_run, tiny, tmp_path):
+  workdir, _ = vanilla_run
+  # Killed in epoch 2 (step 3 of 4): the epoch-1 checkpoint survives, epoch 2's steps are lost.
+  partial = iss_jax.train_and_evaluate(_config("vanilla", tiny, stop_after_steps=3), tmp_path)
+  assert not partial["completed"] and partial["epochs_done"] == 1
+  assert not (tmp_path / "summary.json").exists()
+  resumed = iss_jax.train_and_evaluate(_config("vanilla", tiny), tmp_path)
+  assert resumed["completed"]
+  assert _rows(tmp_path) == _rows(workdir)
+  _, a, _ = iss_jax.load_variables(workdir)
+  _, b, _ = iss_jax.load_variables(tmp_path)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.mark.parametrize("procedure", ["fixed", "iterative"])
+def test_smoothed_procedures_smoke(procedure, tiny, tmp_path):
+  summary = iss_jax.train_and_evaluate(_config(procedure, tiny, epochs=2), tmp_path)
+  rows = _rows(tmp_path)
+  expected = [0.6, 0.6] if procedure == "fixed" else [0.3, 0.8]
+  assert [r["sparsity"] for r in rows] == expected
+  assert summary["completed"] and summary["smoothing"]["capped"] == [0] * len(set(expected))
+
+
+def test_finetune_starts_from_checkpoint(vanilla_run, tiny, tmp_path):
+  workdir, _ = vanilla_run
+  c = _config("finetune", tiny, epochs=1, init_checkpoint=str(workdir), learning_rate=0.0,
+              weight_decay=0.0)
+  summary = iss_jax.train_and_evaluate(c, tmp_path)
+  _, before, _ = iss_jax.load_variables(workdir)
+  _, after, _ = iss_jax.load_variables(tmp_path)
+  # Zero learning rate: the weights are the initial checkpoint's (only BatchNorm statistics move).
+  jax.tree_util.tree_map(np.testing.assert_array_equal, before["params"], after["params"])
+  assert summary["completed"]
+  with pytest.raises(ValueError, match="init_checkpoint"):
+    iss_jax.train_and_evaluate(_config("finetune", tiny), tmp_path / "other")
