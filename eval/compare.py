@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--severities", type=_common.int_list, default="3")
   p.add_argument("--low_res", type=_common.int_list, default="16,8")
   p.add_argument("--tv_weights", type=_common.number_list,
-                 default="0.01,0.02,0.03,0.05,0.08,0.12,0.2", help="candidates of tv@auto")
+                 default="0.003,0.005,0.0075,0.01,0.015,0.02,0.03,0.05,0.08,0.12",
+                 help="candidates of tv@auto")
   p.add_argument("--tv_noise_std", type=_common.number, default=8 / 255,
                  help="Gaussian noise std of the held-out PSNR selection of tv@auto")
   p.add_argument("--tv_select_images", type=int, default=256,
