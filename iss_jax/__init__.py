@@ -41,6 +41,8 @@ from iss_jax._src.frequency import high_frequency_energy as high_frequency_energ
 from iss_jax._src.frequency import kernel_spectra as kernel_spectra
 from iss_jax._src.frequency import kernel_tv as kernel_tv
 from iss_jax._src.frequency import radial_mask as radial_mask
+from iss_jax._src.lbi import DEFAULT_MAXITER as DEFAULT_MAXITER
+from iss_jax._src.lbi import DEFAULT_STEP_FACTOR as DEFAULT_STEP_FACTOR
 from iss_jax._src.lbi import LBIParams as LBIParams
 from iss_jax._src.lbi import LBIState as LBIState
 from iss_jax._src.lbi import hessian_norm as hessian_norm
@@ -78,6 +80,8 @@ from iss_jax._src.tv import tv_denoise as tv_denoise
 __version__ = "0.1.0"
 
 __all__ = (
+    "DEFAULT_MAXITER",
+    "DEFAULT_STEP_FACTOR",
     "AVAILABLE_CORRUPTIONS",
     "CORRUPTIONS",
     "DatasetNotFoundError",

@@ -1,6 +1,8 @@
 """iss_jax.smooth against the NumPy/SciPy oracle, invariants, transformations and bad input."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ import reference
 import iss_jax
 from iss_jax._src import smooth as smooth_mod
 
+SF = iss_jax.DEFAULT_STEP_FACTOR
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "cifar10_sample.npz")
 
 # One tolerance table per dtype: max |out - reference| over pixels, and allowed step difference.
@@ -36,7 +39,7 @@ def test_matches_reference_float64(x64, sparsity):
   hnorm = reference.hessian_norm(12, 12)
   out, info = iss_jax.smooth(jnp.asarray(images), sparsity, return_info=True)
   for i, img in enumerate(images):
-    ref, steps, reached = reference.lbi_smooth(img, sparsity, hnorm=hnorm)
+    ref, steps, reached = reference.lbi_smooth(img, sparsity, hnorm=hnorm, step_factor=SF)
     assert int(info.steps[i]) == steps
     np.testing.assert_allclose(float(info.sparsity[i]), reached, rtol=1e-6)  # float32
     np.testing.assert_allclose(np.asarray(out[i]), ref, atol=TOLERANCE[jnp.float64]["atol"])
@@ -59,7 +62,7 @@ def test_matches_reference_float32():
   assert out.dtype == jnp.float32
   tol = TOLERANCE[jnp.float32]
   for i, img in enumerate(images):
-    ref, steps, _ = reference.lbi_smooth(img, 0.6, hnorm=hnorm)
+    ref, steps, _ = reference.lbi_smooth(img, 0.6, hnorm=hnorm, step_factor=SF)
     assert abs(int(info.steps[i]) - steps) <= tol["steps"] * steps
     assert np.mean(np.abs(np.asarray(out[i]) - ref)) < tol["atol"] / 4
     assert np.max(np.abs(np.asarray(out[i]) - ref)) < 10 * tol["atol"]
@@ -231,6 +234,27 @@ def test_traced_bad_values_raise_at_run_time():
     f(x, 1.5).block_until_ready()
   with pytest.raises(Exception, match="NaN"):
     f(x.at[0, 0].set(jnp.inf), 0.5).block_until_ready()
+
+
+def test_mesh_sharded_batch_matches_single_device(tmp_path):
+  script = tmp_path / "mesh.py"
+  script.write_text(
+      "import os\n"
+      "os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'\n"
+      "import jax, jax.numpy as jnp, numpy as np, iss_jax\n"
+      f"x = jnp.asarray(np.load({DATA!r})['x_test'][:5, 4:14, 4:14] / 255.0, jnp.float32)\n"
+      "mesh = jax.make_mesh((2,), ('data',))\n"
+      "a, ia = iss_jax.smooth(x, 0.5, mesh=mesh, return_info=True)\n"
+      "b, ib = iss_jax.smooth(x, 0.5, return_info=True)\n"
+      "assert jax.device_count() == 2\n"
+      "np.testing.assert_array_equal(np.asarray(a), np.asarray(b))\n"
+      "np.testing.assert_array_equal(np.asarray(ia.steps), np.asarray(ib.steps))\n"
+      "print('ok')\n")
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                          timeout=600)
+  assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
 
 
 def test_empty_batch():

@@ -233,11 +233,37 @@ def _path_unrolled(x, targets, params, maxiter: int):
   return outs, info
 
 
-@functools.partial(jax.jit, static_argnames=("gradient", "unroll"))
-def _smooth_core(x4, targets, params, maxiter, *, gradient: str, unroll: int):
+def _path_any(x4, targets, params, maxiter, gradient: str, unroll: int):
   if gradient == "bpda":
     return _path_bpda(x4, targets, params, maxiter)
   return jax.vmap(lambda img: _path_unrolled(img, targets, params, unroll))(x4)
+
+
+@functools.partial(jax.jit, static_argnames=("gradient", "unroll", "mesh"))
+def _smooth_core(x4, targets, params, maxiter, *, gradient: str, unroll: int, mesh=None):
+  if mesh is None:
+    return _path_any(x4, targets, params, maxiter, gradient, unroll)
+  # Each device runs its own scheduler over its share of the batch (no cross-device traffic in the
+  # loop). The batch is padded with constant images, which are answered without iterating.
+  axes = mesh.axis_names
+  n = x4.shape[0]
+  pad = (-n) % mesh.size
+  x4 = jnp.concatenate([x4, jnp.zeros((pad,) + x4.shape[1:], x4.dtype)]) if pad else x4
+  spec = jax.sharding.PartitionSpec(axes)
+  out_spec = jax.sharding.PartitionSpec(axes)
+  fn = jax.shard_map(lambda xs: _path_any(xs, targets, params, maxiter, gradient, unroll), mesh=mesh,
+                     in_specs=spec, out_specs=(out_spec, SmoothInfo(out_spec, out_spec, out_spec)),
+                     check_vma=False)
+  sharding = jax.sharding.NamedSharding(mesh, spec)
+  explicit = all(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types)
+  x4 = jax.sharding.reshard(x4, sharding) if explicit else lax.with_sharding_constraint(x4, sharding)
+  out, info = fn(x4)
+  if not pad:
+    return out, info
+  if explicit:  # an uneven slice of an explicitly sharded axis needs it gathered first
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    out, info = jax.sharding.reshard((out, info), replicated)
+  return out[:n], jax.tree_util.tree_map(lambda a: a[:n], info)
 
 
 def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient):
@@ -262,7 +288,7 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient):
 
 def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
            step_factor=lbi.DEFAULT_STEP_FACTOR, maxiter=lbi.DEFAULT_MAXITER, gradient="bpda",
-           return_info=False):
+           return_info=False, mesh=None):
   """Smooths images by Split LBI stopped at a target edge sparsity, then projected (Prop. 3.1).
 
   Each image runs Split LBI (Eq. 3) from ``b = z = g = 0`` until the fraction of its 4-neighbour edges with
@@ -276,7 +302,9 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     sparsity: target edge sparsity in ``[0, 1]``, scalar; may be traced (a sweep does not recompile).
     kappa: damping factor (paper: 10).
     nu: splitting weight (paper: 1).
-    step_factor: ``c`` in ``alpha = c / (kappa ||H||_2)``, in ``(0, 2)``; 1 is the paper's step.
+    step_factor: ``c`` in ``alpha = c / (kappa ||H||_2)``, in ``(0, 2)``. 1 is the paper's step; the
+      default 1.9 reaches the same projected images (PSNR 80 dB against c = 1 on real CIFAR-10) in about
+      half the steps.
     maxiter: step cap per image. Reaching it before the target returns the projection of the last step
       and sets ``info.capped``.
     gradient: ``"bpda"`` (default): ``jax.grad`` sees the smoothing as the identity (straight-through,
@@ -284,6 +312,8 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
       run of at most ``maxiter`` steps (a ``lax.scan``, rematerialised), for adaptive attacks; needs a
       static int ``maxiter`` and runs all ``maxiter`` steps.
     return_info: also return a :class:`SmoothInfo`.
+    mesh: optional ``jax.sharding.Mesh``: the batch is split over all its devices (``shard_map``), each
+      running its own refilling scheduler; results are sharded the same way. ``None``: one device.
 
   Returns:
     The smoothed images, same shape and dtype as ``x``; with ``return_info``, ``(images, info)`` where the
@@ -315,7 +345,7 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
                      "Use iss_jax.smooth_path for several sparsities.")
   out, info = smooth_path(x, jnp.reshape(jnp.asarray(sparsity), (1,)), kappa=kappa, nu=nu,
                           step_factor=step_factor, maxiter=maxiter, gradient=gradient,
-                          return_info=True)
+                          return_info=True, mesh=mesh)
   out = out[0]
   info = jax.tree_util.tree_map(lambda a: a[0], info)
   return (out, info) if return_info else out
@@ -323,13 +353,13 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
 
 def smooth_path(x, sparsities, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
                 step_factor=lbi.DEFAULT_STEP_FACTOR, maxiter=lbi.DEFAULT_MAXITER, gradient="bpda",
-                return_info=False):
+                return_info=False, mesh=None):
   """The image path at several sparsities from ONE Split LBI run per image (paper Fig. 10).
 
   Args:
     x: as in :func:`smooth`.
     sparsities: ``(P,)`` targets in ``[0, 1]``, any order; may be traced.
-    kappa, nu, step_factor, maxiter, gradient: as in :func:`smooth`.
+    kappa, nu, step_factor, maxiter, gradient, mesh: as in :func:`smooth`.
     return_info: also return a :class:`SmoothInfo` with fields of shape ``(P,)`` or ``(P, N)``.
 
   Returns:
@@ -352,7 +382,7 @@ def smooth_path(x, sparsities, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     return (out, info) if return_info else out
   unroll = maxiter if gradient == "unrolled" else 0
   out, info = _smooth_core(x4, targets, params, jnp.asarray(maxiter, jnp.int32), gradient=gradient,
-                           unroll=unroll)  # (N, P, H, W, C), (N, P)
+                           unroll=unroll, mesh=mesh)  # (N, P, H, W, C), (N, P)
   out = jnp.moveaxis(out, 1, 0)
   info = jax.tree_util.tree_map(lambda a: jnp.moveaxis(a, 1, 0), info)
   if x.ndim < 4:
