@@ -18,7 +18,10 @@ attacks hit the bare classifier and are then transformed; adaptive ones go throu
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -73,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="results/compare")
   p.add_argument("--no_progress", action="store_true")
+  p.add_argument("--recompute", action="store_true",
+                 help="ignore the per-row cache in <out>/rows/ (a row is reused when its settings "
+                      "match: an interrupted run resumes, rows can be added later)")
   return p
 
 
@@ -96,6 +102,23 @@ def _figure(rows, columns):
   return fig
 
 
+def _cached_row(path: str, key: dict):
+  if os.path.exists(path):
+    with open(path) as f:
+      row = json.load(f)
+    if row.get("cache_key") == key:
+      return row
+  return None
+
+
+def _save_row(path: str, row: dict) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+  with os.fdopen(fd, "w") as f:
+    json.dump(row, f, indent=1)
+  os.replace(tmp, path)
+
+
 def main(argv=None) -> dict:
   args = build_parser().parse_args(argv)
   x, y = iss_jax.load_dataset(args.dataset, "test", args.data_dir)
@@ -112,6 +135,16 @@ def main(argv=None) -> dict:
                                                     noise_std=args.tv_noise_std,
                                                     iters=args.tv_iters)
       transform = f"tv@{selections['tv']['weight']:g}"
+    key = {"workdir": os.path.abspath(workdir), "transform": transform,
+           "checkpoint_mtime": os.path.getmtime(os.path.join(workdir, "config.json")),
+           **{k: v for k, v in vars(args).items()
+              if k not in ("defense", "out", "no_progress", "recompute", "batch_size")}}
+    row_path = os.path.join(args.out, "rows", f"{label}.json")
+    row = None if args.recompute else _cached_row(row_path, key)
+    if row is not None:
+      print(f"[compare] {label}: reusing {row_path}", file=sys.stderr)
+      rows.append(row)
+      continue
     apply_fn, _ = iss_jax.load_classifier(workdir)
     defense = iss_jax.make_defense(transform, tv_iters=args.tv_iters, smooth_kwargs=smooth_kwargs)
     print(f"[compare] {label}: {workdir} + {defense.name}", file=sys.stderr)
@@ -120,7 +153,8 @@ def main(argv=None) -> dict:
         eot_samples=args.eot_samples, corruptions=args.corruptions, severities=args.severities,
         low_res_sizes=args.low_res, batch_size=args.batch_size, seed=args.seed,
         progress=not args.no_progress)
-    rows.append({"label": label, "workdir": workdir, **res})
+    rows.append({"label": label, "workdir": workdir, **res, "cache_key": key})
+    _save_row(row_path, rows[-1])
   columns = [c for c in ("clean", "corruptions", *[f"lowres{s}" for s in args.low_res], "fgsm",
                          "fgsm_adaptive", "pgd", "pgd_adaptive") if c in rows[0]["accuracy"]]
   md = [f"# Defenses x evaluations ({args.dataset} test, first {len(x)} images)", "",
