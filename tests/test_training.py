@@ -264,3 +264,23 @@ def test_finetune_starts_from_checkpoint(vanilla_run, tiny, tmp_path):
   assert summary["completed"]
   with pytest.raises(ValueError, match="init_checkpoint"):
     iss_jax.train_and_evaluate(_config("finetune", tiny), tmp_path / "other")
+
+
+def test_entry_point_flag_precedence():
+  """preset < --config.FIELD < named flags, parsed as `python -m train.fixed` would."""
+  import subprocess
+  import sys
+
+  code = (
+      "import sys\n"
+      "from absl import flags\n"
+      "from train import _main\n"
+      "sys.argv = ['fixed', '--preset=cpu', '--config.epochs=3', '--config.sparsity=0.5',"
+      " '--sparsity=0.7', '--batch_size=64']\n"
+      "_main.define_flags('fixed', {'sparsity': ('float', 's')})\n"
+      "flags.FLAGS(sys.argv)\n"
+      "c = _main.build_config('fixed', ['sparsity'])\n"
+      "print(c.preset, c.dataset, c.epochs, c.sparsity, c.batch_size)\n")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+  assert out.stdout.split() == ["cpu", "cifar10_exact", "3", "0.7", "64"]

@@ -386,8 +386,14 @@ class _Steps:
 
 
 def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int, sharding) -> dict:
-  """Clean accuracy and mean loss of ``variables`` on uint8 images, in fixed-size (padded) batches."""
+  """Clean accuracy and mean loss of ``variables`` on uint8 images, in fixed-size (padded) batches.
+
+  Every process holds the whole test set and feeds its slice of each global batch.
+  """
   n = x.shape[0]
+  n_proc, proc = jax.process_count(), jax.process_index()
+  local = batch_size // n_proc
+  cut = lambda a: a[proc * local:(proc + 1) * local]
   loss_sum, correct, count = 0.0, 0, 0
   for i in range(0, n, batch_size):
     xb, yb = x[i:i + batch_size], y[i:i + batch_size]
@@ -396,8 +402,8 @@ def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int
     if m < batch_size:
       xb = np.concatenate([xb, np.zeros((batch_size - m,) + xb.shape[1:], xb.dtype)])
       yb = np.concatenate([yb, np.zeros((batch_size - m,), yb.dtype)])
-    out = eval_step(variables, _global_batch(sharding, xb), _global_batch(sharding, yb),
-                    _global_batch(sharding, mask))
+    out = eval_step(variables, _global_batch(sharding, cut(xb)), _global_batch(sharding, cut(yb)),
+                    _global_batch(sharding, cut(mask)))
     loss_sum += float(out[0])
     correct += int(out[1])
     count += int(out[2])
@@ -506,7 +512,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   train_step, eval_step = steps.train_step, steps.eval_step
   k_train = jax.device_put(k_train, replicated)
   local_bs = config.batch_size // n_proc
-  local_ebs = config.eval_batch_size // n_proc
   n_params = count_params(state.params)
   if proc == 0:
     print(f"[iss_jax] {config.procedure} ({config.preset} configuration): {config.model} "
@@ -540,8 +545,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     for m in jax.device_get(dev_metrics):
       sums["loss"] += float(m["loss"]) / steps_per_epoch
       sums["accuracy"] += float(m["accuracy"]) / steps_per_epoch
-    test = evaluate(eval_step, {"params": state.params, "batch_stats": state.batch_stats}, x_test, y_test,
-                    config.eval_batch_size, data_sharding) if local_ebs else {}
+    test = evaluate(eval_step, {"params": state.params, "batch_stats": state.batch_stats}, x_test,
+                    y_test, config.eval_batch_size, data_sharding)
     row = {"epoch": epoch + 1, "step": int((epoch + 1) * steps_per_epoch), "sparsity": sparsity,
            "learning_rate": float(schedule_fn((epoch + 1) * steps_per_epoch - 1)),
            "train_loss": sums["loss"], "train_accuracy": sums["accuracy"],
