@@ -52,7 +52,7 @@ def _acc(apply_fn, x, y):
   return float(jnp.mean(jnp.argmax(apply_fn(x), -1) == y))
 
 
-@pytest.mark.parametrize("eps", [0.0, 2 / 255, 8 / 255, 0.5, 1.0])
+@pytest.mark.parametrize("eps", [0.0, 8 / 255, 1.0])
 def test_attacks_stay_in_ball_and_box(eps):
   apply_fn, x, y = _trained_model()
   x = x.at[0].set(0.0).at[1].set(1.0)  # saturated images exercise the [0, 1] clip
