@@ -33,7 +33,7 @@ class _Counting:
     return self.fn(x, sparsities)
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Smoothing cache.
 
 
@@ -86,7 +86,7 @@ def test_cache_bad_input(tmp_path):
     iss_jax.smooth_dataset(_images(2), [1.5], cache_dir=tmp_path)
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Schedules, augmentation, configs.
 
 
@@ -131,6 +131,7 @@ def test_augment_crop_and_flip():
                for a in range(5) for b in range(5))
 
 
+@pytest.mark.slow  # the end-to-end determinism / resume tests cover the step too
 def test_train_step_is_pure_and_reduces_loss():
   model = iss_jax.resnet_small(width=4)
   c = iss_jax.training_config("vanilla")
@@ -156,7 +157,7 @@ def test_train_step_is_pure_and_reduces_loss():
   assert losses[-1] < losses[0]
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # End to end on tiny data.
 
 
