@@ -21,9 +21,9 @@ FLAGS = flags.FLAGS
 
 def define_flags(procedure: str, extra: dict[str, tuple] | None = None) -> None:
   """Defines the common flags, the procedure's extra flags and ``--config``."""
-  flags.DEFINE_enum("preset", "quick", ["quick", "cpu", "full"],
+  flags.DEFINE_enum("preset", "quick", ["quick", "cpu", "full", "paper"],
                     "quick: offline CPU demo on the shipped 1,000-image CIFAR-10 sample; cpu: the "
-                    "5,085-image real subset (cifar10_exact); full: the paper's ResNet-18 / CIFAR-10 run.")
+                    "5,085-image real subset (cifar10_exact); full (= paper): the paper's ResNet-18 / CIFAR-10 run.")
   flags.DEFINE_string("workdir", None, f"Output folder (default workdirs/{procedure}).")
   flags.DEFINE_string("dataset", None, "Dataset name (see iss_jax.load_dataset).")
   flags.DEFINE_string("data_dir", None, "Folder with the dataset files / TFDS data_dir.")
@@ -62,11 +62,15 @@ def run(procedure: str, extra_names=()) -> dict:
   workdir = FLAGS.workdir or f"workdirs/{procedure}"
   if config.preset == "quick":
     print("[iss_jax] QUICK configuration (offline CPU demo: shipped 1,000-image CIFAR-10 sample, "
-          "ResNet-8, few epochs). The paper's setting is one flag away: --preset=full "
+          "ResNet-8, few epochs). The paper's setting is one flag away: --preset=paper "
           "(ResNet-18, full CIFAR-10 via TFDS or --data_dir, 200 epochs).", flush=True)
   else:
     print(f"[iss_jax] {config.preset.upper()} configuration.", flush=True)
-  summary = iss_jax.train_and_evaluate(config, workdir)
+  try:
+    summary = iss_jax.train_and_evaluate(config, workdir)
+  except iss_jax.DatasetNotFoundError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   short = {k: v for k, v in summary.items() if k not in ("config", "smoothing")}
   print(json.dumps(short, indent=1), file=sys.stdout, flush=True)
   return summary

@@ -6,7 +6,7 @@ import ml_collections
 
 from iss_jax._src.training import PROCEDURES, base_config
 
-PRESETS = ("quick", "cpu", "full")
+PRESETS = ("quick", "cpu", "full", "paper")  # "paper" is an alias of "full"
 
 
 def training_config(procedure: str, preset: str = "quick") -> ml_collections.ConfigDict:
@@ -24,7 +24,7 @@ def training_config(procedure: str, preset: str = "quick") -> ml_collections.Con
 
   Args:
     procedure: ``"vanilla"``, ``"fixed"``, ``"iterative"`` or ``"finetune"``.
-    preset: ``"quick"``, ``"cpu"`` or ``"full"``.
+    preset: ``"quick"``, ``"cpu"`` or ``"full"`` (alias ``"paper"``).
 
   Returns:
     A ``ConfigDict`` with every field of the training library.
@@ -42,6 +42,7 @@ def training_config(procedure: str, preset: str = "quick") -> ml_collections.Con
     raise ValueError(f"procedure must be one of {PROCEDURES}; got {procedure!r}.")
   if preset not in PRESETS:
     raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}.")
+  preset = "full" if preset == "paper" else preset
   c = base_config()
   c.procedure = procedure
   c.preset = preset
