@@ -35,6 +35,12 @@ def run(args, apply_fn=None, data=None) -> dict:
                                                for s in res["sizes"]] for d in defenses]
   md.append("Accuracy (%):\n")
   md.append(iss_jax.markdown_table(header, rows))
+  ef = res["nonzero_edge_fraction"]
+  md.append("\nShare of 4-neighbour edges with a non-zero difference (a smoothing sparsity above it "
+            "cannot be reached: `smooth` then stops at maxiter and returns nearly the input):\n")
+  md.append(iss_jax.markdown_table(["original"] + [f"s={s}" for s in res["sizes"]],
+                                   [[f"{ef['original']:.3f}"] + [f"{ef[str(s)]:.3f}"
+                                                                  for s in res["sizes"]]]))
   fig = _plot(res, x, defenses)
   paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
   print("\n".join(md))

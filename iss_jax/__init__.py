@@ -31,6 +31,7 @@ from iss_jax._src.evaluation import evaluate_denoise as evaluate_denoise
 from iss_jax._src.evaluation import evaluate_low_resolution as evaluate_low_resolution
 from iss_jax._src.evaluation import low_resolution as low_resolution
 from iss_jax._src.evaluation import nearest_upsample as nearest_upsample
+from iss_jax._src.evaluation import nonzero_edge_fraction as nonzero_edge_fraction
 from iss_jax._src.evaluation import psnr as psnr
 from iss_jax._src.frequency import centred_spectrum as centred_spectrum
 from iss_jax._src.frequency import evaluate_frequency as evaluate_frequency
@@ -133,6 +134,7 @@ __all__ = (
     "make_defense",
     "markdown_table",
     "nearest_upsample",
+    "nonzero_edge_fraction",
     "pgd",
     "pgd_at_loss",
     "pgd_maximize",

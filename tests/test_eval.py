@@ -94,6 +94,14 @@ def test_low_resolution_blocks_and_identity():
     iss_jax.low_resolution(x, 9)
 
 
+def test_nonzero_edge_fraction_of_block_images():
+  """8x8 images of 2x2 blocks: only the 3 block boundaries per row/column differ: 48 of 112 edges."""
+  small = np.random.default_rng(0).random((3, 4, 4, 3))
+  blocks = np.asarray(iss_jax.nearest_upsample(small, (8, 8)))
+  assert abs(iss_jax.nonzero_edge_fraction(blocks) - 48 / 112) < 1e-12
+  assert iss_jax.nonzero_edge_fraction(np.full((2, 5, 5, 3), 0.2)) == 0.0
+
+
 # ----------------------------------------------------------------------------------- PSNR and kernels
 
 

@@ -412,6 +412,19 @@ def low_resolution(x, size: int, *, method: str = "linear", antialias: bool = Tr
   return nearest_upsample(small, x.shape[1:3]).astype(x.dtype)
 
 
+def nonzero_edge_fraction(x) -> float:
+  """Mean share of 4-neighbour edges whose pixels differ in some channel, over ``(N, H, W, C)`` images.
+
+  ``iss_jax.smooth`` cannot reach a target sparsity above this share (edges with ``D x = 0`` never
+  activate): it then stops at ``maxiter`` and returns nearly the input.
+  """
+  x = np.asarray(x)
+  dv = np.any(x[:, 1:] != x[:, :-1], axis=-1)
+  dh = np.any(x[:, :, 1:] != x[:, :, :-1], axis=-1)
+  per_image = (dv.sum((1, 2)) + dh.sum((1, 2))) / (dv[0].size + dh[0].size)
+  return float(per_image.mean()) if len(x) else 0.0
+
+
 def evaluate_low_resolution(apply_fn, x, y, *, sizes: Sequence[int] = (28, 24, 20, 16, 12, 8),
                             sparsities: Sequence[float] = (), method: str = "linear",
                             antialias: bool = True, smooth_kwargs=None, batch_size: int = 100,
@@ -428,11 +441,14 @@ def evaluate_low_resolution(apply_fn, x, y, *, sizes: Sequence[int] = (28, 24, 2
   defenses = [None] + list(sparsities)
   clean = {defense_name(d): float(np.mean(run.predict_defended(xf, d) == y)) for d in defenses}
   acc = {}
+  edges = {"original": nonzero_edge_fraction(xf)}
   for size in tqdm(sizes, desc="low resolution", disable=not progress):
     down = jax.jit(lambda xb, size=int(size): low_resolution(xb, size, method=method, antialias=antialias))
     xl = run.map(down, xf)
+    edges[str(size)] = nonzero_edge_fraction(xl)
     acc[str(size)] = {defense_name(d): float(np.mean(run.predict_defended(xl, d) == y)) for d in defenses}
   return {"accuracy": acc, "clean": clean, "sizes": [int(s) for s in sizes],
+          "nonzero_edge_fraction": edges,
           "filter": f"jax.image.resize method={method!r}, antialias={antialias}; nearest upsampling "
                     "(source pixel floor(i*s/H))",
           "num_examples": int(len(xf)), "sparsities": list(sparsities)}
