@@ -21,7 +21,7 @@ import iss_jax
 # 1.9, maxiter 20k); "full" needs a GPU and was not run here.
 EXPECTED = {
     "quick": "not measured",
-    "cpu": "not measured",
+    "cpu": "54.7% (from workdirs/vanilla at 54.1%, 4 epochs at sparsity 0.6, lr 0.02; 63 s)",
 }
 
 
