@@ -26,7 +26,7 @@ class TinyCNN(nn.Module):
     return nn.Dense(self.num_classes, name="head")(jnp.mean(x, axis=(1, 2)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiny(hw=16, n=6, seed=0):
   model = TinyCNN()
   x = jax.random.uniform(jax.random.key(seed), (n, hw, hw, 3))

@@ -1,10 +1,11 @@
 """L-infinity adversarial attacks in JAX: FGSM, PGD (with restarts) and a generic PGD maximiser, plus EOT.
 
-All attacks work in ``[0, 1]`` pixel space on ``(N, H, W, C)`` float images: every returned ``x_adv`` satisfies
-``|x_adv - x| <= eps`` elementwise and ``0 <= x_adv <= 1``. ``eps`` and ``step_size`` may be traced (an epsilon
-sweep does not recompile); ``steps`` and ``restarts`` are static Python ints. The model is any differentiable
-``apply_fn(x) -> logits`` (for a flax model: ``lambda x: model.apply(variables, x, train=False)``, BatchNorm in
-inference mode); a defense ``d`` is attacked adaptively by passing ``lambda x: apply_fn(d(x))``.
+All attacks work in ``[0, 1]`` pixel space on ``(N, H, W, C)`` float images: every returned
+``x_adv`` satisfies ``|x_adv - x| <= eps`` elementwise and ``0 <= x_adv <= 1``. ``eps`` and
+``step_size`` may be traced (an epsilon sweep does not recompile); ``steps`` and ``restarts`` are
+static Python ints. The model is any differentiable ``apply_fn(x) -> logits`` (for a flax model:
+``lambda x: model.apply(variables, x, train=False)``, BatchNorm in inference mode); a defense ``d``
+is attacked adaptively by passing ``lambda x: apply_fn(d(x))``.
 """
 
 from __future__ import annotations

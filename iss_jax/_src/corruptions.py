@@ -156,7 +156,7 @@ def _motion_blur(x, s, rng):
   h, w = img.shape[:2]
   rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
   out = np.zeros_like(img)
-  for wt, oy, ox in zip(weights, dy, dx):
+  for wt, oy, ox in zip(weights, dy, dx, strict=True):
     out += wt * img[np.clip(rows + oy, 0, h - 1), np.clip(cols + ox, 0, w - 1)]
   return np.clip(np.round(out), 0, 255) / 255.0
 

@@ -258,7 +258,7 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
   for (a, d, p), pts in sorted(groups.items()):
     pts.sort()
     bad = [f"{e1 * 255:.3g}->{e2 * 255:.3g}/255: {v1:.2%}->{v2:.2%}"
-           for (e1, v1), (e2, v2) in zip(pts, pts[1:]) if v2 > v1 + tol]
+           for (e1, v1), (e2, v2) in zip(pts[:-1], pts[1:], strict=True) if v2 > v1 + tol]
     checks.append({"check": f"accuracy non-increasing in eps ({a}, {d}, {p})", "ok": not bad,
                    "detail": "; ".join(bad) or "ok"})
   for (a, e, d, p), v in sorted(acc.items()):
@@ -474,8 +474,9 @@ def psnr(a, b, *, max_val: float = 1.0):
 
 
 def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise=None,
-                     tv_weights: Sequence[float] = (0.02, 0.05, 0.08, 0.12, 0.2), tune_examples: int = 64,
-                     x_tune=None, seed: int = 0, smooth_kwargs=None, batch_size: int = 100, progress: bool = True) -> dict:
+                     tv_weights: Sequence[float] = (0.02, 0.05, 0.08, 0.12, 0.2),
+                     tune_examples: int = 64, x_tune=None, seed: int = 0, smooth_kwargs=None,
+                     batch_size: int = 100, progress: bool = True) -> dict:
   """PSNR of noisy, ISS-smoothed and (optionally) TV-denoised images (paper App. K, Fig. 15).
 
   Noise: ``clip(x + sigma * N(0, 1), 0, 1)``. The TV weight is the one of ``tv_weights`` with the best
@@ -523,7 +524,8 @@ def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise
           "mean": {k: float(np.mean(v)) for k, v in out.items()},
           "std": {k: float(np.std(v)) for k, v in out.items()},
           "tv_weight": tv_weight, "tv_tuning": tuning,
-          "tv_tuning_images": tune_note if tv_denoise is not None else None, "sigma": sigma, "sparsity": sparsity,
+          "tv_tuning_images": tune_note if tv_denoise is not None else None,
+          "sigma": sigma, "sparsity": sparsity,
           "num_examples": int(len(xf)),
           "noise": f"clip(x + {sigma} * N(0, 1), 0, 1), seed {seed}"}
 

@@ -95,7 +95,7 @@ def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16
   Returns:
     ``{"clean": acc, "radii": [...], "low": {r: acc}, "high": {r: acc}, "low_fraction": {r: frac}}``.
   """
-  from iss_jax._src.evaluation import _Runner, _check_labels, as_float_images
+  from iss_jax._src.evaluation import _check_labels, _Runner, as_float_images
 
   xf = as_float_images(x)
   y = _check_labels(y, len(xf))
@@ -104,9 +104,8 @@ def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16
   out = {"clean": float(np.mean(clean)), "radii": [float(r) for r in radii], "low": {}, "high": {},
          "low_fraction": {}, "num_examples": int(len(xf))}
   for r in radii:
-    split = jax.jit(lambda xb, r=float(r): frequency_split(xb, r))
-    low = run.map(lambda xb: split(xb)[0], xf)
-    high = run.map(lambda xb: split(xb)[1], xf)
+    low = run.map(jax.jit(lambda xb, r=float(r): frequency_split(xb, r)[0]), xf)
+    high = run.map(jax.jit(lambda xb, r=float(r): frequency_split(xb, r)[1]), xf)
     lo = run.predict(low) == y
     hi = run.predict(high) == y
     key = f"{float(r):g}"
