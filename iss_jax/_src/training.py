@@ -349,6 +349,13 @@ def _create_model(name, num_classes, stem, width):
   return create_model(name, num_classes, stem, **({"width": width} if width else {}))
 
 
+_NOT_IN_STEP = frozenset({
+    "procedure", "preset", "dataset", "data_dir", "image_size", "train_limit", "test_limit",
+    "sparsity", "start_sparsity", "end_sparsity", "num_levels", "kappa", "nu", "step_factor",
+    "maxiter", "smooth_batch_size", "cache_dir", "init_checkpoint", "seed", "checkpoint_every_epochs",
+    "keep_checkpoints", "stop_after_steps", "progress", "tensorboard", "distributed", "epochs"})
+
+
 class _Steps:
   """The optimiser and the jitted steps, cached per hyperparameters so that repeated runs in one process
   (tests, notebooks, a resume) compile once."""
@@ -357,9 +364,10 @@ class _Steps:
 
   @classmethod
   def build(cls, config, model, steps_per_epoch, total_steps, n_dev):
-    key = (model, steps_per_epoch, total_steps, n_dev, config.learning_rate, config.warmup_epochs,
-           config.weight_decay, config.momentum, config.nesterov, config.crop_padding, config.flip,
-           config.label_smoothing, config.adversarial, config.smooth_kernel_weight)
+    # Every config field except those known not to enter the steps, so that a field added later
+    # (e.g. a new loss term) can never hit a stale compiled step.
+    fields = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_STEP}
+    key = (model, steps_per_epoch, total_steps, n_dev, json.dumps(fields, sort_keys=True, default=str))
     if key not in cls._cache:
       if len(cls._cache) >= 8:
         cls._cache.clear()
