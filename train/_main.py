@@ -23,7 +23,8 @@ def define_flags(procedure: str, extra: dict[str, tuple] | None = None) -> None:
   """Defines the common flags, the procedure's extra flags and ``--config``."""
   flags.DEFINE_enum("preset", "quick", ["quick", "cpu", "full", "paper"],
                     "quick: offline CPU demo on the shipped 1,000-image CIFAR-10 sample; cpu: the "
-                    "5,085-image real subset (cifar10_exact); full (= paper): the paper's ResNet-18 / CIFAR-10 run.")
+                    "5,085-image real subset (cifar10_exact); full (= paper): the paper's ResNet-18 / "
+                    "CIFAR-10 run.")
   flags.DEFINE_string("workdir", None, f"Output folder (default workdirs/{procedure}).")
   flags.DEFINE_string("dataset", None, "Dataset name (see iss_jax.load_dataset).")
   flags.DEFINE_string("data_dir", None, "Folder with the dataset files / TFDS data_dir.")

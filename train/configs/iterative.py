@@ -7,7 +7,8 @@ Commands (from the repository root):
   cpu: ``python -m train.iterative --start_sparsity=0.3 --end_sparsity=0.8 --preset=cpu``
       cifar10_exact (5,085 real train images; test = official test images 0..1016), ResNet-8, 12 epochs;
       about 10 min of training on 2 CPU cores.
-  full: ``python -m train.iterative --start_sparsity=0.3 --end_sparsity=0.8 --preset=full`` (add ``--data_dir=...`` without TFDS)
+  full: ``python -m train.iterative --start_sparsity=0.3 --end_sparsity=0.8 --preset=full``
+      (add ``--data_dir=...`` without TFDS)
       ResNet-18 on full CIFAR-10, SGD 0.1 / momentum 0.9 / wd 5e-4, cosine, 200 epochs, batch 128
       (finetune: 20 epochs at 0.01); hours on one GPU. Vanilla: about 95% clean test accuracy; the paper
       reports fixed / iterative training comparable to vanilla from sparsity 0.6 up (its App. Tab. 4).
