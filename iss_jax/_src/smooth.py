@@ -35,8 +35,8 @@ class SmoothInfo(NamedTuple):
 # reached its last target is refilled with the next image, so a batch costs about the MEAN number of steps
 # per image instead of the MAX. Once the queue is empty the stragglers are compacted into narrower widths
 # (``_SLOTS // 8``, then 1), so a slow image does not keep the full width busy.
-_SLOTS = 64
-_CHUNK = 16  # steps between refills; a slot that reaches a target waits frozen for at most this many
+_SLOTS = 32
+_CHUNK = 32  # steps between refills; a slot that reaches a target waits frozen for at most this many
 
 
 def _endpoint_flags(x: Array, targets: Array) -> tuple[Array, Array]:
