@@ -120,3 +120,19 @@ def _device() -> str:
 
 def pct(v: float) -> str:
   return f"{100 * v:.2f}"
+
+
+def main(module_doc: str, add_args, run, argv=None):
+  """The shared ``main`` of one evaluation: common flags, the evaluation's own flags, then ``run``."""
+  parser = argparse.ArgumentParser(description=module_doc.split("\n")[0])
+  add_common_args(parser)
+  add_args(parser)
+  return run(parser.parse_args(argv))
+
+
+def finish(args, name: str, md: list, res: dict, fig) -> dict:
+  """Writes ``<out>/<name>.md/.json/.png``, prints the table and the paths, and returns ``res``."""
+  paths = iss_jax.write_report(out_dir(args), name, "\n".join(md), res, fig)
+  print("\n".join(md))
+  print(f"wrote {paths}")
+  return res

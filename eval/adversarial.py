@@ -75,10 +75,7 @@ def run(args, apply_fn=None, data=None) -> dict:
     if not c["ok"]:
       print(f"SANITY VIOLATION: {c['check']}: {c['detail']}", file=sys.stderr)
   fig = _plot(res, eps, keys, acc)
-  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
-  print("\n".join(md))
-  print(f"wrote {paths}")
-  return res
+  return _common.finish(args, NAME, md, res, fig)
 
 
 def _plot(res, eps, keys, acc):
@@ -103,10 +100,7 @@ def _plot(res, eps, keys, acc):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  add_args(parser)
-  run(parser.parse_args(argv))
+  _common.main(__doc__, add_args, run, argv)
 
 
 if __name__ == "__main__":

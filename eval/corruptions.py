@@ -63,10 +63,7 @@ def run(args, apply_fn=None, data=None) -> dict:
   md.append(iss_jax.markdown_table(["type", "test-time"] + [f"s={s}" for s in res["severities"]],
                                    rows))
   fig = _plot(res, names, defenses)
-  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
-  print("\n".join(md))
-  print(f"wrote {paths}")
-  return res
+  return _common.finish(args, NAME, md, res, fig)
 
 
 def _plot(res, names, defenses):
@@ -96,10 +93,7 @@ def _plot(res, names, defenses):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  add_args(parser)
-  run(parser.parse_args(argv))
+  _common.main(__doc__, add_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -60,17 +60,11 @@ def run(args, apply_fn=None, data=None) -> dict:
   ax.set_xlabel("PSNR (dB)")
   ax.set_ylabel("images")
   ax.legend(fontsize=8)
-  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
-  print("\n".join(md))
-  print(f"wrote {paths}")
-  return res
+  return _common.finish(args, NAME, md, res, fig)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  add_args(parser)
-  run(parser.parse_args(argv))
+  _common.main(__doc__, add_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,7 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
     md.append(f"\nFirst-layer kernel `{res['kernel']}`: mean high-frequency energy share (outside radius "
               f"4 of a 16x16 FFT) {100 * hf.mean():.2f}% over {len(hf)} filters.")
   fig = _plot(res, rk, diffs, spectra)
-  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
-  print("\n".join(md))
-  print(f"wrote {paths}")
-  return res
+  return _common.finish(args, NAME, md, res, fig)
 
 
 def _plot(res, rk, diffs, spectra):
@@ -120,10 +117,7 @@ def _plot(res, rk, diffs, spectra):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  add_args(parser)
-  run(parser.parse_args(argv))
+  _common.main(__doc__, add_args, run, argv)
 
 
 if __name__ == "__main__":

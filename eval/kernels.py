@@ -49,17 +49,11 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
   axes[1].set_xlabel("TV / L1")
   for ax in axes:
     ax.set_ylabel("filters")
-  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
-  print("\n".join(md))
-  print(f"wrote {paths}")
-  return res
+  return _common.finish(args, NAME, md, res, fig)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  add_args(parser)
-  run(parser.parse_args(argv))
+  _common.main(__doc__, add_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -56,17 +56,11 @@ def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
       axes[2 * r + 1, j].axis("off")
     axes[2 * r, 0].set_title(name, fontsize=8, loc="left")
   fig.tight_layout()
-  paths = iss_jax.write_report(_common.out_dir(args), NAME, "\n".join(md), res, fig)
-  print("\n".join(md))
-  print(f"wrote {paths}")
-  return res
+  return _common.finish(args, NAME, md, res, fig)
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  add_args(parser)
-  run(parser.parse_args(argv))
+  _common.main(__doc__, add_args, run, argv)
 
 
 if __name__ == "__main__":

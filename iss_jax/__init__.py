@@ -32,7 +32,6 @@ from iss_jax._src.evaluation import evaluate_low_resolution as evaluate_low_reso
 from iss_jax._src.evaluation import low_resolution as low_resolution
 from iss_jax._src.evaluation import nearest_upsample as nearest_upsample
 from iss_jax._src.evaluation import nonzero_edge_fraction as nonzero_edge_fraction
-from iss_jax._src.evaluation import psnr as psnr
 from iss_jax._src.frequency import centred_spectrum as centred_spectrum
 from iss_jax._src.frequency import evaluate_frequency as evaluate_frequency
 from iss_jax._src.frequency import first_conv_kernel as first_conv_kernel
@@ -53,6 +52,7 @@ from iss_jax._src.lbi import run as lbi_run
 from iss_jax._src.lbi import step as lbi_step
 from iss_jax._src.lbi import support as lbi_support
 from iss_jax._src.lowpass import gaussian_lowpass as gaussian_lowpass
+from iss_jax._src.metrics import psnr as psnr
 from iss_jax._src.models import ResNet as ResNet
 from iss_jax._src.models import count_params as count_params
 from iss_jax._src.models import create_model as create_model

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from iss_jax._src import attacks, corruptions
+from iss_jax._src.metrics import psnr
 from iss_jax._src.smooth import smooth
 
 Array = jax.Array
@@ -456,21 +457,6 @@ def evaluate_low_resolution(apply_fn, x, y, *, sizes: Sequence[int] = (28, 24, 2
 
 # ----------------------------------------------------------------------------------------------------------
 # Denoising PSNR
-
-
-def psnr(a, b, *, max_val: float = 1.0):
-  """Per-image PSNR in dB, ``10 log10(max_val^2 / MSE)`` over ``(N, H, W, C)`` (paper Eq. 8).
-
-  Examples:
-    >>> import jax.numpy as jnp, iss_jax
-    >>> float(iss_jax.psnr(jnp.zeros((1, 2, 2, 1)), jnp.full((1, 2, 2, 1), 0.1))[0])
-    20.0...
-  """
-  a, b = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
-  if a.shape != b.shape or a.ndim != 4:
-    raise ValueError(f"a and b must be (N, H, W, C) of the same shape; got {a.shape} and {b.shape}.")
-  mse = jnp.mean((a - b) ** 2, axis=(1, 2, 3))
-  return 10.0 * jnp.log10(max_val**2 / mse)
 
 
 def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise=None,

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from iss_jax._src.checks import check_image, error_if
+from iss_jax._src.metrics import psnr
 
 Array = jax.Array
 
@@ -140,18 +141,6 @@ def tv_objective(u, x, weight, *, vectorial: bool = False) -> Array:
     return 0.5 * jnp.sum((ui - xi) ** 2) / weight + tv
 
   return jax.vmap(one)(u, x) if u.ndim == 4 else one(u, x)
-
-
-def psnr(x, ref, *, data_range: float = 1.0) -> Array:
-  """Peak signal-to-noise ratio in dB per image: ``10 log10(range^2 / MSE)``; ``(N,)`` for a
-  batch."""
-  x = jnp.asarray(x)
-  ref = jnp.asarray(ref)
-  if x.shape != ref.shape:
-    raise ValueError(f"x and ref must have the same shape; got {x.shape} and {ref.shape}.")
-  axes = tuple(range(x.ndim - 3, x.ndim)) if x.ndim >= 3 else tuple(range(x.ndim))
-  mse = jnp.mean((x - ref) ** 2, axis=axes)
-  return 10.0 * jnp.log10(data_range**2 / jnp.maximum(mse, 1e-20))
 
 
 def select_tv_weight(x, weights, *, noise_std: float = 8 / 255, key=None, x_noisy=None,
