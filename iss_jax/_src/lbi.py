@@ -1,13 +1,15 @@
 """Split Linearized Bregman Iteration (Split LBI) on the 4-neighbour TV graph of an image.
 
 The solver follows the jaxopt pattern: a state ``NamedTuple``, ``init``, ``step`` and ``run``. Everything
-here is written for ONE image ``(H, W, C)``; batching is ``jax.vmap`` (see ``iss_jax._src.smooth``).
+here is written for ONE image ``(H, W, C)``; ``jax.vmap`` batches it, and the functions also accept
+trailing batch axes ``(H, W, C, *B)``, the batch-last layout the scheduler in ``iss_jax._src.smooth``
+uses (no transposes, every operation over contiguous images).
 
 Edges are stored as a ``(2, H, W, C)`` array: ``[0]`` holds the horizontal edge from pixel ``(i, j)`` to
-``(i, j + 1)``, ``[1]`` the vertical edge from ``(i, j)`` to ``(i + 1, j)``. The last column of ``[0]`` and the
-last row of ``[1]`` are padding: ``D b`` is zero there, so ``z`` and ``g`` stay exactly zero and the padded
-slots never count as active edges. This keeps every array the same shape as the image, so the step is a
-handful of fused element-wise operations with shifts (pad/slice), no scatter and no matrices.
+``(i, j + 1)``, ``[1]`` the vertical edge from ``(i, j)`` to ``(i + 1, j)``. The last column of ``[0]``
+and the last row of ``[1]`` are padding: ``D b`` is zero there, so ``z`` and ``g`` stay exactly zero and
+the padded slots never count as active edges. This keeps every array the same shape as the image, so the
+step is a handful of fused element-wise operations with shifts (pad/slice), no scatter and no matrices.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def hessian_norm(height: int, width: int, nu=DEFAULT_NU, dtype=jnp.float32) -> A
 
 def make_params(height: int, width: int, *, kappa=DEFAULT_KAPPA, nu=DEFAULT_NU,
                 step_factor=DEFAULT_STEP_FACTOR, dtype=jnp.float32) -> LBIParams:
-  """Builds :class:`LBIParams`, with ``alpha = step_factor / (kappa ||H||_2)`` (paper: ``step_factor = 1``)."""
+  """Builds :class:`LBIParams`: ``alpha = step_factor / (kappa ||H||_2)`` (paper: ``step_factor = 1``)."""
   kappa = jnp.asarray(kappa, dtype)
   nu = jnp.asarray(nu, dtype)
   alpha = jnp.asarray(step_factor, dtype) / (kappa * hessian_norm(height, width, nu, dtype))
@@ -140,7 +142,7 @@ def _group_sq(z: Array) -> Array:
 
 
 def support(z: Array) -> Array:
-  """Active edges ``||z_e||_2 > 1``, i.e. ``g_e != 0``: ``(2, H, W, *B)`` bool for ``z`` ``(2, H, W, C, *B)``."""
+  """Active edges ``||z_e||_2 > 1`` (``g_e != 0``): ``(2, H, W, *B)`` bool for ``z`` ``(2, H, W, C, *B)``."""
   return _group_sq(z) > 1.0
 
 
@@ -173,7 +175,7 @@ def init(x: Array) -> LBIState:
 
 
 def step(state: LBIState, x: Array, params: LBIParams) -> LBIState:
-  """One Split LBI step (Eq. 3): ``b -= kappa alpha grad_b L``, ``z -= alpha grad_g L``, ``g = kappa prox(z)``.
+  """One Split LBI step (Eq. 3): ``b -= kappa alpha grad_b L``, ``z -= alpha grad_g L``, ``g = kappa prox z``.
 
   With ``r = (D b - g) / nu``: ``grad_b L = b - x + D^T r`` and ``grad_g L = -r``.
 

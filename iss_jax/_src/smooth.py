@@ -6,8 +6,8 @@ import functools
 from typing import NamedTuple
 
 import jax
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from iss_jax._src import lbi
@@ -138,15 +138,13 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
   carry = (lbi.init(xs), xs, jnp.full((s0,), n, jnp.int32), jnp.zeros((s0,), jnp.int32),
            jnp.int32(0), outs)
   carry = lax.while_loop(pending, flush, flush(carry))
-  for phase, w in enumerate(widths):
-    last = phase == len(widths) - 1
-    w_next = 0 if last else widths[phase + 1]
+  for w_next in widths[1:] + (0,):
     busy = lambda c, w_next=w_next: (c[4] < n) | (jnp.sum(c[2] < n) > w_next)
     carry = lax.while_loop(busy, advance, carry)
-    if not last:  # compact the live slots (at most w_next of them) into the next, narrower width
+    if w_next:  # compact the live slots (at most w_next of them) into the next, narrower width
       state, xs, img, j, nxt, outs = carry
       keep = jnp.argsort(img >= n, stable=True)[:w_next]
-      take = lambda a: jnp.take(a, keep, axis=-1)
+      take = functools.partial(lambda a, idx: jnp.take(a, idx, axis=-1), idx=keep)
       carry = (jax.tree_util.tree_map(take, state), take(xs), img[keep], j[keep], nxt, outs)
   return carry[5]
 
