@@ -48,6 +48,21 @@ def _endpoint_flags(x: Array, targets: Array) -> tuple[Array, Array]:
   return to_input, to_mean
 
 
+def _with_endpoints(x, outs, steps, reached, capped, to_input, to_mean):
+  """One image ``(H, W, C)`` and its ``(P, ...)`` per-target results, with the targets answered without
+  iterating substituted: the input for ``to_input``, the per-channel mean for ``to_mean``."""
+  skipped = to_input | to_mean
+  mean = jnp.broadcast_to(jnp.mean(x, axis=(0, 1), keepdims=True), x.shape)
+  shape = (-1, 1, 1, 1)
+  outs = jnp.where(to_input.reshape(shape), x, jnp.where(to_mean.reshape(shape), mean, outs))
+  info = SmoothInfo(
+      steps=jnp.where(skipped, 0, steps),
+      sparsity=jnp.where(to_input, 1.0, jnp.where(to_mean, 0.0, reached)),
+      capped=capped & ~skipped,
+  )
+  return outs, info
+
+
 def _widths(n: int) -> tuple[int, ...]:
   first = min(n, _SLOTS)
   return tuple(sorted({first, max(first // 8, 1), 1}, reverse=True))
@@ -144,7 +159,9 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
     if w_next:  # compact the live slots (at most w_next of them) into the next, narrower width
       state, xs, img, j, nxt, outs = carry
       keep = jnp.argsort(img >= n, stable=True)[:w_next]
-      take = functools.partial(lambda a, idx: jnp.take(a, idx, axis=-1), idx=keep)
+      def take(a, keep=keep):
+        return jnp.take(a, keep, axis=-1)
+
       carry = (jax.tree_util.tree_map(take, state), take(xs), img[keep], j[keep], nxt, outs)
   return carry[5]
 
@@ -152,23 +169,13 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
 def _path_batch(x4: Array, targets: Array, params: lbi.LBIParams, maxiter):
   """``(N, H, W, C)`` images, ``(P,)`` targets -> ``(N, P, H, W, C)`` images and ``(N, P)`` info."""
   to_input, to_mean = jax.vmap(_endpoint_flags, in_axes=(0, None))(x4, targets)  # (N, P)
-  skipped = to_input | to_mean
   order = jnp.argsort(targets)
   inverse = jnp.argsort(order)
-  loop_targets = jnp.where(skipped, -1.0, targets[None])[:, order]
+  loop_targets = jnp.where(to_input | to_mean, -1.0, targets[None])[:, order]
   b, active, steps, reached = _schedule(x4, loop_targets, params, maxiter)
   outs = jax.vmap(jax.vmap(project))(b, active)[:, inverse]
   steps, reached = steps[:, inverse], reached[:, inverse]
-  mean = jnp.mean(x4, axis=(1, 2), keepdims=True)[:, None]
-  shape = to_input.shape + (1, 1, 1)
-  outs = jnp.where(to_input.reshape(shape), x4[:, None],
-                   jnp.where(to_mean.reshape(shape), mean, outs))
-  info = SmoothInfo(
-      steps=jnp.where(skipped, 0, steps),
-      sparsity=jnp.where(to_input, 1.0, jnp.where(to_mean, 0.0, reached)),
-      capped=~skipped & (reached < targets[None]),
-  )
-  return outs, info
+  return jax.vmap(_with_endpoints)(x4, outs, steps, reached, reached < targets[None], to_input, to_mean)
 
 
 @jax.custom_vjp
@@ -219,16 +226,8 @@ def _path_unrolled(x, targets, params, maxiter: int):
   saved_b = jnp.where(keep, saved_b, state.b)
   saved_z = jnp.where(keep[..., None], saved_z, state.z)
   outs = jax.vmap(project)(saved_b, jax.vmap(lbi.support)(saved_z))
-  mean = jnp.broadcast_to(jnp.mean(x, axis=(0, 1), keepdims=True), x.shape)
-  shape = (-1, 1, 1, 1)
-  outs = jnp.where(to_input.reshape(shape), x, jnp.where(to_mean.reshape(shape), mean, outs))
-  info = SmoothInfo(
-      steps=jnp.where(skipped, 0, jnp.where(done, saved_k, state.k)),
-      sparsity=jnp.where(to_input, 1.0,
-                         jnp.where(to_mean, 0.0, jnp.where(done, saved_s, state.sparsity))),
-      capped=~recorded,
-  )
-  return outs, info
+  return _with_endpoints(x, outs, jnp.where(done, saved_k, state.k),
+                         jnp.where(done, saved_s, state.sparsity), ~recorded, to_input, to_mean)
 
 
 def _path_any(x4, targets, params, maxiter, gradient: str, unroll: int):
