@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import iss_jax
-from benchmarks.common import ROOT, cifar_test_images, device_description, peak_rss_gib
+from benchmarks.common import ROOT, cifar_test_images, peak_rss_gib
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import reference  # noqa: E402
@@ -36,7 +36,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
 
   x, source = cifar_test_images(args.n)
-  print(f"device: {device_description()}")
+  print(f"device: {iss_jax.device_description()}")
   print(f"data: {source}; sparsity {args.sparsity}; JAX batch of {len(x)} images")
   rss0 = peak_rss_gib()
 
@@ -88,7 +88,7 @@ def main(argv=None):
   proj_s = (time.perf_counter() - t0) * len(x) / (reps * k)
 
   figures = {
-      "device": device_description(),
+      "device": iss_jax.device_description(),
       "numpy_s_per_image": numpy_s,
       "jax_images_per_s": rate,
       "speedup_vs_numpy": numpy_s * rate,

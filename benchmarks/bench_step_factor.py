@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import iss_jax
-from benchmarks.common import cifar_test_images, device_description
+from benchmarks.common import cifar_test_images
 
 
 def main(argv=None):
@@ -29,7 +29,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   x, source = cifar_test_images(args.n)
   xj = jnp.asarray(x)
-  print(f"device: {device_description()}\ndata: {source}, n={len(x)}, sparsity {args.sparsity}")
+  print(f"device: {iss_jax.device_description()}\ndata: {source}, n={len(x)}, sparsity {args.sparsity}")
   results = {}
   for c in [float(v) for v in args.factors.split(",")]:
     maxiter = int(args.maxiter / c)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import jax
@@ -141,7 +140,7 @@ def main():
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--out", default="results/bench")
   args = parser.parse_args()
-  device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
+  device = iss_jax.device_description()
   print(f"ResNet-18 (CIFAR stem) train step, batch {args.batch_size}, on {device}", flush=True)
   rows = [bench_jax(args.batch_size, args.steps, args.warmup)]
   print(f"  {rows[0]['framework']}: {rows[0]['images_per_s']:.1f} images/s", flush=True)

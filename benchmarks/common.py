@@ -1,12 +1,10 @@
-"""Shared helpers of the benchmarks: real CIFAR-10 test images and a description of the device."""
+"""Shared helpers of the benchmarks: real CIFAR-10 test images and peak memory."""
 
 from __future__ import annotations
 
 import os
-import platform
 import resource
 
-import jax
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,24 +22,6 @@ def cifar_test_images(n: int | None = None) -> tuple[np.ndarray, str]:
       x = np.concatenate([x] * (n // len(x) + 1))
     x = x[:n]
   return x.astype(np.float32) / 255.0, f"{os.path.basename(path)} ({len(x)} real CIFAR-10 test images)"
-
-
-def cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown CPU"
-
-
-def device_description() -> str:
-  dev = jax.devices()[0]
-  if dev.platform == "cpu":
-    return f"CPU: {cpu_model()}, {os.cpu_count()} cores, {jax.device_count()} JAX device(s)"
-  return f"{dev.platform.upper()}: {dev.device_kind} x{jax.device_count()}"
 
 
 def peak_rss_gib() -> float:

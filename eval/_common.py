@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -100,22 +99,13 @@ def header(args, title: str, n: int) -> str:
            f"- checkpoint: `{args.workdir}`",
            f"- data: `{args.dataset}` {args.split} split, {n} images"
            + (f" (first {args.num_examples})" if args.num_examples else ""),
-           f"- device: {_device()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+           f"- device: {iss_jax.device_description()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
   if args.smooth_sparsity:
     lines.append("- test-time smoothing: `iss_jax.smooth` at sparsity "
                  + ", ".join(f"{s:g}" for s in args.smooth_sparsity)
                  + (f" (maxiter {args.smooth_maxiter})" if args.smooth_maxiter else ""))
   lines.append("")
   return "\n".join(lines)
-
-
-def _device() -> str:
-  import jax
-
-  d = jax.devices()[0]
-  if d.platform == "cpu":
-    return f"{os.cpu_count()}-core CPU ({platform.machine()})"
-  return f"{d.platform} {getattr(d, 'device_kind', '')}"
 
 
 def pct(v: float) -> str:

@@ -63,6 +63,7 @@ from iss_jax._src.models import resnet_small as resnet_small
 from iss_jax._src.projection import component_mean as component_mean
 from iss_jax._src.projection import project as project
 from iss_jax._src.regularizers import smooth_kernel_penalty as smooth_kernel_penalty
+from iss_jax._src.reporting import device_description as device_description
 from iss_jax._src.reporting import markdown_table as markdown_table
 from iss_jax._src.reporting import write_report as write_report
 from iss_jax._src.saliency import grad_cam as grad_cam
@@ -132,6 +133,7 @@ __all__ = (
     "load_variables",
     "low_resolution",
     "make_defense",
+    "device_description",
     "markdown_table",
     "nearest_upsample",
     "nonzero_edge_fraction",

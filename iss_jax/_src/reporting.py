@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 
 import numpy as np
@@ -75,3 +76,30 @@ def write_report(out_dir: str, name: str, markdown: str, data: dict, figure=None
     paths["png"] = os.path.join(out_dir, f"{name}.png")
     _atomic_write(paths["png"], buf.getvalue())
   return paths
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def device_description() -> str:
+  """The device results were measured on, for reports and benchmarks.
+
+  Examples:
+    >>> import iss_jax
+    >>> iss_jax.device_description().startswith(("CPU", "GPU", "TPU"))
+    True
+  """
+  import jax
+
+  dev = jax.devices()[0]
+  if dev.platform == "cpu":
+    return f"CPU: {_cpu_model()}, {os.cpu_count()} cores, {jax.device_count()} JAX device(s)"
+  return f"{dev.platform.upper()}: {dev.device_kind} x{jax.device_count()}"
