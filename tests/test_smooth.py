@@ -1,5 +1,6 @@
 """iss_jax.smooth against the NumPy/SciPy oracle, invariants, transformations and bad input."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import iss_jax
 from iss_jax._src import smooth as smooth_mod
 
 SF = iss_jax.DEFAULT_STEP_FACTOR
+# Both implementations of smooth: the pure-XLA scheduler (the GPU/TPU path) and the fused CPU kernel.
+IMPLEMENTATIONS = ["xla", "cpu"]
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "cifar10_sample.npz")
 
 # One tolerance table per dtype: max |out - reference| over pixels, and allowed step difference.
@@ -33,11 +36,12 @@ def x64():
     yield
 
 
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("sparsity", [0.3, 0.6])
-def test_matches_reference_float64(x64, sparsity):
+def test_matches_reference_float64(x64, sparsity, impl):
   images = real_images(3, size=12)
   hnorm = reference.hessian_norm(12, 12)
-  out, info = iss_jax.smooth(jnp.asarray(images), sparsity, return_info=True)
+  out, info = iss_jax.smooth(jnp.asarray(images), sparsity, return_info=True, implementation=impl)
   for i, img in enumerate(images):
     ref, steps, reached = reference.lbi_smooth(img, sparsity, hnorm=hnorm, step_factor=SF)
     assert int(info.steps[i]) == steps
@@ -45,20 +49,22 @@ def test_matches_reference_float64(x64, sparsity):
     np.testing.assert_allclose(np.asarray(out[i]), ref, atol=TOLERANCE[jnp.float64]["atol"])
 
 
-def test_matches_reference_grey_and_step_factor(x64):
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_matches_reference_grey_and_step_factor(x64, impl):
   img = real_images(1, size=10, start=5)[0].mean(-1)
   hnorm = reference.hessian_norm(10, 10)
-  out, info = iss_jax.smooth(jnp.asarray(img), 0.5, step_factor=1.7, return_info=True)
+  out, info = iss_jax.smooth(jnp.asarray(img), 0.5, step_factor=1.7, return_info=True, implementation=impl)
   ref, steps, _ = reference.lbi_smooth(img[..., None], 0.5, step_factor=1.7, hnorm=hnorm)
   assert out.shape == img.shape
   assert int(info.steps) == steps
   np.testing.assert_allclose(np.asarray(out), ref[..., 0], atol=1e-9)
 
 
-def test_matches_reference_float32():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_matches_reference_float32(impl):
   images = real_images(2)
   hnorm = reference.hessian_norm(32, 32)
-  out, info = iss_jax.smooth(jnp.asarray(images, jnp.float32), 0.6, return_info=True)
+  out, info = iss_jax.smooth(jnp.asarray(images, jnp.float32), 0.6, return_info=True, implementation=impl)
   assert out.dtype == jnp.float32
   tol = TOLERANCE[jnp.float32]
   for i, img in enumerate(images):
@@ -88,9 +94,15 @@ def test_lbi_solver_api_matches_smooth():
     members = labels == lab
     np.testing.assert_allclose(np.asarray(proj)[members], np.asarray(state.b)[members].mean(0)[None]
                                * np.ones((members.sum(), 1)), atol=1e-6)
-  out, info = iss_jax.smooth(x, 0.5, return_info=True)
-  assert int(info.steps) == int(state.k)
-  np.testing.assert_allclose(np.asarray(out), np.asarray(proj), atol=1e-6)
+  # smooth (both implementations) stops at the same step; its projection equals the component means of
+  # b up to float32 rounding (of the float32 sums in XLA, of the iterates in the CPU kernel).
+  exact = np.asarray(state.b, np.float64).copy()
+  for lab in np.unique(labels):
+    exact[labels == lab] = np.asarray(state.b, np.float64)[labels == lab].mean(0)
+  for impl in IMPLEMENTATIONS:
+    out, info = iss_jax.smooth(x, 0.5, return_info=True, implementation=impl)
+    assert int(info.steps) == int(state.k)
+    np.testing.assert_allclose(np.asarray(out), exact, atol=1e-5)
   # Resuming from a state continues the same trajectory.
   half = iss_jax.lbi_run(x, 0.25, params)
   resumed = iss_jax.lbi_run(x, 0.5, params, state=half)
@@ -113,16 +125,18 @@ def test_endpoints_and_invariants():
       np.unique(np.asarray(out[0]).reshape(-1, 3), axis=0))
 
 
-def test_constant_image_is_a_fixed_point_and_does_not_hang():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_constant_image_is_a_fixed_point_and_does_not_hang(impl):
   x = jnp.full((8, 9, 3), 0.25, jnp.float32)
-  out, info = iss_jax.smooth(x, 0.6, return_info=True)
+  out, info = iss_jax.smooth(x, 0.6, return_info=True, implementation=impl)
   np.testing.assert_array_equal(np.asarray(out), np.asarray(x))
   assert int(info.steps) == 0 and not bool(info.capped)
 
 
-def test_cap_is_reported():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_cap_is_reported(impl):
   x = jnp.asarray(real_images(1, size=16)[0], jnp.float32)
-  out, info = iss_jax.smooth(x, 0.9, maxiter=50, return_info=True)
+  out, info = iss_jax.smooth(x, 0.9, maxiter=50, return_info=True, implementation=impl)
   assert bool(info.capped) and int(info.steps) == 50 and float(info.sparsity) < 0.9
   params = iss_jax.lbi_params(16, 16)
   state = iss_jax.lbi_run(x, 0.9, params, maxiter=50)
@@ -130,28 +144,31 @@ def test_cap_is_reported():
       state.b, iss_jax.lbi_support(state.z))), atol=1e-6)
 
 
-def test_batch_with_refill_matches_single_images(monkeypatch):
-  # Few slots so that the batch exercises refilling, compaction into narrower widths and an image that
-  # is answered without iterating (constant).
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_batch_with_refill_matches_single_images(monkeypatch, impl):
+  # Few slots so that the XLA batch exercises refilling, compaction into narrower widths and an image
+  # that is answered without iterating (constant); the CPU kernel shares images out over threads.
   monkeypatch.setattr(smooth_mod, "_SLOTS", 3)
   monkeypatch.setattr(smooth_mod, "_CHUNK", 5)
   x = np.asarray(real_images(7, size=12), np.float32)
   x[4] = 0.5
   x = jnp.asarray(x)
-  out, info = iss_jax.smooth(x, 0.5, return_info=True)
+  out, info = iss_jax.smooth(x, 0.5, return_info=True, implementation=impl)
   for i in range(7):
-    single, single_info = iss_jax.smooth(x[i], 0.5, return_info=True)
+    single, single_info = iss_jax.smooth(x[i], 0.5, return_info=True, implementation=impl)
     assert int(info.steps[i]) == int(single_info.steps)
     np.testing.assert_array_equal(np.asarray(out[i]), np.asarray(single))
 
 
-def test_path_matches_separate_runs():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_path_matches_separate_runs(impl):
   x = jnp.asarray(real_images(3, size=12), jnp.float32)
   sparsities = jnp.asarray([0.6, 0.2, 1.0, 0.4, 0.0])
-  path, info = iss_jax.smooth_path(x, sparsities, return_info=True)
+  path, info = iss_jax.smooth_path(x, sparsities, return_info=True, implementation=impl)
   assert path.shape == (5,) + x.shape and info.steps.shape == (5, 3)
   for j, s in enumerate(np.asarray(sparsities)):
-    np.testing.assert_array_equal(np.asarray(path[j]), np.asarray(iss_jax.smooth(x, float(s))))
+    np.testing.assert_array_equal(np.asarray(path[j]),
+                                  np.asarray(iss_jax.smooth(x, float(s), implementation=impl)))
   # Steps grow with the target along one run.
   assert bool(jnp.all(info.steps[1] <= info.steps[3])) and bool(jnp.all(info.steps[3] <= info.steps[0]))
 
@@ -169,12 +186,14 @@ def test_jit_equals_eager_and_no_recompile():
   assert f._cache_size() == 1
 
 
-def test_vmap_equals_loop():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_vmap_equals_loop(impl):
   x = jnp.asarray(real_images(3, size=10), jnp.float32)
   s = jnp.asarray([0.3, 0.5, 0.7])
-  batched = jax.vmap(iss_jax.smooth)(x, s)
+  batched = jax.vmap(functools.partial(iss_jax.smooth, implementation=impl))(x, s)
   for i in range(3):
-    np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(iss_jax.smooth(x[i], s[i])))
+    np.testing.assert_array_equal(np.asarray(batched[i]),
+                                  np.asarray(iss_jax.smooth(x[i], s[i], implementation=impl)))
 
 
 def test_bpda_gradient_is_identity():

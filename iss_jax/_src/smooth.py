@@ -182,21 +182,34 @@ def _targets_cpu(x4, loop_targets, params, maxiter):
 IMPLEMENTATIONS = (None, "xla", "cpu")
 
 
-def _run_targets(x4, loop_targets, params, maxiter, implementation):
-  """``(N, P, H, W, C)`` projected images, ``(N, P)`` steps and sparsity, by the chosen implementation."""
-  native = x4.dtype in (jnp.float32, jnp.float64)
-  if implementation == "cpu" or (implementation is None and native and cpu_kernel.available(warn=True)):
-    if implementation == "cpu":
-      cpu_kernel.require()
-      if not native:
-        raise ValueError(f"implementation='cpu' needs float32 or float64 images; got {x4.dtype}.")
-      return _targets_cpu(x4, loop_targets, params, maxiter)
+def _resolve_implementation(implementation, dtype) -> str:
+  """The static choice that keys the compiled function: ``"xla"``, ``"cpu"`` or ``"auto"`` (the kernel
+  where the computation runs on CPU, XLA elsewhere). Resolved before tracing, so turning the kernel off
+  (``ISS_JAX_CPU_KERNEL=0``) takes effect at the next call."""
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"implementation must be None, 'xla' or 'cpu'; got {implementation!r}.")
+  native = jnp.dtype(dtype) in (jnp.float32, jnp.float64)
+  if implementation == "cpu":
+    cpu_kernel.require()
+    if not native:
+      raise ValueError(f"implementation='cpu' needs float32 or float64 images; got {dtype}.")
+    return "cpu"
+  if implementation is None and native and cpu_kernel.available(warn=True):
+    return "auto"
+  return "xla"
+
+
+def _run_targets(x4, loop_targets, params, maxiter, implementation: str):
+  """``(N, P, H, W, C)`` projected images, ``(N, P)`` steps and sparsity, by the resolved implementation."""
+  if implementation == "cpu":
+    return _targets_cpu(x4, loop_targets, params, maxiter)
+  if implementation == "auto":
     return lax.platform_dependent(x4, loop_targets, params, maxiter, cpu=_targets_cpu,
                                   default=_targets_xla)
   return _targets_xla(x4, loop_targets, params, maxiter)
 
 
-def _path_batch(x4: Array, targets: Array, params: lbi.LBIParams, maxiter, implementation=None):
+def _path_batch(x4: Array, targets: Array, params: lbi.LBIParams, maxiter, implementation: str):
   """``(N, H, W, C)`` images, ``(P,)`` targets -> ``(N, P, H, W, C)`` images and ``(N, P)`` info."""
   to_input, to_mean = jax.vmap(_endpoint_flags, in_axes=(0, None))(x4, targets)  # (N, P)
   order = jnp.argsort(targets)
@@ -267,7 +280,7 @@ def _path_any(x4, targets, params, maxiter, gradient: str, unroll: int, implemen
 
 @functools.partial(jax.jit, static_argnames=("gradient", "unroll", "mesh", "implementation"))
 def _smooth_core(x4, targets, params, maxiter, *, gradient: str, unroll: int, mesh=None,
-                 implementation=None):
+                 implementation: str = "xla"):
   if mesh is None:
     return _path_any(x4, targets, params, maxiter, gradient, unroll, implementation)
   # Each device runs its own scheduler over its share of the batch (no cross-device traffic in the
@@ -298,10 +311,6 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient, implement
   x = check_image(x, "x")
   if gradient not in ("bpda", "unrolled"):
     raise ValueError(f"gradient must be 'bpda' or 'unrolled'; got {gradient!r}.")
-  if implementation not in IMPLEMENTATIONS:
-    raise ValueError(f"implementation must be None, 'xla' or 'cpu'; got {implementation!r}.")
-  if implementation == "cpu":
-    cpu_kernel.require()
   if gradient == "unrolled" and not isinstance(maxiter, int):
     raise ValueError("gradient='unrolled' needs a static Python int maxiter (the scan length); "
                      f"got {type(maxiter).__name__}.")
@@ -315,7 +324,8 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient, implement
   x4 = {2: x[None, :, :, None], 3: x[None], 4: x}[x.ndim]
   params = lbi.make_params(x4.shape[1], x4.shape[2], kappa=kappa, nu=nu, step_factor=step_factor,
                            dtype=x4.dtype)
-  return x, x4, check_fraction(sparsities, "sparsity"), params
+  implementation = _resolve_implementation(implementation, x4.dtype)
+  return x, x4, check_fraction(sparsities, "sparsity"), params, implementation
 
 
 def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
@@ -412,8 +422,8 @@ def smooth_path(x, sparsities, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
   sparsities = jnp.asarray(sparsities)
   if sparsities.ndim != 1 or sparsities.shape[0] == 0:
     raise ValueError(f"sparsities must be a non-empty 1-D array; got shape {sparsities.shape}.")
-  x, x4, targets, params = _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient,
-                                    implementation)
+  x, x4, targets, params, implementation = _prepare(x, sparsities, kappa, nu, step_factor, maxiter,
+                                                    gradient, implementation)
   if x4.shape[0] == 0:
     out = jnp.zeros((targets.shape[0],) + x.shape, x.dtype)
     empty = jnp.zeros((targets.shape[0], 0))
