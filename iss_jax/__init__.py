@@ -18,6 +18,7 @@ from iss_jax._src.corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
 from iss_jax._src.corruptions import corrupt as corrupt
 from iss_jax._src.corruptions import load_cifar10c as load_cifar10c
 from iss_jax._src.corruptions import load_tfds_cifar10c as load_tfds_cifar10c
+from iss_jax._src.cpu_kernel import KernelUnavailableError as KernelUnavailableError
 from iss_jax._src.data import DatasetNotFoundError as DatasetNotFoundError
 from iss_jax._src.data import load_dataset as load_dataset
 from iss_jax._src.defenses import eot_pgd as eot_pgd
@@ -92,6 +93,7 @@ __all__ = (
     "PAPER_CORRUPTIONS",
     "ResNet",
     "SmoothInfo",
+    "KernelUnavailableError",
     "TrainState",
     "adversarial_examples",
     "adversarial_sanity_checks",

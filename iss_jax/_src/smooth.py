@@ -355,12 +355,13 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
       static int ``maxiter`` and runs all ``maxiter`` steps.
     return_info: also return a :class:`SmoothInfo`.
     mesh: optional ``jax.sharding.Mesh``: the batch is split over all its devices (``shard_map``), each
-      running its own refilling scheduler; results are sharded the same way. ``None``: one device.
-    implementation: ``None`` (default): on CPU the fused C++ kernel (compiled on first use, see
-      :mod:`iss_jax._src.cpu_kernel`; about 4x faster), elsewhere, or without a C++ compiler, the XLA
-      implementation. ``"xla"``: the pure-JAX refilling scheduler on every platform. ``"cpu"``: the
-      kernel, raising if it cannot be built. Both stop every image at the same step (same floating-point
-      operations); projected values agree to rounding (the kernel sums components in double).
+      running its own scheduler (or kernel); results are sharded the same way. ``None``: one device.
+    implementation: ``None`` (default): where the call runs on CPU, the fused C++ kernel (compiled on
+      first use and cached, see :mod:`iss_jax._src.cpu_kernel`; 7x the XLA scheduler on a 2-core CPU);
+      on GPU/TPU, or without a C++ compiler (one warning), the XLA implementation. ``"xla"``: the
+      pure-JAX refilling scheduler on every platform. ``"cpu"``: the kernel, raising
+      :class:`iss_jax.KernelUnavailableError` if it cannot be built. Both perform the same operations in
+      the same order and stop real images at the same step; values agree to float32 rounding.
 
   Returns:
     The smoothed images, same shape and dtype as ``x``; with ``return_info``, ``(images, info)`` where the
@@ -370,7 +371,8 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     ValueError: bad rank or dtype, images under 2x2, NaN/Inf in ``x``, ``sparsity`` outside ``[0, 1]``,
       non-positive ``kappa``/``nu``/``step_factor``, ``step_factor >= 2``, or a bad ``gradient`` or
       ``implementation``. Value checks on traced arguments raise when the jitted call runs.
-    KernelUnavailableError: ``implementation="cpu"`` and the kernel cannot be built (the message says why).
+    iss_jax.KernelUnavailableError: ``implementation="cpu"`` and the kernel cannot be built (the message
+      says why).
 
   Note:
     Endpoints. ``sparsity = 0`` returns the per-channel mean of ``x`` (one component; the limit of the
