@@ -182,21 +182,31 @@ def _targets_cpu(x4, loop_targets, params, maxiter):
 IMPLEMENTATIONS = (None, "xla", "cpu")
 
 
-def _resolve_implementation(implementation, dtype) -> str:
+def _resolve_implementation(implementation, x) -> str:
   """The static choice that keys the compiled function: ``"xla"``, ``"cpu"`` or ``"auto"`` (the kernel
   where the computation runs on CPU, XLA elsewhere). Resolved before tracing, so turning the kernel off
   (``ISS_JAX_CPU_KERNEL=0``) takes effect at the next call."""
   if implementation not in IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None, 'xla' or 'cpu'; got {implementation!r}.")
+  dtype = x.dtype
   native = jnp.dtype(dtype) in (jnp.float32, jnp.float64)
   if implementation == "cpu":
     cpu_kernel.require()
     if not native:
       raise ValueError(f"implementation='cpu' needs float32 or float64 images; got {dtype}.")
     return "cpu"
-  if implementation is None and native and cpu_kernel.available(warn=True):
+  if implementation is None and native and _runs_on_cpu(x) and cpu_kernel.available(warn=True):
     return "auto"
   return "xla"
+
+
+def _runs_on_cpu(x) -> bool:
+  """Whether ``x`` lives on CPU (for a tracer: whether CPU is the default backend). Only decides whether
+  the kernel is built; ``"auto"`` still picks by the platform the computation is lowered for."""
+  try:
+    return all(d.platform == "cpu" for d in x.devices())
+  except (AttributeError, TypeError, jax.errors.ConcretizationTypeError):
+    return jax.default_backend() == "cpu"
 
 
 def _run_targets(x4, loop_targets, params, maxiter, implementation: str):
@@ -324,7 +334,7 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient, implement
   x4 = {2: x[None, :, :, None], 3: x[None], 4: x}[x.ndim]
   params = lbi.make_params(x4.shape[1], x4.shape[2], kappa=kappa, nu=nu, step_factor=step_factor,
                            dtype=x4.dtype)
-  implementation = _resolve_implementation(implementation, x4.dtype)
+  implementation = _resolve_implementation(implementation, x4)
   return x, x4, check_fraction(sparsities, "sparsity"), params, implementation
 
 
@@ -357,7 +367,7 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     mesh: optional ``jax.sharding.Mesh``: the batch is split over all its devices (``shard_map``), each
       running its own scheduler (or kernel); results are sharded the same way. ``None``: one device.
     implementation: ``None`` (default): where the call runs on CPU, the fused C++ kernel (compiled on
-      first use and cached, see :mod:`iss_jax._src.cpu_kernel`; 7x the XLA scheduler on a 2-core CPU);
+      first use and cached, see :mod:`iss_jax._src.cpu_kernel`; 5x the XLA scheduler on a 2-core CPU);
       on GPU/TPU, or without a C++ compiler (one warning), the XLA implementation. ``"xla"``: the
       pure-JAX refilling scheduler on every platform. ``"cpu"``: the kernel, raising
       :class:`iss_jax.KernelUnavailableError` if it cannot be built. Both perform the same operations in
