@@ -110,6 +110,39 @@ void Project(int H, int W, int C, Workspace<T>& w, T* out) {
   }
 }
 
+// z += alpha (D b - g) / nu on one channel plane of edges e = (q, q + offset), g = kappa scale z; keeps
+// dz = z_new - z_old for b's update and accumulates ||z_e||^2 over the channels in sq (first: sq = z^2).
+template <typename T, bool kUnitNu>
+inline void EdgePlane(int len, int offset, bool first, const T* __restrict bc, const T* __restrict scale,
+                      T* __restrict zc, T* __restrict dc, T* __restrict sq, T kappa, T nu, T alpha) {
+  const T* __restrict next = bc + offset;  // a separate pointer: GCC vectorises the loop only so
+  #pragma GCC ivdep  // distinct arrays: no versioning for aliasing
+  for (int q = 0; q < len; ++q) {
+    const T g = (kappa * scale[q]) * zc[q];
+    const T r = kUnitNu ? (next[q] - bc[q]) - g : ((next[q] - bc[q]) - g) / nu;
+    const T zn = zc[q] + alpha * r;
+    dc[q] = zn - zc[q];
+    zc[q] = zn;
+    sq[q] = first ? zn * zn : sq[q] + zn * zn;
+  }
+}
+
+// Group scale 1 - 1/||z_e|| of every edge (0 where ||z_e|| <= 1, i.e. g_e = 0), branch-free so that it
+// vectorises; returns the number of active edges.
+template <typename T>
+inline int64_t GroupScale(int len, const T* __restrict sq, T* __restrict scale) {
+  using Count = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;  // lanes as wide as T
+  Count active = 0;
+  #pragma GCC ivdep  // distinct arrays: no versioning for aliasing
+  for (int q = 0; q < len; ++q) {
+    const T s = sq[q];
+    const T safe = s > T(1) ? s : T(1);  // inactive: 1 - 1/sqrt(1) = 0 exactly
+    scale[q] = T(1) - T(1) / std::sqrt(safe);
+    active += static_cast<Count>(s > T(1));
+  }
+  return active;
+}
+
 // Runs one image to each of its P targets (visited in order; a target is reached by the first state
 // with sparsity >= target, or at step maxiter) and writes the projected image, step and sparsity there.
 // kC > 0 fixes the channel count at compile time (the channel loops unroll); kC = 0 reads it from C_.
@@ -117,7 +150,6 @@ template <typename T, bool kUnitNu, int kC>
 void SmoothImage(const T* x, int H, int W, int C_, const T* targets, int P, T kappa, T nu, T alpha,
                  int64_t maxiter, T* out, int32_t* out_steps, float* out_sparsity, Workspace<T>& w) {
   const int C = kC ? kC : C_;
-  using Count = std::conditional_t<sizeof(T) == 8, int64_t, int32_t>;  // lanes as wide as T
   const int HW = H * W;
   const int n = C * HW;
   const int m = H * (W - 1) + (H - 1) * W;
@@ -147,62 +179,24 @@ void SmoothImage(const T* x, int H, int W, int C_, const T* targets, int P, T ka
     }
     if (j == P) return;
 
-    // z update on horizontal edges (i, q) - (i, q + 1), one flat pass per channel plane; the wrapped
-    // column W - 1 is reset to zero afterwards. sq accumulates ||z_e||^2 over the channels.
+    // Horizontal edges (i, q) - (i, q + 1), one flat pass per channel plane; the wrapped column W - 1
+    // is reset to zero before its group norm counts.
     for (int c = 0; c < C; ++c) {
-      const T* __restrict bc = b + c * HW;
-      const T* __restrict right = bc + 1;
-      T* __restrict zc = zh + c * HW;
-      T* __restrict dc = dzh + c * HW;
-      #pragma GCC ivdep  // distinct arrays: no versioning for aliasing
-      for (int q = 0; q < HW; ++q) {
-        const T g = (kappa * sh[q]) * zc[q];
-        const T r = kUnitNu ? (right[q] - bc[q]) - g : ((right[q] - bc[q]) - g) / nu;
-        const T zn = zc[q] + alpha * r;
-        dc[q] = zn - zc[q];
-        zc[q] = zn;
-        sq[q] = c ? sq[q] + zn * zn : zn * zn;
-      }
+      T* zc = zh + c * HW;
+      T* dc = dzh + c * HW;
+      EdgePlane<T, kUnitNu>(HW, 1, c == 0, b + c * HW, sh, zc, dc, sq, kappa, nu, alpha);
       for (int i = 0; i < H; ++i) {
         dc[i * W + W - 1] = 0;
         zc[i * W + W - 1] = 0;
       }
     }
-    Count active_h = 0;
     for (int i = 0; i < H; ++i) sq[i * W + W - 1] = 0;
-    #pragma GCC ivdep  // distinct arrays: no versioning for aliasing
-    for (int q = 0; q < HW; ++q) {  // scale = 1 - 1/||z_e|| on active edges (g = kappa scale z)
-      const T s = sq[q];
-      const T safe = s > T(1) ? s : T(1);  // inactive: 1 - 1/sqrt(1) = 0 exactly
-      sh[q] = T(1) - T(1) / std::sqrt(safe);
-      active_h += static_cast<Count>(s > T(1));
-    }
-    // vertical edges (i, q) - (i + 1, q): the last row of each plane stays zero
+    count = GroupScale(HW, sq, sh);
+    // Vertical edges (i, q) - (i + 1, q): the last row of each plane stays zero.
     const int nv = HW - W;
-    for (int c = 0; c < C; ++c) {
-      const T* __restrict bc = b + c * HW;
-      const T* __restrict below = bc + W;  // a separate pointer: GCC vectorises this loop only so
-      T* __restrict zc = zv + c * HW;
-      T* __restrict dc = dzv + c * HW;
-      #pragma GCC ivdep  // distinct arrays: no versioning for aliasing
-      for (int q = 0; q < nv; ++q) {
-        const T g = (kappa * sv[q]) * zc[q];
-        const T r = kUnitNu ? (below[q] - bc[q]) - g : ((below[q] - bc[q]) - g) / nu;
-        const T zn = zc[q] + alpha * r;
-        dc[q] = zn - zc[q];
-        zc[q] = zn;
-        sq[q] = c ? sq[q] + zn * zn : zn * zn;
-      }
-    }
-    Count active_v = 0;
-    #pragma GCC ivdep  // distinct arrays: no versioning for aliasing
-    for (int q = 0; q < nv; ++q) {
-      const T s = sq[q];
-      const T safe = s > T(1) ? s : T(1);
-      sv[q] = T(1) - T(1) / std::sqrt(safe);
-      active_v += static_cast<Count>(s > T(1));
-    }
-    count = static_cast<int64_t>(active_h) + active_v;
+    for (int c = 0; c < C; ++c)
+      EdgePlane<T, kUnitNu>(nv, W, c == 0, b + c * HW, sv, zv + c * HW, dzv + c * HW, sq, kappa, nu, alpha);
+    count += GroupScale(nv, sq, sv);
     // b -= kappa (alpha (b - x) + D^T (z_new - z_old)); the reads left of column 0 and above row 0 hit
     // a zero (column W - 1 of the previous row, the previous plane's last row, or the padding).
     for (int c = 0; c < C; ++c) {
