@@ -10,9 +10,9 @@ within rounding of the threshold can activate a step apart, since XLA may contra
 projection uses union-find and sums components in double precision.
 
 The library is compiled from source on first use with the system C++ compiler (``$CXX``, else ``c++``;
-about 5 s) and cached under ``$ISS_JAX_CACHE_DIR`` (default ``~/.cache/iss_jax``), keyed by the source,
-flags, compiler, jaxlib headers and machine. Without a compiler, :func:`iss_jax.smooth` warns once and
-uses the XLA implementation. ``ISS_JAX_CPU_KERNEL=0`` turns the kernel off.
+about 6 s on two cores) and cached under ``$ISS_JAX_CACHE_DIR`` (default ``~/.cache/iss_jax``), keyed
+by the source, flags, compiler, jaxlib headers and CPU. Without a compiler, :func:`iss_jax.smooth` warns
+once and uses the XLA implementation. ``ISS_JAX_CPU_KERNEL=0`` turns the kernel off.
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ _SOURCE = Path(__file__).parent / "csrc" / "lbi_cpu.cc"
 # -ffp-contract=off: no fused multiply-adds, the roundings of lbi.step. -fno-math-errno and
 # -fno-trapping-math let GCC vectorise the branch-free group scale 1 - 1/sqrt(max(s, 1)) (2x faster
 # here); neither changes a result. -march=native is retried without when the compiler lacks it.
-_FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fno-trapping-math",
-          "-ffp-contract=off", "-w")
+_FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
+          "-w")
+# The source is compiled as two parts at once (float32 + the FFI handler, float64; ISS_JAX_PART in the
+# source), then linked: 6 s instead of 9 s on two cores.
+_PARTS = (1, 2)
 _NATIVE = ("-march=native",)
 
 
@@ -85,8 +88,8 @@ def _library_path(compiler: str, flags: tuple[str, ...]) -> Path:
 def build() -> Path:
   """Compiles the kernel if it is not cached yet and returns the library's path.
 
-  The library is written to a temporary file and renamed into place, so concurrent builds and
-  interrupted ones never leave a partial library behind.
+  The two parts of the source compile in parallel in a temporary folder beside the cache; the linked
+  library is renamed into place, so concurrent builds and interrupted ones never leave a partial library.
 
   Raises:
     KernelUnavailableError: no compiler, or compilation failed (the message holds the compiler output).
@@ -101,21 +104,38 @@ def build() -> Path:
     if path.exists():
       return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
-    os.close(fd)
-    cmd = [compiler, *flags, f"-I{jax.ffi.include_dir()}", str(_SOURCE), "-o", tmp]
-    try:
-      result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-      if result.returncode == 0:
-        os.replace(tmp, path)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+      objects = [os.path.join(tmp, f"part{part}.o") for part in _PARTS]
+      compile_cmds = [[compiler, *flags, f"-DISS_JAX_PART={part}", f"-I{jax.ffi.include_dir()}", "-c",
+                       str(_SOURCE), "-o", obj] for part, obj in zip(_PARTS, objects, strict=True)]
+      library = os.path.join(tmp, "lib.so")
+      link_cmd = [compiler, "-shared", *objects, "-o", library]
+      error = _run_parallel(compile_cmds) or _run_parallel([link_cmd])
+      if error is None:
+        os.replace(library, path)  # atomic: a concurrent or interrupted build leaves no partial file
         return path
-      errors.append(f"$ {' '.join(cmd)}\n{result.stderr[-2000:]}")
-    except (OSError, subprocess.SubprocessError) as e:
-      errors.append(f"$ {' '.join(cmd)}\n{e}")
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
+      errors.append(error)
   raise KernelUnavailableError("compiling the CPU kernel failed:\n" + "\n".join(errors))
+
+
+def _run_parallel(commands: list[list[str]]) -> str | None:
+  """Runs the commands at once; None if all succeed, else the failing commands with their output."""
+  try:
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd in commands]
+  except OSError as e:
+    return f"$ {' '.join(commands[0])}\n{e}"
+  failures = []
+  for cmd, proc in zip(commands, procs, strict=True):
+    try:
+      output, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      output, _ = proc.communicate()
+      output += "\n(timed out after 600 s)"
+    if proc.returncode != 0:
+      failures.append(f"$ {' '.join(cmd)}\n{output[-2000:]}")
+  return "\n".join(failures) or None
 
 
 @functools.cache

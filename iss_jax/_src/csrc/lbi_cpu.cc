@@ -24,10 +24,38 @@
 
 namespace ffi = xla::ffi;
 
+// ISS_JAX_PART selects what this translation unit compiles, so that the build can run two compiler jobs
+// in parallel and link them: 0 (default) everything, 1 the float32 path and the FFI handler, 2 the
+// float64 path.
+#ifndef ISS_JAX_PART
+#define ISS_JAX_PART 0
+#endif
+
+namespace iss_jax_kernel {
+
+// One call's arguments: `images` images of H x W x C, P targets each, per-image parameters.
+template <typename T>
+struct Problem {
+  int64_t images;
+  int H, W, C, P;
+  const T *x, *targets, *kappa, *nu, *alpha;
+  const int32_t* maxiter;
+  T* out;
+  int32_t* steps;
+  float* sparsity;
+};
+
+void RunFloat(ffi::ThreadPool& pool, const Problem<float>& pr);
+void RunDouble(ffi::ThreadPool& pool, const Problem<double>& pr);
+
+}  // namespace iss_jax_kernel
+
 namespace {
 
+using iss_jax_kernel::Problem;
+
 // The per-image arrays, carved out of one buffer: each starts on a 64-byte boundary (whole-vector
-// AVX-512 loads; 1.6x faster than malloc's 16-byte alignment here), staggered by 64 bytes more per array
+// loads; 1.6x faster than malloc's 16-byte alignment here), staggered by 64 bytes more per array
 // so that no two share their address modulo 4 KiB (store-to-load false dependencies).
 template <typename T>
 struct Workspace {
@@ -227,18 +255,6 @@ struct Queue {
   int64_t running = 0;
 };
 
-// One call's arguments: `images` images of H x W x C, P targets each, per-image parameters.
-template <typename T>
-struct Problem {
-  int64_t images;
-  int H, W, C, P;
-  const T *x, *targets, *kappa, *nu, *alpha;
-  const int32_t* maxiter;
-  T* out;
-  int32_t* steps;
-  float* sparsity;
-};
-
 // Takes images from the queue until it is empty.
 template <typename T>
 void Work(const Problem<T>& pr, Queue& q) {
@@ -276,6 +292,18 @@ void RunAll(ffi::ThreadPool& pool, const Problem<T>& pr) {
   queue->cv.wait(lock, [&] { return queue->running == 0; });
 }
 
+}  // namespace
+
+#if ISS_JAX_PART != 2
+void iss_jax_kernel::RunFloat(ffi::ThreadPool& pool, const Problem<float>& pr) { RunAll(pool, pr); }
+#endif
+#if ISS_JAX_PART != 1
+void iss_jax_kernel::RunDouble(ffi::ThreadPool& pool, const Problem<double>& pr) { RunAll(pool, pr); }
+#endif
+
+#if ISS_JAX_PART != 2
+namespace {
+
 ffi::Error Smooth(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer targets, ffi::AnyBuffer kappa,
                   ffi::AnyBuffer nu, ffi::AnyBuffer alpha, ffi::Buffer<ffi::S32> maxiter,
                   ffi::Result<ffi::AnyBuffer> out, ffi::Result<ffi::Buffer<ffi::S32>> steps,
@@ -298,15 +326,17 @@ ffi::Error Smooth(ffi::ThreadPool pool, ffi::AnyBuffer x, ffi::AnyBuffer targets
       alpha.element_type() != type || out->element_type() != type)
     return ffi::Error::InvalidArgument("x, targets, kappa, nu, alpha and out must share one dtype");
   if (type == ffi::DataType::F32) {
-    RunAll(pool, Problem<float>{images, H, W, C, P, x.typed_data<float>(), targets.typed_data<float>(),
-                                kappa.typed_data<float>(), nu.typed_data<float>(),
-                                alpha.typed_data<float>(), maxiter.typed_data(),
-                                out->typed_data<float>(), steps->typed_data(), sparsity->typed_data()});
+    iss_jax_kernel::RunFloat(
+        pool, Problem<float>{images, H, W, C, P, x.typed_data<float>(), targets.typed_data<float>(),
+                             kappa.typed_data<float>(), nu.typed_data<float>(), alpha.typed_data<float>(),
+                             maxiter.typed_data(), out->typed_data<float>(), steps->typed_data(),
+                             sparsity->typed_data()});
   } else if (type == ffi::DataType::F64) {
-    RunAll(pool, Problem<double>{images, H, W, C, P, x.typed_data<double>(), targets.typed_data<double>(),
-                                 kappa.typed_data<double>(), nu.typed_data<double>(),
-                                 alpha.typed_data<double>(), maxiter.typed_data(),
-                                 out->typed_data<double>(), steps->typed_data(), sparsity->typed_data()});
+    iss_jax_kernel::RunDouble(
+        pool, Problem<double>{images, H, W, C, P, x.typed_data<double>(), targets.typed_data<double>(),
+                              kappa.typed_data<double>(), nu.typed_data<double>(), alpha.typed_data<double>(),
+                              maxiter.typed_data(), out->typed_data<double>(), steps->typed_data(),
+                              sparsity->typed_data()});
   } else {
     return ffi::Error::InvalidArgument("only float32 and float64 images are supported");
   }
@@ -327,3 +357,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(IssJaxLbiSmooth, Smooth,
                                   .Ret<ffi::AnyBuffer>()   // projected images (..., P, H, W, C)
                                   .Ret<ffi::Buffer<ffi::S32>>()  // steps (..., P)
                                   .Ret<ffi::Buffer<ffi::F32>>());  // sparsity (..., P)
+#endif  // ISS_JAX_PART != 2
