@@ -10,7 +10,7 @@ within rounding of the threshold can activate a step apart, since XLA may contra
 projection uses union-find and sums components in double precision.
 
 The library is compiled from source on first use with the system C++ compiler (``$CXX``, else ``c++``;
-about 6 s on two cores) and cached under ``$ISS_JAX_CACHE_DIR`` (default ``~/.cache/iss_jax``), keyed
+6-7 s on two cores) and cached under ``$ISS_JAX_CACHE_DIR`` (default ``~/.cache/iss_jax``), keyed
 by the source, flags, compiler, jaxlib headers and CPU. Without a compiler, :func:`iss_jax.smooth` warns
 once and uses the XLA implementation. ``ISS_JAX_CPU_KERNEL=0`` turns the kernel off.
 """
@@ -166,7 +166,7 @@ def available(*, warn: bool = False) -> bool:
 @functools.cache
 def _warn_once(error: str) -> None:
   warnings.warn("iss_jax: the fused CPU kernel is unavailable, so smoothing on CPU uses the XLA "
-                "implementation (about 4x slower); set ISS_JAX_CPU_KERNEL=0 to silence this. Reason: "
+                "implementation (about 7x slower); set ISS_JAX_CPU_KERNEL=0 to silence this. Reason: "
                 + error, RuntimeWarning, stacklevel=4)
 
 

@@ -182,12 +182,15 @@ def _targets_cpu(x4, loop_targets, params, maxiter):
 IMPLEMENTATIONS = (None, "xla", "cpu")
 
 
-def _resolve_implementation(implementation, x) -> str:
+def _resolve_implementation(implementation, x, gradient: str) -> str:
   """The static choice that keys the compiled function: ``"xla"``, ``"cpu"`` or ``"auto"`` (the kernel
   where the computation runs on CPU, XLA elsewhere). Resolved before tracing, so turning the kernel off
-  (``ISS_JAX_CPU_KERNEL=0``) takes effect at the next call."""
+  (``ISS_JAX_CPU_KERNEL=0``) takes effect at the next call. ``gradient="unrolled"`` runs its own
+  ``lax.scan`` and never the kernel, so it neither builds nor needs it."""
   if implementation not in IMPLEMENTATIONS:
     raise ValueError(f"implementation must be None, 'xla' or 'cpu'; got {implementation!r}.")
+  if gradient == "unrolled":
+    return "xla"
   dtype = x.dtype
   native = jnp.dtype(dtype) in (jnp.float32, jnp.float64)
   if implementation == "cpu":
@@ -334,7 +337,7 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient, implement
   x4 = {2: x[None, :, :, None], 3: x[None], 4: x}[x.ndim]
   params = lbi.make_params(x4.shape[1], x4.shape[2], kappa=kappa, nu=nu, step_factor=step_factor,
                            dtype=x4.dtype)
-  implementation = _resolve_implementation(implementation, x4)
+  implementation = _resolve_implementation(implementation, x4, gradient)
   return x, x4, check_fraction(sparsities, "sparsity"), params, implementation
 
 
@@ -367,11 +370,12 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     mesh: optional ``jax.sharding.Mesh``: the batch is split over all its devices (``shard_map``), each
       running its own scheduler (or kernel); results are sharded the same way. ``None``: one device.
     implementation: ``None`` (default): where the call runs on CPU, the fused C++ kernel (compiled on
-      first use and cached, see :mod:`iss_jax._src.cpu_kernel`; 5x the XLA scheduler on a 2-core CPU);
+      first use and cached, see :mod:`iss_jax._src.cpu_kernel`; 7.5x the XLA scheduler on a 2-core CPU);
       on GPU/TPU, or without a C++ compiler (one warning), the XLA implementation. ``"xla"``: the
       pure-JAX refilling scheduler on every platform. ``"cpu"``: the kernel, raising
       :class:`iss_jax.KernelUnavailableError` if it cannot be built. Both perform the same operations in
-      the same order and stop real images at the same step; values agree to float32 rounding.
+      the same order and stop real images at the same step; values agree to float32 rounding. With
+      ``gradient="unrolled"`` the bounded ``lax.scan`` runs whatever this says.
 
   Returns:
     The smoothed images, same shape and dtype as ``x``; with ``return_info``, ``(images, info)`` where the
