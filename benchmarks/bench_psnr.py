@@ -30,7 +30,7 @@ def main(argv=None):
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args(argv)
   x, source = cifar_test_images(args.n)
-  print(f"device: {iss_jax.device_description()}\ndata: {source}, n={len(x)}; sigma {args.sigma}, "
+  print(f"device: {iss_jax.robustness.device_description()}\ndata: {source}, n={len(x)}; sigma {args.sigma}, "
         f"sparsity {args.sparsity}, seed {args.seed}")
   noise = np.asarray(jax.random.normal(jax.random.key(args.seed), x.shape, jnp.float32))
   smooth = jax.jit(lambda v: iss_jax.smooth(v, args.sparsity, return_info=True))

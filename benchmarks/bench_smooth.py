@@ -3,7 +3,8 @@
   python -m benchmarks.bench_smooth                 # 1,024 images at sparsity 0.6
   python -m benchmarks.bench_smooth --n=256 --numpy_images=4
 
-Prints, with the device named: the NumPy/SciPy loop (tests/reference.py, the test oracle) in s/image on a
+Prints, with the device named: the NumPy/SciPy loop (``iss_jax.smooth_reference``, the
+readable definition the fast paths are tested against) in s/image on a
 few images, the first-call compile time (and, on CPU, the one-off build of the fused kernel), images/s of
 ``iss_jax.smooth`` as users call it (the fused C++ kernel on CPU), the ratio of the two, the pure-XLA
 scheduler (the GPU/TPU path, ``implementation="xla"``) on part of the batch for comparison, the share of
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -24,11 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import iss_jax
-from benchmarks.common import ROOT, cifar_test_images, peak_rss_gib
-from iss_jax._src import cpu_kernel
-
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-import reference  # noqa: E402
+from benchmarks.common import cifar_test_images, peak_rss_gib
+from iss_jax.robustness import device_description
 
 
 def main(argv=None):
@@ -42,17 +39,17 @@ def main(argv=None):
   args = parser.parse_args(argv)
 
   x, source = cifar_test_images(args.n)
-  print(f"device: {iss_jax.device_description()}")
+  print(f"device: {device_description()}")
   print(f"data: {source}; sparsity {args.sparsity}; JAX batch of {len(x)} images")
   rss0 = peak_rss_gib()
 
   # NumPy/SciPy baseline: same algorithm, same stopping rule, explicit sparse D, scipy components.
-  hnorm = reference.hessian_norm(32, 32)
+  hnorm = float(iss_jax.hessian_norm(32, 32, dtype=jnp.float64))
   sf = iss_jax.DEFAULT_STEP_FACTOR
   t0 = time.perf_counter()
   np_steps = []
   for img in x[:args.numpy_images]:
-    _, k, _ = reference.lbi_smooth(img.astype(np.float64), args.sparsity, hnorm=hnorm,
+    _, k, _ = iss_jax.smooth_reference(img.astype(np.float64), args.sparsity, hnorm=hnorm,
                                    step_factor=sf)
     np_steps.append(k)
   numpy_s = (time.perf_counter() - t0) / args.numpy_images
@@ -60,27 +57,27 @@ def main(argv=None):
   # between the two, benchmarks/bench_step_factor.py) in about 1.9x the steps.
   t0 = time.perf_counter()
   for img in x[:args.numpy_images]:
-    reference.lbi_smooth(img.astype(np.float64), args.sparsity, hnorm=hnorm, step_factor=1.0)
+    iss_jax.smooth_reference(img.astype(np.float64), args.sparsity, hnorm=hnorm, step_factor=1.0)
   numpy_paper_s = (time.perf_counter() - t0) / args.numpy_images
 
   # One-off build of the CPU kernel, into an empty cache (users pay it once per machine).
   build_s = None
-  if cpu_kernel.enabled() and jax.default_backend() == "cpu":
+  if os.environ.get("ISS_JAX_CPU_KERNEL", "1") != "0" and jax.default_backend() == "cpu":
     previous = os.environ.get("ISS_JAX_CACHE_DIR")
     with tempfile.TemporaryDirectory() as tmp:
       os.environ["ISS_JAX_CACHE_DIR"] = tmp
       t0 = time.perf_counter()
       try:
-        cpu_kernel.build()
+        iss_jax.build_cpu_kernel()
         build_s = time.perf_counter() - t0
-      except cpu_kernel.KernelUnavailableError as e:
+      except iss_jax.KernelUnavailableError as e:
         print(f"CPU kernel unavailable: {e}")
       finally:
         if previous is None:
           del os.environ["ISS_JAX_CACHE_DIR"]
         else:
           os.environ["ISS_JAX_CACHE_DIR"] = previous
-  kernel = cpu_kernel.available() and jax.default_backend() == "cpu"
+  kernel = iss_jax.cpu_kernel_available() and jax.default_backend() == "cpu"
   implementation = "fused CPU kernel" if kernel else "XLA scheduler"
 
   def timed(fn, *args):
@@ -121,7 +118,7 @@ def main(argv=None):
   proj_share = max(many_s - one_s, 0.0) / reps / one_s
 
   figures = {
-      "device": iss_jax.device_description(),
+      "device": device_description(),
       "implementation": implementation,
       "kernel_build_s": build_s,
       "numpy_s_per_image": numpy_s,

@@ -29,7 +29,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   x, source = cifar_test_images(args.n)
   xj = jnp.asarray(x)
-  print(f"device: {iss_jax.device_description()}\ndata: {source}, n={len(x)}, sparsity {args.sparsity}")
+  print(f"device: {iss_jax.robustness.device_description()}\n"
+        f"data: {source}, n={len(x)}, sparsity {args.sparsity}")
   results = {}
   for c in [float(v) for v in args.factors.split(",")]:
     maxiter = int(args.maxiter / c)

@@ -7,14 +7,13 @@ augmentation switched off (``crop_padding=0, flip=False``) so that both sides ti
 PyTorch is optional: without it only the JAX number is reported.
 
 Usage:
-  python benchmarks/bench_train_step.py [--batch_size=128] [--steps=5] [--warmup=2] [--out=results/bench]
+  python -m benchmarks.bench_train_step [--batch_size=128] [--steps=5] [--warmup=2] [--out=results/bench]
 Writes ``<out>/bench_train_step.{json,md,png}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -24,18 +23,19 @@ import numpy as np
 import optax
 
 import iss_jax
-from iss_jax._src.models import CIFAR10_MEAN, CIFAR10_STD
-from iss_jax._src.training import make_train_step
+from iss_jax.training._models import CIFAR10_MEAN, CIFAR10_STD
+from iss_jax.training._train import make_train_step
+from train.configs import vanilla
 
 
 def bench_jax(batch_size: int, steps: int, warmup: int) -> dict:
-  config = iss_jax.training_config("vanilla", "full")
+  config = vanilla.get_config("paper")
   config.crop_padding, config.flip = 0, False
-  model = iss_jax.resnet18()
+  model = iss_jax.training.resnet18()
   variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-  n_params = iss_jax.count_params(variables["params"])
+  n_params = iss_jax.training.count_params(variables["params"])
   tx = optax.chain(optax.add_decayed_weights(5e-4), optax.sgd(0.1, momentum=0.9))
-  state = iss_jax.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
+  state = iss_jax.training.TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
                                     batch_stats=variables["batch_stats"])
   step = jax.jit(make_train_step(config, model, tx), donate_argnums=0)
   rng = np.random.default_rng(0)
@@ -140,7 +140,7 @@ def main():
   parser.add_argument("--warmup", type=int, default=2)
   parser.add_argument("--out", default="results/bench")
   args = parser.parse_args()
-  device = iss_jax.device_description()
+  device = iss_jax.robustness.device_description()
   print(f"ResNet-18 (CIFAR stem) train step, batch {args.batch_size}, on {device}", flush=True)
   rows = [bench_jax(args.batch_size, args.steps, args.warmup)]
   print(f"  {rows[0]['framework']}: {rows[0]['images_per_s']:.1f} images/s", flush=True)
@@ -151,19 +151,13 @@ def main():
     rows.append(torch_row)
     print(f"  {torch_row['framework']}: {torch_row['images_per_s']:.1f} images/s", flush=True)
   assert all(r["params"] == 11_173_962 for r in rows), [r["params"] for r in rows]
-  os.makedirs(args.out, exist_ok=True)
   result = {"batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "device": device,
             "load_average": os.getloadavg(), "rows": rows}
-  base = os.path.join(args.out, "bench_train_step")
-  for ext, text in (("json", json.dumps(result, indent=1)), ("md", "\n".join(
+  markdown = "\n".join(
       [f"ResNet-18 (CIFAR stem, {rows[0]['params']:,} params) train step, batch {args.batch_size}, "
        f"{device}; median of {args.steps} steps.", "", "| framework | step (s) | images/s |",
        "|---|---|---|"] + [f"| {r['framework']} | {r['step_s_median']:.3f} | {r['images_per_s']:.1f} |"
-                          for r in rows]) + "\n")):
-    tmp = f"{base}.{ext}.tmp"
-    with open(tmp, "w") as f:
-      f.write(text)
-    os.replace(tmp, f"{base}.{ext}")
+                          for r in rows])
   import matplotlib
 
   matplotlib.use("Agg")
@@ -174,9 +168,8 @@ def main():
   ax.set_xlabel("images / s (higher is better)")
   ax.set_title(f"ResNet-18 train step, batch {args.batch_size}, {os.cpu_count()} CPU cores", fontsize=9)
   fig.tight_layout()
-  fig.savefig(f"{base}.png.tmp.png", dpi=120)
-  os.replace(f"{base}.png.tmp.png", f"{base}.png")
-  print(f"wrote {base}.json/.md/.png")
+  paths = iss_jax.robustness.write_report(args.out, "bench_train_step", markdown, result, fig)
+  print(f"wrote {paths}")
 
 
 if __name__ == "__main__":

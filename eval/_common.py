@@ -6,7 +6,6 @@ import argparse
 import os
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
@@ -37,12 +36,21 @@ def str_list(text: str) -> list[str]:
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--workdir", required=True, help="checkpoint folder written by train/")
+  parser.add_argument("--defense", action="append", default=[], metavar="SPEC",
+                      help="test-time defense, repeat for several: " + ", ".join(DEFENSE_FORMS)
+                      + " (the bare model is always evaluated too)")
   parser.add_argument("--smooth_sparsity", type=number, action="append", default=[],
-                      help="test-time smoothing sparsity; repeat for several (e.g. 0.6 and 0.8)")
+                      help="shorthand for --defense=smooth@S; repeat for several (e.g. 0.6 and 0.8)")
   parser.add_argument("--smooth_maxiter", type=int, default=None,
                       help="step cap of iss_jax.smooth (default: the library default)")
+  parser.add_argument("--tv_weights", type=number_list, default=TV_WEIGHTS, help="candidates of tv@auto")
+  parser.add_argument("--tv_noise_std", type=number, default=8 / 255,
+                      help="Gaussian noise std of the held-out PSNR selection of tv@auto")
+  parser.add_argument("--tv_select_images", type=int, default=256,
+                      help="held-out images for tv@auto: the first N of the TRAIN split")
+  parser.add_argument("--tv_iters", type=int, default=50, help="Chambolle iterations of tv@")
   parser.add_argument("--dataset", default="cifar10_sample",
-                      help="iss_jax.load_dataset name (default: the shipped cifar10_sample)")
+                      help="iss_jax.training.load_dataset name (default: the shipped cifar10_sample)")
   parser.add_argument("--data_dir", default=None, help="folder holding the dataset files")
   parser.add_argument("--split", default="test", choices=("train", "test"))
   parser.add_argument("--num_examples", type=int, default=None, help="first N images of the split")
@@ -50,6 +58,37 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--batch_size", type=int, default=100)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
+
+
+DEFENSE_FORMS = (*iss_jax.baselines.DEFENSE_SPECS, "tv@auto")
+TV_WEIGHTS = "0.003,0.005,0.0075,0.01,0.015,0.02,0.03,0.05,0.08,0.12"
+
+
+def defense_specs(args) -> list[str]:
+  """The defense specs of ``--defense`` and ``--smooth_sparsity``, in order, without duplicates."""
+  specs = list(args.defense) + [f"smooth@{s:g}" for s in args.smooth_sparsity]
+  return [s for i, s in enumerate(specs) if s not in specs[:i] and s != "none"]
+
+
+def make_defenses(args, specs=None, selections: dict | None = None) -> list:
+  """``iss_jax.robustness.Defense`` values for ``specs`` (default: :func:`defense_specs`).
+
+  ``tv@auto`` becomes ``tv@W`` with the weight of best PSNR on held-out noisy training images; the
+  selection is stored in ``selections["tv"]`` (computed once per run).
+  """
+  selections = {} if selections is None else selections
+  out = []
+  for spec in defense_specs(args) if specs is None else specs:
+    if spec == "tv@auto":
+      if "tv" not in selections:
+        xt, _ = iss_jax.training.load_dataset(args.dataset, "train", args.data_dir)
+        held_out = xt[: args.tv_select_images].astype(np.float32) / 255
+        selections["tv"] = iss_jax.baselines.select_tv_weight(
+            held_out, args.tv_weights, noise_std=args.tv_noise_std, iters=args.tv_iters)
+      spec = f"tv@{selections['tv']['weight']:g}"
+    out.append(iss_jax.baselines.make_defense(spec, tv_iters=args.tv_iters,
+                                              smooth_kwargs=smooth_kwargs(args)))
+  return out
 
 
 def out_dir(args) -> str:
@@ -62,7 +101,7 @@ def smooth_kwargs(args) -> dict:
 
 def load_data(args):
   """``(x uint8 (N, H, W, C), y int32 (N,))``: the first ``--num_examples`` images of the split."""
-  x, y = iss_jax.load_dataset(args.dataset, args.split, args.data_dir)
+  x, y = iss_jax.training.load_dataset(args.dataset, args.split, args.data_dir)
   if args.num_examples is not None:
     if args.num_examples < 1:
       raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
@@ -74,24 +113,13 @@ def official_test_indices(args, n: int):
   """Official CIFAR-10 test indices of the first ``n`` images of the dataset's test split, or None."""
   if args.split != "test":
     return None
-  if args.dataset in ("cifar10", "cifar10_exact"):
-    return np.arange(n)  # both are in official order from image 0 (cifar10_exact: images 0..1016)
-  path = None
-  if args.dataset == "cifar10_sample":
-    root = Path(args.data_dir) if args.data_dir else Path(iss_jax.__file__).resolve().parents[1] / "data"
-    path = root / "cifar10_sample.npz"
-  elif args.dataset.startswith("npz:"):
-    path = Path(args.dataset[4:])
-  if path is not None and path.exists():
-    with np.load(path) as d:
-      if "idx_test" in d:
-        return np.asarray(d["idx_test"])[:n]
-  return None
+  idx = iss_jax.training.official_test_indices(args.dataset, args.data_dir)
+  return None if idx is None else idx[:n]
 
 
 def load_model(args):
-  """``(apply_fn, config)`` from ``iss_jax.load_classifier``."""
-  return iss_jax.load_classifier(args.workdir)
+  """``(apply_fn, config)`` from ``iss_jax.training.load_classifier``."""
+  return iss_jax.training.load_classifier(args.workdir)
 
 
 def header(args, title: str, n: int) -> str:
@@ -99,11 +127,12 @@ def header(args, title: str, n: int) -> str:
            f"- checkpoint: `{args.workdir}`",
            f"- data: `{args.dataset}` {args.split} split, {n} images"
            + (f" (first {args.num_examples})" if args.num_examples else ""),
-           f"- device: {iss_jax.device_description()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
-  if args.smooth_sparsity:
-    lines.append("- test-time smoothing: `iss_jax.smooth` at sparsity "
-                 + ", ".join(f"{s:g}" for s in args.smooth_sparsity)
-                 + (f" (maxiter {args.smooth_maxiter})" if args.smooth_maxiter else ""))
+           f"- device: {iss_jax.robustness.device_description()}, "
+           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"]
+  specs = defense_specs(args)
+  if specs:
+    lines.append("- test-time defenses: " + ", ".join(f"`{s}`" for s in specs)
+                 + (f" (smoothing maxiter {args.smooth_maxiter})" if args.smooth_maxiter else ""))
   lines.append("")
   return "\n".join(lines)
 
@@ -122,7 +151,9 @@ def main(module_doc: str, add_args, run, argv=None):
 
 def finish(args, name: str, md: list, res: dict, fig) -> dict:
   """Writes ``<out>/<name>.md/.json/.png``, prints the table and the paths, and returns ``res``."""
-  paths = iss_jax.write_report(out_dir(args), name, "\n".join(md), res, fig)
+  if fig is not None:
+    fig.tight_layout()
+  paths = iss_jax.robustness.write_report(out_dir(args), name, "\n".join(md), res, fig)
   print("\n".join(md))
   print(f"wrote {paths}")
   return res

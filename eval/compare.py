@@ -13,6 +13,8 @@ Each ``--defense`` is ``LABEL=WORKDIR[:TRANSFORM]`` with TRANSFORM one of ``none
 the best PSNR on held-out noisy training images), ``lowpass@SIGMA``, ``splic@R``. Non-adaptive
 attacks hit the bare classifier and are then transformed; adaptive ones go through the transform
 (exact gradient for TV and low-pass, BPDA for ISS smoothing, BPDA + EOT for SPLIC, which is random).
+Every row runs ``iss_jax.robustness.evaluate_defense``, whose attack columns are
+``iss_jax.robustness.evaluate_adversarial`` (``python -m eval.adversarial``) at one eps.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
@@ -29,8 +30,6 @@ import iss_jax
 from eval import _common
 
 NAME = "compare"
-COLUMNS = ("clean", "corruptions", "lowres16", "lowres8", "fgsm", "fgsm_adaptive", "pgd",
-           "pgd_adaptive")
 TITLES = {"clean": "clean", "corruptions": "corrupt.", "fgsm": "FGSM",
           "fgsm_adaptive": "FGSM adapt.", "pgd": "PGD", "pgd_adaptive": "PGD adapt."}
 
@@ -60,11 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--pgd_steps", type=int, default=10)
   p.add_argument("--eot_samples", type=int, default=4, help="EOT draws per step (random defenses)")
   p.add_argument("--corruptions", type=_common.str_list,
-                 default=",".join(iss_jax.PAPER_CORRUPTIONS), help="comma-separated ('' = skip)")
+                 default=",".join(iss_jax.robustness.PAPER_CORRUPTIONS), help="comma-separated ('' = skip)")
   p.add_argument("--severities", type=_common.int_list, default="3")
   p.add_argument("--low_res", type=_common.int_list, default="16,8")
-  p.add_argument("--tv_weights", type=_common.number_list,
-                 default="0.003,0.005,0.0075,0.01,0.015,0.02,0.03,0.05,0.08,0.12",
+  p.add_argument("--tv_weights", type=_common.number_list, default=_common.TV_WEIGHTS,
                  help="candidates of tv@auto")
   p.add_argument("--tv_noise_std", type=_common.number, default=8 / 255,
                  help="Gaussian noise std of the held-out PSNR selection of tv@auto")
@@ -112,29 +110,20 @@ def _cached_row(path: str, key: dict):
 
 
 def _save_row(path: str, row: dict) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-  with os.fdopen(fd, "w") as f:
-    json.dump(row, f, indent=1)
-  os.replace(tmp, path)
+  iss_jax.atomic_write(path, json.dumps(row, indent=1))
 
 
 def main(argv=None) -> dict:
   args = build_parser().parse_args(argv)
-  x, y = iss_jax.load_dataset(args.dataset, "test", args.data_dir)
+  x, y = iss_jax.training.load_dataset(args.dataset, "test", args.data_dir)
   if args.num_examples:
     x, y = x[: args.num_examples], y[: args.num_examples]
-  smooth_kwargs = {} if args.smooth_maxiter is None else {"maxiter": args.smooth_maxiter}
+  args.smooth_sparsity = []  # the flags _common.make_defenses reads besides the specs it is given
   rows, selections = [], {}
   for label, workdir, transform in args.defense:
-    if transform == "tv@auto":
-      if "tv" not in selections:
-        xt, _ = iss_jax.load_dataset(args.dataset, "train", args.data_dir)
-        held_out = xt[: args.tv_select_images].astype(np.float32) / 255
-        selections["tv"] = iss_jax.select_tv_weight(held_out, args.tv_weights,
-                                                    noise_std=args.tv_noise_std,
-                                                    iters=args.tv_iters)
-      transform = f"tv@{selections['tv']['weight']:g}"
+    defense = _common.make_defenses(args, [transform], selections)
+    defense = defense[0] if defense else iss_jax.robustness.no_defense()
+    transform = defense.name
     key = {"workdir": os.path.abspath(workdir), "transform": transform,
            "checkpoint_mtime": os.path.getmtime(os.path.join(workdir, "config.json")),
            **{k: v for k, v in vars(args).items()
@@ -145,10 +134,9 @@ def main(argv=None) -> dict:
       print(f"[compare] {label}: reusing {row_path}", file=sys.stderr)
       rows.append(row)
       continue
-    apply_fn, _ = iss_jax.load_classifier(workdir)
-    defense = iss_jax.make_defense(transform, tv_iters=args.tv_iters, smooth_kwargs=smooth_kwargs)
+    apply_fn, _ = iss_jax.training.load_classifier(workdir)
     print(f"[compare] {label}: {workdir} + {defense.name}", file=sys.stderr)
-    res = iss_jax.evaluate_defense(
+    res = iss_jax.robustness.evaluate_defense(
         apply_fn, x, y, defense, eps=args.eps, pgd_steps=args.pgd_steps,
         eot_samples=args.eot_samples, corruptions=args.corruptions, severities=args.severities,
         low_res_sizes=args.low_res, batch_size=args.batch_size, seed=args.seed,
@@ -164,7 +152,7 @@ def main(argv=None) -> dict:
   header = ["defense", "checkpoint", "transform"] + [title(c) for c in columns]
   table = [[r["label"], r["workdir"], r["defense"]]
            + [_common.pct(r["accuracy"][c]) for c in columns] for r in rows]
-  md.append(iss_jax.markdown_table(header, table))
+  md.append(iss_jax.robustness.markdown_table(header, table))
   md += ["", "## Attack and evaluation used for each number", ""]
   for r in rows:
     md.append(f"**{r['label']}** (`{r['defense']}`):")
@@ -180,7 +168,7 @@ def main(argv=None) -> dict:
   data = {"rows": rows, "columns": columns, "tv_selection": selections.get("tv"),
           "settings": {k: v for k, v in vars(args).items() if k != "defense"},
           "defenses": [list(d) for d in args.defense]}
-  paths = iss_jax.write_report(args.out, NAME, "\n".join(md), data, _figure(rows, columns))
+  paths = iss_jax.robustness.write_report(args.out, NAME, "\n".join(md), data, _figure(rows, columns))
   print("\n".join(md))
   print(f"[compare] wrote {paths}", file=sys.stderr)
   return data

@@ -20,7 +20,8 @@ NAME = "corruptions"
 
 def add_args(parser: argparse.ArgumentParser) -> None:
   g = parser.add_argument_group("corruptions")
-  g.add_argument("--corruptions", type=_common.str_list, default=",".join(iss_jax.PAPER_CORRUPTIONS),
+  g.add_argument("--corruptions", type=_common.str_list,
+                 default=",".join(iss_jax.robustness.PAPER_CORRUPTIONS),
                  help="comma-separated CIFAR-10-C names, or 'all' for every available type")
   g.add_argument("--severities", type=_common.int_list, default="1,2,3,4,5")
   g.add_argument("--source", choices=("generate", "npy", "tfds"), default="generate")
@@ -33,16 +34,16 @@ def run(args, apply_fn=None, data=None) -> dict:
   x, y = data if data is not None else _common.load_data(args)
   names = args.corruptions
   if names == ["all"]:
-    names = list(iss_jax.AVAILABLE_CORRUPTIONS if args.source == "generate" else iss_jax.CORRUPTIONS)
+    names = list(iss_jax.robustness.AVAILABLE_CORRUPTIONS if args.source == "generate"
+                 else iss_jax.robustness.CORRUPTIONS)
   indices = _common.official_test_indices(args, len(x)) if args.source == "npy" else None
   if args.source == "npy" and indices is None:
     raise ValueError(f"--source=npy needs the official test indices of {args.dataset!r}; use "
                      "cifar10, cifar10_exact, cifar10_sample or an npz with idx_test.")
-  res = iss_jax.evaluate_corruptions(
-      apply_fn, x, y, names=names, severities=args.severities, sparsities=args.smooth_sparsity,
+  res = iss_jax.robustness.evaluate_corruptions(
+      apply_fn, x, y, names=names, severities=args.severities, defenses=_common.make_defenses(args),
       source=args.source, seed=args.seed, cifar10c_dir=args.cifar10c_dir, indices=indices,
-      tfds_data_dir=args.tfds_data_dir, smooth_kwargs=_common.smooth_kwargs(args),
-      batch_size=args.batch_size, progress=not args.no_progress)
+      tfds_data_dir=args.tfds_data_dir, batch_size=args.batch_size, progress=not args.no_progress)
   defenses = list(res["clean"])
   md = [_common.header(args, f"Common corruptions - {res['source']}", len(x))]
   md.append("Clean accuracy (%): " + ", ".join(f"{d} {_common.pct(a)}" for d, a in res["clean"].items())
@@ -52,16 +53,16 @@ def run(args, apply_fn=None, data=None) -> dict:
   header = ["test-time"] + names + ["mean"]
   rows = [[d] + [_common.pct(res["mean_over_severities"][n][d]) for n in names]
           + [_common.pct(res["mean"][d])] for d in defenses]
-  md.append(iss_jax.markdown_table(header, rows))
+  md.append(iss_jax.robustness.markdown_table(header, rows))
   md.append("\nMean over types per severity (%):\n")
-  md.append(iss_jax.markdown_table(["test-time"] + [f"s={s}" for s in res["severities"]],
-                                   [[d] + [_common.pct(res["mean_over_types"][str(s)][d])
+  md.append(iss_jax.robustness.markdown_table(["test-time"] + [f"s={s}" for s in res["severities"]],
+                                              [[d] + [_common.pct(res["mean_over_types"][str(s)][d])
                                            for s in res["severities"]] for d in defenses]))
   md.append("\nPer type and severity (%):\n")
   rows = [[n, d] + [_common.pct(res["accuracy"][n][str(s)][d]) for s in res["severities"]]
           for n in names for d in defenses]
-  md.append(iss_jax.markdown_table(["type", "test-time"] + [f"s={s}" for s in res["severities"]],
-                                   rows))
+  md.append(iss_jax.robustness.markdown_table(["type", "test-time"] + [f"s={s}" for s in res["severities"]],
+                                              rows))
   fig = _plot(res, names, defenses)
   return _common.finish(args, NAME, md, res, fig)
 
@@ -88,7 +89,6 @@ def _plot(res, names, defenses):
   axes[1].set_xticklabels(names, rotation=45, ha="right", fontsize=7)
   axes[1].set_ylabel("accuracy (%), mean over severities")
   axes[1].legend()
-  fig.tight_layout()
   return fig
 
 

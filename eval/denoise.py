@@ -19,35 +19,32 @@ def add_args(parser: argparse.ArgumentParser) -> None:
   g = parser.add_argument_group("denoise")
   g.add_argument("--noise_std", type=float, default=0.1)
   g.add_argument("--denoise_sparsity", type=float, default=0.6)
-  g.add_argument("--tv_weights", type=_common.number_list, default="0.02,0.05,0.08,0.12,0.2")
+  g.add_argument("--denoise_tv_weights", type=_common.number_list, default="0.02,0.05,0.08,0.12,0.2",
+                 help="TV weights tried for the TV column (best mean PSNR on held-out images)")
   g.add_argument("--tune_examples", type=int, default=64,
                  help="held-out training images used to tune the TV weight")
 
 
 def run(args, apply_fn=None, data=None) -> dict:
   x, _ = data if data is not None else _common.load_data(args)
-  tv = getattr(iss_jax, "tv_denoise", None)
-  x_tune = None
-  if tv is not None:
-    try:
-      x_tune = iss_jax.load_dataset(args.dataset, "train", args.data_dir)[0][: args.tune_examples]
-    except Exception:  # noqa: BLE001 - fall back to the first evaluation images (said in the output)
-      x_tune = None
-  res = iss_jax.evaluate_denoise(
-      x, sigma=args.noise_std, sparsity=args.denoise_sparsity, tv_denoise=tv, tv_weights=args.tv_weights,
+  tv = iss_jax.baselines.tv_denoise
+  try:
+    x_tune = iss_jax.training.load_dataset(args.dataset, "train", args.data_dir)[0][: args.tune_examples]
+  except iss_jax.training.DatasetNotFoundError:  # the first evaluation images instead (said in the output)
+    x_tune = None
+  res = iss_jax.robustness.evaluate_denoise(
+      x, sigma=args.noise_std, sparsity=args.denoise_sparsity, tv_denoise=tv,
+      tv_weights=args.denoise_tv_weights,
       tune_examples=args.tune_examples, x_tune=x_tune, seed=args.seed,
       smooth_kwargs=_common.smooth_kwargs(args), batch_size=args.batch_size,
       progress=not args.no_progress)
   md = [_common.header(args, "Denoising PSNR", len(x))]
   md.append(f"Noise: {res['noise']}. ISS smoothing at sparsity {res['sparsity']:g}.")
-  if tv is None:
-    md.append("TV column: `iss_jax.tv_denoise` is not available in this build; left out.")
-  else:
-    md.append(f"TV: `iss_jax.tv_denoise` (Chambolle) at weight {res['tv_weight']:g}, the best of "
-              f"{list(res['tv_tuning'])} by mean PSNR on {res['tv_tuning_images']}.")
+  md.append(f"TV: `iss_jax.baselines.tv_denoise` (Chambolle) at weight {res['tv_weight']:g}, the best of "
+            f"{list(res['tv_tuning'])} by mean PSNR on {res['tv_tuning_images']}.")
   md.append("")
-  md.append(iss_jax.markdown_table(["images", "mean PSNR (dB)", "std (dB)"],
-                                   [[k, f"{res['mean'][k]:.2f}", f"{res['std'][k]:.2f}"]
+  md.append(iss_jax.robustness.markdown_table(["images", "mean PSNR (dB)", "std (dB)"],
+                                              [[k, f"{res['mean'][k]:.2f}", f"{res['std'][k]:.2f}"]
                                     for k in res["mean"]]))
   import matplotlib
 

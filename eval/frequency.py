@@ -30,7 +30,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def run(args, apply_fn=None, data=None, variables=None) -> dict:
   apply_fn = apply_fn or _common.load_model(args)[0]
   x, y = data if data is not None else _common.load_data(args)
-  res = iss_jax.evaluate_frequency(apply_fn, x, y, radii=args.radii, batch_size=args.batch_size)
+  res = iss_jax.robustness.evaluate_frequency(apply_fn, x, y, radii=args.radii, batch_size=args.batch_size)
   # Expected Fourier difference between smoothing levels (and the originals).
   xf = np.asarray(x[: args.fourier_examples], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
   sp = list(args.fourier_sparsities)
@@ -41,38 +41,39 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
     levels.update({f"{s:g}": path[i] for i, s in enumerate(sp)})
   names = list(levels)
   pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-  diffs = {f"{a} & {b}": np.asarray(iss_jax.fourier_difference(levels[b], levels[a])) for a, b in pairs}
+  diffs = {f"{a} & {b}": np.asarray(iss_jax.robustness.fourier_difference(levels[b], levels[a]))
+           for a, b in pairs}
   res["fourier_difference"] = {k: v.tolist() for k, v in diffs.items()}
   # Share of the difference energy inside radius 8 (a scalar summary of Fig. 6).
   h, w = xf.shape[1:3]
-  mask = iss_jax.radial_mask(h, w, min(8, h // 4))
+  mask = iss_jax.robustness.radial_mask(h, w, min(8, h // 4))
   res["fourier_difference_low_share"] = {k: float((v[mask] ** 2).sum() / max((v**2).sum(), 1e-30))
                                          for k, v in diffs.items()}
   spectra = None
   if variables is None:
     try:
-      variables = iss_jax.load_variables(args.workdir)[1]
+      variables = iss_jax.training.load_variables(args.workdir)[1]
     except Exception as e:  # noqa: BLE001 - kernel spectra are optional for apply_fn-only models
       res["kernel_spectra_error"] = str(e)
   if variables is not None:
-    kpath, kernel = iss_jax.first_conv_kernel(variables)
-    spectra = iss_jax.kernel_spectra(kernel)
+    kpath, kernel = iss_jax.robustness.first_conv_kernel(variables)
+    spectra = iss_jax.robustness.kernel_spectra(kernel)
     res["kernel"] = kpath
-    res["kernel_high_frequency_energy"] = iss_jax.high_frequency_energy(kernel).tolist()
+    res["kernel_high_frequency_energy"] = iss_jax.robustness.high_frequency_energy(kernel).tolist()
   md = [_common.header(args, "Frequency analysis", len(x))]
   md.append("Per-channel centred FFT, disc of radius r kept (low) or removed (high); components are "
             "not clipped. Low-frequency fraction = share of correctly classified images still "
             "correct on their low-frequency part.\n")
   md.append(f"Clean accuracy: {_common.pct(res['clean'])}%\n")
   rk = [f"{r:g}" for r in args.radii]
-  md.append(iss_jax.markdown_table(
+  md.append(iss_jax.robustness.markdown_table(
       ["r", "low acc (%)", "high acc (%)", "low-frequency fraction (%)"],
       [[r, _common.pct(res["low"][r]), _common.pct(res["high"][r]), _common.pct(res["low_fraction"][r])]
        for r in rk]))
   md.append(f"\nExpected Fourier difference E|F(a) - F(b)| on {len(xf)} images: share of its energy "
             f"within radius {min(8, h // 4)}:\n")
-  md.append(iss_jax.markdown_table(["pair", "low-frequency share (%)"],
-                                   [[k, _common.pct(v)] for k, v in
+  md.append(iss_jax.robustness.markdown_table(["pair", "low-frequency share (%)"],
+                                              [[k, _common.pct(v)] for k, v in
                                     res["fourier_difference_low_share"].items()]))
   if spectra is not None:
     hf = np.asarray(res["kernel_high_frequency_energy"])
@@ -112,7 +113,6 @@ def _plot(res, rk, diffs, spectra):
     axes[-1].imshow(grid, cmap="magma")
     axes[-1].set_title("first-layer kernel spectra", fontsize=8)
     axes[-1].axis("off")
-  fig.tight_layout()
   return fig
 
 

@@ -21,9 +21,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def run(args, apply_fn=None, data=None, variables=None) -> dict:
   if variables is None:
-    variables = iss_jax.load_variables(args.workdir)[1]
-  path, kernel = iss_jax.first_conv_kernel(variables)
-  tv = iss_jax.kernel_tv(kernel)
+    variables = iss_jax.training.load_variables(args.workdir)[1]
+  path, kernel = iss_jax.robustness.first_conv_kernel(variables)
+  tv = iss_jax.robustness.kernel_tv(kernel)
   scale = np.abs(kernel).sum(axis=(0, 1, 2))
   res = {"kernel": path, "shape": list(kernel.shape), "tv": tv.tolist(),
          "tv_over_l1": (tv / np.maximum(scale, 1e-12)).tolist(),
@@ -33,8 +33,8 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
         f"{tuple(kernel.shape)}\n",
         "TV of output filter i: sum over input channels of the anisotropic ||D w||_1 (absolute "
         "differences of vertically and horizontally adjacent taps). TV / L1 removes the kernel scale.\n",
-        iss_jax.markdown_table(["statistic", "TV", "TV / L1"],
-                               [["mean", f"{res['mean_tv']:.4f}", f"{res['mean_tv_over_l1']:.4f}"],
+        iss_jax.robustness.markdown_table(["statistic", "TV", "TV / L1"],
+                                          [["mean", f"{res['mean_tv']:.4f}", f"{res['mean_tv_over_l1']:.4f}"],
                                 ["median", f"{res['median_tv']:.4f}",
                                  f"{np.median(res['tv_over_l1']):.4f}"]])]
   import matplotlib

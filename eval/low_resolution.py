@@ -23,10 +23,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def run(args, apply_fn=None, data=None) -> dict:
   apply_fn = apply_fn or _common.load_model(args)[0]
   x, y = data if data is not None else _common.load_data(args)
-  res = iss_jax.evaluate_low_resolution(
-      apply_fn, x, y, sizes=args.sizes, sparsities=args.smooth_sparsity, method=args.resize_method,
-      antialias=not args.no_antialias, smooth_kwargs=_common.smooth_kwargs(args),
-      batch_size=args.batch_size, progress=not args.no_progress)
+  res = iss_jax.robustness.evaluate_low_resolution(
+      apply_fn, x, y, sizes=args.sizes, defenses=_common.make_defenses(args), method=args.resize_method,
+      antialias=not args.no_antialias, batch_size=args.batch_size, seed=args.seed,
+      progress=not args.no_progress)
   defenses = list(res["clean"])
   md = [_common.header(args, "Low-resolution images", len(x))]
   md.append(f"Downsampling filter: {res['filter']}.\n")
@@ -34,12 +34,12 @@ def run(args, apply_fn=None, data=None) -> dict:
   rows = [[d, _common.pct(res["clean"][d])] + [_common.pct(res["accuracy"][str(s)][d])
                                                for s in res["sizes"]] for d in defenses]
   md.append("Accuracy (%):\n")
-  md.append(iss_jax.markdown_table(header, rows))
+  md.append(iss_jax.robustness.markdown_table(header, rows))
   ef = res["nonzero_edge_fraction"]
   md.append("\nShare of 4-neighbour edges with a non-zero difference (a smoothing sparsity above it "
             "cannot be reached: `smooth` then stops at maxiter and returns nearly the input):\n")
-  md.append(iss_jax.markdown_table(["original"] + [f"s={s}" for s in res["sizes"]],
-                                   [[f"{ef['original']:.3f}"] + [f"{ef[str(s)]:.3f}"
+  md.append(iss_jax.robustness.markdown_table(["original"] + [f"s={s}" for s in res["sizes"]],
+                                              [[f"{ef['original']:.3f}"] + [f"{ef[str(s)]:.3f}"
                                                                   for s in res["sizes"]]]))
   fig = _plot(res, x, defenses)
   return _common.finish(args, NAME, md, res, fig)
@@ -61,11 +61,10 @@ def _plot(res, x, defenses):
   axes[0].set_ylabel("accuracy (%)")
   axes[0].legend()
   img = np.asarray(x[:1], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
-  strip = [img[0]] + [np.asarray(iss_jax.low_resolution(img, s))[0] for s in sizes]
+  strip = [img[0]] + [np.asarray(iss_jax.robustness.low_resolution(img, s))[0] for s in sizes]
   axes[1].imshow(np.clip(np.concatenate(strip, axis=1), 0, 1))
   axes[1].set_title("original, then sizes " + ", ".join(map(str, sizes)), fontsize=8)
   axes[1].axis("off")
-  fig.tight_layout()
   return fig
 
 

@@ -24,21 +24,21 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
   x, y = data if data is not None else _common.load_data(args)
-  model, variables = model_and_variables or iss_jax.load_variables(args.workdir)[:2]
+  model, variables = model_and_variables or iss_jax.training.load_variables(args.workdir)[:2]
   idx = [i for i in args.saliency_indices if i < len(x)]
   imgs = np.asarray(x[idx], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
-  cams, pred, layer = iss_jax.grad_cam(model, variables, imgs, layer=args.saliency_layer)
+  cams, pred, layer = iss_jax.robustness.grad_cam(model, variables, imgs, layer=args.saliency_layer)
   rows = [[i, int(y[i]), int(p)] for i, p in zip(idx, pred, strict=True)]
   extra = {}
   for s in args.smooth_sparsity:
     sm = np.asarray(iss_jax.smooth(imgs, s, **_common.smooth_kwargs(args)))
-    extra[f"{s:g}"] = (sm,) + iss_jax.grad_cam(model, variables, sm, layer=layer)[:2]
+    extra[f"{s:g}"] = (sm,) + iss_jax.robustness.grad_cam(model, variables, sm, layer=layer)[:2]
   res = {"indices": idx, "labels": [int(y[i]) for i in idx], "predicted": pred.tolist(), "layer": layer,
          "cams": cams.tolist(),
          "smoothed": {k: {"predicted": v[2].tolist(), "cams": v[1].tolist()} for k, v in extra.items()}}
   md = [_common.header(args, "Grad-CAM saliency", len(idx)),
         f"Layer: `{layer}`; maps for the predicted class, bilinearly resized, scaled to [0, 1].\n",
-        iss_jax.markdown_table(["test index", "label", "predicted"], rows)]
+        iss_jax.robustness.markdown_table(["test index", "label", "predicted"], rows)]
   import matplotlib
 
   matplotlib.use("Agg")
@@ -55,7 +55,6 @@ def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
       axes[2 * r, j].axis("off")
       axes[2 * r + 1, j].axis("off")
     axes[2 * r, 0].set_title(name, fontsize=8, loc="left")
-  fig.tight_layout()
   return _common.finish(args, NAME, md, res, fig)
 
 

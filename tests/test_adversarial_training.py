@@ -4,23 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from toys import EPS, linear_model, toy_data
 
 import iss_jax
 
-EPS = 8 / 255
-D = 4 * 4 * 3
-
-
-def _model(seed=0):
-  w = jnp.asarray(np.random.default_rng(seed).standard_normal((D, 2)), jnp.float32)
-  return w, (lambda x, w=w: x.reshape(x.shape[0], -1) @ w)
-
-
-def _data(n=6):
-  rng = np.random.default_rng(1)
-  x = jnp.asarray(0.25 + 0.5 * rng.random((n, 4, 4, 3)), jnp.float32)  # away from 0 and 1
-  y = jnp.asarray(rng.integers(0, 2, n), jnp.int32)
-  return x, y
+_model, _data = linear_model, toy_data
 
 
 def _ce_numpy(logits, y):
@@ -42,7 +30,7 @@ def _kl_numpy(lp, lq):
 def test_pgd_at_loss_is_ce_at_the_closed_form_maximiser():
   w, f = _model()
   x, y = _data()
-  loss, info = iss_jax.pgd_at_loss(f, x, y, key=jax.random.key(0), steps=10)
+  loss, info = iss_jax.baselines.pgd_at_loss(f, x, y, key=jax.random.key(0), steps=10)
   # Two linear classes: grad_x CE has the constant sign of (w_other - w_y); 10 steps of 2/255 cross
   # the whole 8/255 ball, so PGD ends at the vertex x + eps * sign(w_other - w_y).
   away = np.where(np.asarray(y) == 0, 1, -1)[:, None]  # towards the other class
@@ -51,23 +39,23 @@ def test_pgd_at_loss_is_ce_at_the_closed_form_maximiser():
   np.testing.assert_allclose(np.asarray(info["x_adv"]).reshape(len(y), -1), x_star, atol=1e-6)
   want = _ce_numpy(x_star @ np.asarray(w, np.float64), y).mean()
   np.testing.assert_allclose(loss, want, rtol=1e-5)
-  assert float(loss) > float(jnp.mean(iss_jax.cross_entropy(f(x), y)))
+  assert float(loss) > float(jnp.mean(iss_jax.robustness.cross_entropy(f(x), y)))
 
 
 def test_pgd_at_gradient_is_taken_at_the_fixed_adversarial_example():
   w, _ = _model()
   x, y = _data()
   f = lambda w: (lambda z: z.reshape(z.shape[0], -1) @ w)
-  loss_fn = lambda w: iss_jax.pgd_at_loss(f(w), x, y, key=jax.random.key(0))[0]
-  x_adv = iss_jax.pgd_at_loss(f(w), x, y, key=jax.random.key(0))[1]["x_adv"]
-  fixed = lambda w: jnp.mean(iss_jax.cross_entropy(f(w)(x_adv), y))
+  loss_fn = lambda w: iss_jax.baselines.pgd_at_loss(f(w), x, y, key=jax.random.key(0))[0]
+  x_adv = iss_jax.baselines.pgd_at_loss(f(w), x, y, key=jax.random.key(0))[1]["x_adv"]
+  fixed = lambda w: jnp.mean(iss_jax.robustness.cross_entropy(f(w)(x_adv), y))
   np.testing.assert_allclose(jax.grad(loss_fn)(w), jax.grad(fixed)(w), rtol=1e-5, atol=1e-7)
 
 
 def test_trades_loss_matches_definition():
   w, f = _model(3)
   x, y = _data()
-  loss, info = iss_jax.trades_loss(f, x, y, key=jax.random.key(1), beta=6.0, steps=10)
+  loss, info = iss_jax.baselines.trades_loss(f, x, y, key=jax.random.key(1), beta=6.0, steps=10)
   x_adv = np.asarray(info["x_adv"])
   assert np.abs(x_adv - np.asarray(x)).max() <= EPS + 1e-6
   wn = np.asarray(w, np.float64)
@@ -90,8 +78,8 @@ def test_trades_loss_matches_definition():
 def test_trades_beta_zero_is_clean_ce_and_has_aux():
   _, f = _model()
   x, y = _data()
-  loss, info = iss_jax.trades_loss(lambda z: (f(z), {"calls": z.shape[0]}), x, y,
-                                   key=jax.random.key(0), beta=0.0, has_aux=True)
+  loss, info = iss_jax.baselines.trades_loss(lambda z: (f(z), {"calls": z.shape[0]}), x, y,
+                                             key=jax.random.key(0), beta=0.0, has_aux=True)
   np.testing.assert_allclose(loss, _ce_numpy(f(x), y).mean(), rtol=1e-5)
   assert info["aux"] == {"calls": 2 * len(y)}  # one forward pass on [x; x_adv]
 
@@ -100,35 +88,36 @@ def test_attack_model_is_used_for_the_inner_maximisation():
   w, f = _model()
   x, y = _data()
   # An attack model with the opposite weights pushes the other way: the loss on f falls below clean.
-  _, info = iss_jax.pgd_at_loss(f, x, y, key=jax.random.key(0),
-                                attack_logits_fn=lambda z: -f(z))
-  assert float(jnp.mean(iss_jax.cross_entropy(f(info["x_adv"]), y))) < float(
-      jnp.mean(iss_jax.cross_entropy(f(x), y)))
+  _, info = iss_jax.baselines.pgd_at_loss(f, x, y, key=jax.random.key(0),
+                                          attack_logits_fn=lambda z: -f(z))
+  assert float(jnp.mean(iss_jax.robustness.cross_entropy(f(info["x_adv"]), y))) < float(
+      jnp.mean(iss_jax.robustness.cross_entropy(f(x), y)))
 
 
 def test_bad_arguments():
   _, f = _model()
   x, y = _data()
   with pytest.raises(ValueError, match="key"):
-    iss_jax.pgd_at_loss(f, x, y, key=None)
+    iss_jax.baselines.pgd_at_loss(f, x, y, key=None)
   with pytest.raises(ValueError, match="y must"):
-    iss_jax.trades_loss(f, x, y[:2], key=jax.random.key(0))
+    iss_jax.baselines.trades_loss(f, x, y[:2], key=jax.random.key(0))
   with pytest.raises(ValueError, match="method"):
-    iss_jax.adversarial_examples(f, x, y, key=jax.random.key(0), method="fgsm")
+    iss_jax.baselines.adversarial_examples(f, x, y, key=jax.random.key(0), method="fgsm")
 
 
 def test_training_loss_terms_are_wired_into_make_loss_fn():
-  from iss_jax._src.training import base_config, make_loss_fn
+  from iss_jax.training._train import make_loss_fn
+  from train.configs import default
 
-  model = iss_jax.resnet_small(10, width=8)
+  model = iss_jax.training.resnet_small(10, width=8)
   x = jnp.asarray(np.random.default_rng(0).random((4, 8, 8, 3)), jnp.float32)
   y = jnp.asarray([0, 1, 2, 3], jnp.int32)
   v = model.init(jax.random.key(0), x, train=False)
-  c = base_config()
+  c = default.get_config()
   plain = make_loss_fn(c, model)(v["params"], v["batch_stats"], x, y, jax.random.key(1))[0]
   c.smooth_kernel_weight = 0.01
   reg = make_loss_fn(c, model)(v["params"], v["batch_stats"], x, y, jax.random.key(1))[0]
-  np.testing.assert_allclose(reg, plain + 0.01 * iss_jax.smooth_kernel_penalty(v["params"]),
+  np.testing.assert_allclose(reg, plain + 0.01 * iss_jax.baselines.smooth_kernel_penalty(v["params"]),
                              rtol=1e-5)
   c.smooth_kernel_weight, c.adversarial, c.adv_steps = 0.0, "pgd", 2
   adv, (_, logits) = make_loss_fn(c, model)(v["params"], v["batch_stats"], x, y, jax.random.key(1))
@@ -136,40 +125,3 @@ def test_training_loss_terms_are_wired_into_make_loss_fn():
   c.adversarial = "mixup"
   with pytest.raises(ValueError, match="adversarial"):
     make_loss_fn(c, model)
-
-
-def test_eot_pgd_stays_in_the_ball_and_averages_draws():
-  from iss_jax._src.defenses import eot_pgd
-
-  w, f = _model()
-  x, y = _data()
-  # A random defense adding noise: its EOT gradient has the sign of f's, so PGD ends at the
-  # closed-form vertex of the toy model.
-  noisy = lambda z, k: f(z + 0.01 * jax.random.normal(k, z.shape))
-  x_adv = eot_pgd(noisy, x, y, key=jax.random.key(0), eps=EPS, step_size=2 / 255, steps=10,
-                  samples=3)
-  assert float(jnp.abs(x_adv - x).max()) <= EPS + 1e-6
-  away = np.where(np.asarray(y) == 0, 1, -1)[:, None]
-  direction = np.sign(np.asarray(w[:, 1] - w[:, 0]))[None, :] * away
-  np.testing.assert_allclose(np.asarray(x_adv).reshape(len(y), -1),
-                             np.asarray(x).reshape(len(y), -1) + EPS * direction, atol=1e-6)
-
-
-def test_evaluate_defense_columns_and_protocol():
-  from iss_jax._src.defenses import evaluate_defense, make_defense
-
-  _, f = _model()
-  x = (np.random.default_rng(5).random((6, 4, 4, 3)) * 255).astype(np.uint8)
-  y = np.asarray([0, 1, 0, 1, 0, 1], np.int32)
-  for spec, gradient in (("none", "none"), ("lowpass@1", "exact"), ("tv@0.1", "exact"),
-                         ("splic@2", "bpda"), ("smooth@0.6", "bpda")):
-    assert make_defense(spec).gradient == gradient
-  r = evaluate_defense(f, x, y, make_defense("lowpass@1"), pgd_steps=2, low_res_sizes=(2,),
-                       batch_size=4, progress=False)
-  acc = r["accuracy"]
-  assert set(acc) == {"clean", "fgsm", "fgsm_adaptive", "pgd", "pgd_adaptive", "lowres2"}
-  assert acc["pgd_adaptive"] <= acc["pgd"]  # adaptive = per example the stronger attack
-  assert all(0.0 <= a <= 1.0 for a in acc.values())
-  assert "exact gradient" in r["attacks"]["pgd_adaptive"]
-  with pytest.raises(ValueError, match="unknown defense"):
-    make_defense("jpeg@75")

@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference
 
 import iss_jax
+from iss_jax._src import definition as reference
 
 
 def canonical(labels):

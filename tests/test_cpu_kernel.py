@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference
+from sample_data import SAMPLE_PATH
 
 import iss_jax
 from iss_jax._src import cpu_kernel
+from iss_jax._src import definition as reference
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "cifar10_sample.npz")
+DATA = str(SAMPLE_PATH)
 
 
 def real_images(n, start=0):
@@ -59,7 +60,7 @@ def test_float64_matches_reference(x64):
   img = real_images(1, start=3)[0, 4:16, 6:18]
   out, info = iss_jax.smooth(jnp.asarray(img), 0.6, return_info=True, implementation="cpu")
   assert out.dtype == jnp.float64
-  ref, steps, _ = reference.lbi_smooth(img, 0.6, hnorm=reference.hessian_norm(12, 12),
+  ref, steps, _ = reference.smooth_reference(img, 0.6, hnorm=reference.hessian_norm(12, 12),
                                        step_factor=iss_jax.DEFAULT_STEP_FACTOR)
   assert int(info.steps) == steps
   np.testing.assert_allclose(np.asarray(out), ref, atol=1e-9)

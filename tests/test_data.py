@@ -5,9 +5,10 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image
+from sample_data import EXACT_PATH, SAMPLE_PATH
 
 import iss_jax
-from iss_jax._src import data as data_lib
+from iss_jax.training import _data as data_lib
 
 
 def _images(n, h=4, w=4, seed=0):
@@ -18,10 +19,10 @@ def test_npz_split_arrays(tmp_path):
   xtr, xte = _images(6), _images(3, seed=1)
   path = tmp_path / "d.npz"
   np.savez(path, x_train=xtr, y_train=np.arange(6) % 2, x_test=xte, y_test=np.array([1, 0, 1]))
-  x, y = iss_jax.load_dataset(f"npz:{path}", "train")
+  x, y = iss_jax.training.load_dataset(f"npz:{path}", "train")
   np.testing.assert_array_equal(x, xtr)
   assert y.dtype == np.int32 and y.tolist() == [0, 1, 0, 1, 0, 1]
-  x, y = iss_jax.load_dataset(f"npz:{path}", "test")
+  x, y = iss_jax.training.load_dataset(f"npz:{path}", "test")
   np.testing.assert_array_equal(x, xte)
 
 
@@ -29,14 +30,14 @@ def test_npz_plain_and_errors(tmp_path):
   path = tmp_path / "plain.npz"
   np.savez(path, x=_images(4), y=np.array([3, 2, 1, 0]))
   for split in ("train", "test"):
-    x, y = iss_jax.load_dataset(f"npz:{path}", split)
+    x, y = iss_jax.training.load_dataset(f"npz:{path}", split)
     assert x.shape == (4, 4, 4, 3) and y.tolist() == [3, 2, 1, 0]
   bad = tmp_path / "bad.npz"
   np.savez(bad, x=_images(4).astype(np.float32), y=np.zeros(4))
   with pytest.raises(ValueError, match="uint8"):
-    iss_jax.load_dataset(f"npz:{bad}", "train")
-  with pytest.raises(iss_jax.DatasetNotFoundError, match="--dataset=npz"):
-    iss_jax.load_dataset(f"npz:{tmp_path / 'missing.npz'}", "train")
+    iss_jax.training.load_dataset(f"npz:{bad}", "train")
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--dataset=npz"):
+    iss_jax.training.load_dataset(f"npz:{tmp_path / 'missing.npz'}", "train")
 
 
 def _write_cifar10_pickles(folder, per_batch=3):
@@ -59,7 +60,7 @@ def test_cifar10_pickle_folder(tmp_path):
   for split in ("train", "test"):
     # Both the folder itself and its parent are accepted as data_dir.
     for data_dir in (tmp_path, tmp_path / "cifar-10-batches-py"):
-      x, y = iss_jax.load_dataset("cifar10", split, str(data_dir))
+      x, y = iss_jax.training.load_dataset("cifar10", split, str(data_dir))
       np.testing.assert_array_equal(x, np.concatenate([e[0] for e in expected[split]]))
       assert y.tolist() == sum((e[1] for e in expected[split]), [])
 
@@ -71,7 +72,7 @@ def test_cifar100_pickle_folder(tmp_path):
   for name in ("train", "test"):
     with open(folder / name, "wb") as f:
       pickle.dump({b"data": chw.reshape(2, 3072), b"fine_labels": [57, 3], b"coarse_labels": [1, 2]}, f)
-  x, y = iss_jax.load_dataset("cifar100", "test", str(tmp_path))
+  x, y = iss_jax.training.load_dataset("cifar100", "test", str(tmp_path))
   np.testing.assert_array_equal(x, chw.transpose(0, 2, 3, 1))
   assert y.tolist() == [57, 3]
 
@@ -82,50 +83,50 @@ def test_image_folder(tmp_path):
   for i, cls in enumerate(["zebra", "ant", "ant", "moth"]):
     (root / "train" / cls).mkdir(parents=True, exist_ok=True)
     Image.fromarray(imgs[i]).save(root / "train" / cls / f"{i}.png")
-  x, y = iss_jax.load_dataset(f"folder:{root}", "train")
+  x, y = iss_jax.training.load_dataset(f"folder:{root}", "train")
   # Classes numbered in sorted order: ant=0, moth=1, zebra=2; files sorted within a class.
   assert y.tolist() == [0, 0, 1, 2]
   np.testing.assert_array_equal(x, imgs[[1, 2, 3, 0]])
-  x, _ = iss_jax.load_dataset(f"folder:{root}", "train", image_size=8)
+  x, _ = iss_jax.training.load_dataset(f"folder:{root}", "train", image_size=8)
   assert x.shape == (4, 8, 8, 3)
   Image.fromarray(_images(1, 7, 7)[0]).save(root / "train" / "ant" / "big.png")
   with pytest.raises(ValueError, match="image_size"):
-    iss_jax.load_dataset(f"folder:{root}", "train")
-  with pytest.raises(iss_jax.DatasetNotFoundError, match="--dataset=folder"):
-    iss_jax.load_dataset(f"folder:{tmp_path / 'nope'}", "train")
+    iss_jax.training.load_dataset(f"folder:{root}", "train")
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--dataset=folder"):
+    iss_jax.training.load_dataset(f"folder:{tmp_path / 'nope'}", "train")
 
 
 def test_missing_dataset_names_the_flag(tmp_path, monkeypatch):
   monkeypatch.setattr(data_lib, "_load_tfds", lambda *a: None)  # as offline / without TFDS
-  with pytest.raises(iss_jax.DatasetNotFoundError, match="--data_dir"):
-    iss_jax.load_dataset("cifar10", "train")
-  with pytest.raises(iss_jax.DatasetNotFoundError, match="--data_dir"):
-    iss_jax.load_dataset("cifar10", "train", str(tmp_path))  # an empty folder
-  with pytest.raises(iss_jax.DatasetNotFoundError, match="--data_dir"):
-    iss_jax.load_dataset("cifar10_exact", "train", str(tmp_path))
-  with pytest.raises(iss_jax.DatasetNotFoundError, match="--data_dir"):
-    iss_jax.load_dataset("imagenette", "train")
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+    iss_jax.training.load_dataset("cifar10", "train")
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+    iss_jax.training.load_dataset("cifar10", "train", str(tmp_path))  # an empty folder
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+    iss_jax.training.load_dataset("cifar10_exact", "train", str(tmp_path))
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+    iss_jax.training.load_dataset("imagenette", "train")
 
 
 def test_bad_names():
   with pytest.raises(ValueError, match="split"):
-    iss_jax.load_dataset("cifar10_sample", "val")
+    iss_jax.training.load_dataset("cifar10_sample", "val")
   with pytest.raises(ValueError, match="dataset must be one of"):
-    iss_jax.load_dataset("mnist", "train")
+    iss_jax.training.load_dataset("mnist", "train")
 
 
 def test_shipped_sample_official_order():
-  x, y = iss_jax.load_dataset("cifar10_sample", "test")
+  x, y = iss_jax.training.load_dataset("cifar10_sample", "test")
   assert x.shape == (500, 32, 32, 3) and x.dtype == np.uint8 and y.shape == (500,)
-  with np.load(data_lib.SAMPLE_PATH) as d:
+  with np.load(SAMPLE_PATH) as d:
     assert np.all(np.diff(d["idx_test"]) > 0)  # stored in the official test order
 
 
-@pytest.mark.skipif(not data_lib.EXACT_PATH.exists(), reason="needs ../shared/data/cifar10_exact.npz")
+@pytest.mark.skipif(not EXACT_PATH.exists(), reason="needs ../shared/data/cifar10_exact.npz")
 def test_cifar10_exact_test_split_is_official_prefix():
-  x, y = iss_jax.load_dataset("cifar10_exact", "test")
+  x, y = iss_jax.training.load_dataset("cifar10_exact", "test", str(EXACT_PATH.parent))
   assert x.shape == (1017, 32, 32, 3)
-  with np.load(data_lib.EXACT_PATH) as d:
+  with np.load(EXACT_PATH) as d:
     keep = d["idx_test"] < 1017
     order = np.argsort(d["idx_test"][keep])
     np.testing.assert_array_equal(np.sort(d["idx_test"][keep]), np.arange(1017))

@@ -41,30 +41,30 @@ def _tiny(hw=16, n=6, seed=0):
 @pytest.mark.parametrize("radius", [0, 2, 4.5, 8, 100])
 def test_low_plus_high_is_the_image(radius):
   x = jax.random.uniform(jax.random.key(0), (3, 16, 12, 3))
-  low, high = iss_jax.frequency_split(x, radius)
+  low, high = iss_jax.robustness.frequency_split(x, radius)
   np.testing.assert_allclose(low + high, x, atol=1e-5)
   assert low.shape == x.shape and low.dtype == x.dtype
 
 
 def test_frequency_split_closed_forms():
   x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3))
-  low0, _ = iss_jax.frequency_split(x, 0)  # only the DC term: the per-channel mean
+  low0, _ = iss_jax.robustness.frequency_split(x, 0)  # only the DC term: the per-channel mean
   np.testing.assert_allclose(low0, jnp.broadcast_to(x.mean((1, 2), keepdims=True), x.shape), atol=1e-5)
-  low_all, high_all = iss_jax.frequency_split(x, 100)
+  low_all, high_all = iss_jax.robustness.frequency_split(x, 100)
   np.testing.assert_allclose(low_all, x, atol=1e-5)
   np.testing.assert_allclose(high_all, 0, atol=1e-5)
   # A pure cosine of frequency 3 along x is "high" for r < 3 and "low" for r >= 3.
   cos = np.cos(2 * np.pi * 3 * np.arange(8) / 8)[None, None, :, None] * np.ones((1, 8, 1, 1))
-  np.testing.assert_allclose(iss_jax.frequency_split(cos, 2.9)[1], cos, atol=1e-5)
-  np.testing.assert_allclose(iss_jax.frequency_split(cos, 3.0)[0], cos, atol=1e-5)
+  np.testing.assert_allclose(iss_jax.robustness.frequency_split(cos, 2.9)[1], cos, atol=1e-5)
+  np.testing.assert_allclose(iss_jax.robustness.frequency_split(cos, 3.0)[0], cos, atol=1e-5)
 
 
 def test_radial_mask_and_fourier_difference():
-  m = iss_jax.radial_mask(8, 8, 1)
+  m = iss_jax.robustness.radial_mask(8, 8, 1)
   assert m.sum() == 5 and m[4, 4] and m[3, 4] and not m[3, 3]
   a = jax.random.uniform(jax.random.key(2), (4, 8, 8, 3))
-  np.testing.assert_allclose(iss_jax.fourier_difference(a, a), 0, atol=1e-6)
-  d = np.asarray(iss_jax.fourier_difference(a + 0.1, a))  # a constant offset lives in the DC term
+  np.testing.assert_allclose(iss_jax.robustness.fourier_difference(a, a), 0, atol=1e-6)
+  d = np.asarray(iss_jax.robustness.fourier_difference(a + 0.1, a))  # a constant offset lives in the DC term
   assert abs(d[4, 4] - 0.1 * 64) < 1e-3 and np.abs(np.delete(d.ravel(), 4 * 8 + 4)).max() < 1e-3
 
 
@@ -73,9 +73,9 @@ def test_radial_mask_and_fourier_difference():
 
 def test_nearest_upsample_is_exact():
   x = jax.random.uniform(jax.random.key(3), (2, 4, 5, 3))
-  up = np.asarray(iss_jax.nearest_upsample(x, (8, 10)))
+  up = np.asarray(iss_jax.robustness.nearest_upsample(x, (8, 10)))
   np.testing.assert_array_equal(up, np.repeat(np.repeat(np.asarray(x), 2, 1), 2, 2))
-  up = np.asarray(iss_jax.nearest_upsample(x, (7, 13)))
+  up = np.asarray(iss_jax.robustness.nearest_upsample(x, (7, 13)))
   rows = np.floor(np.arange(7) * 4 / 7).astype(int)
   cols = np.floor(np.arange(13) * 5 / 13).astype(int)
   np.testing.assert_array_equal(up, np.asarray(x)[:, rows][:, :, cols])
@@ -83,23 +83,24 @@ def test_nearest_upsample_is_exact():
 
 def test_low_resolution_blocks_and_identity():
   x = jax.random.uniform(jax.random.key(4), (2, 8, 8, 3))
-  np.testing.assert_allclose(iss_jax.low_resolution(x, 8), x, atol=1e-6)
-  out = np.asarray(iss_jax.low_resolution(x, 4))
+  np.testing.assert_allclose(iss_jax.robustness.low_resolution(x, 8), x, atol=1e-6)
+  out = np.asarray(iss_jax.robustness.low_resolution(x, 4))
   np.testing.assert_array_equal(out[:, ::2, ::2], out[:, 1::2, 1::2])  # 2x2 constant blocks
   # Linear downsampling by 2 samples between the two pixels of a block: 2x2 blocks come back exactly.
   blocks = np.repeat(np.repeat(np.asarray(x[:, :4, :4]), 2, 1), 2, 2)
-  np.testing.assert_allclose(iss_jax.low_resolution(blocks, 4, antialias=False), blocks, atol=1e-6)
-  np.testing.assert_allclose(iss_jax.low_resolution(jnp.full((1, 8, 8, 3), 0.3), 3), 0.3, atol=1e-6)
+  np.testing.assert_allclose(iss_jax.robustness.low_resolution(blocks, 4, antialias=False), blocks, atol=1e-6)
+  np.testing.assert_allclose(iss_jax.robustness.low_resolution(jnp.full((1, 8, 8, 3), 0.3), 3), 0.3,
+                             atol=1e-6)
   with pytest.raises(ValueError, match="size"):
-    iss_jax.low_resolution(x, 9)
+    iss_jax.robustness.low_resolution(x, 9)
 
 
 def test_nonzero_edge_fraction_of_block_images():
   """8x8 images of 2x2 blocks: only the 3 block boundaries per row/column differ: 48 of 112 edges."""
   small = np.random.default_rng(0).random((3, 4, 4, 3))
-  blocks = np.asarray(iss_jax.nearest_upsample(small, (8, 8)))
-  assert abs(iss_jax.nonzero_edge_fraction(blocks) - 48 / 112) < 1e-12
-  assert iss_jax.nonzero_edge_fraction(np.full((2, 5, 5, 3), 0.2)) == 0.0
+  blocks = np.asarray(iss_jax.robustness.nearest_upsample(small, (8, 8)))
+  assert abs(iss_jax.robustness.nonzero_edge_fraction(blocks) - 48 / 112) < 1e-12
+  assert iss_jax.robustness.nonzero_edge_fraction(np.full((2, 5, 5, 3), 0.2)) == 0.0
 
 
 # ----------------------------------------------------------------------------------- PSNR and kernels
@@ -119,23 +120,23 @@ def test_kernel_tv_matches_loop_and_spectra_of_delta():
       w = k[:, :, c, o]
       ref[o] += sum(abs(w[i + 1, j] - w[i, j]) for i in range(2) for j in range(3))
       ref[o] += sum(abs(w[i, j + 1] - w[i, j]) for i in range(3) for j in range(2))
-  np.testing.assert_allclose(iss_jax.kernel_tv(k), ref, rtol=1e-12)
-  np.testing.assert_allclose(iss_jax.kernel_tv(np.ones((3, 3, 3, 5))), 0)
+  np.testing.assert_allclose(iss_jax.robustness.kernel_tv(k), ref, rtol=1e-12)
+  np.testing.assert_allclose(iss_jax.robustness.kernel_tv(np.ones((3, 3, 3, 5))), 0)
   delta = np.zeros((3, 3, 1, 1))
   delta[0, 0] = 1
-  np.testing.assert_allclose(iss_jax.kernel_spectra(delta, 8), 1.0, atol=1e-12)  # flat spectrum
-  assert float(iss_jax.high_frequency_energy(np.ones((3, 3, 1, 1)))[0]) < float(
-      iss_jax.high_frequency_energy(delta)[0])
+  np.testing.assert_allclose(iss_jax.robustness.kernel_spectra(delta, 8), 1.0, atol=1e-12)  # flat spectrum
+  assert float(iss_jax.robustness.high_frequency_energy(np.ones((3, 3, 1, 1)))[0]) < float(
+      iss_jax.robustness.high_frequency_energy(delta)[0])
 
 
 def test_first_conv_kernel():
   _, variables, _, _ = _tiny()
-  path, k = iss_jax.first_conv_kernel(variables)
+  path, k = iss_jax.robustness.first_conv_kernel(variables)
   assert path == "stem_conv/kernel" and k.shape == (3, 3, 3, 8)
-  path, k = iss_jax.first_conv_kernel({"params": {"a": {"kernel": np.zeros((3, 3, 1, 2))}}})
+  path, k = iss_jax.robustness.first_conv_kernel({"params": {"a": {"kernel": np.zeros((3, 3, 1, 2))}}})
   assert k.shape == (3, 3, 1, 2)
   with pytest.raises(ValueError, match="kernel"):
-    iss_jax.first_conv_kernel({"params": {"dense": {"kernel": np.zeros((3, 2))}}})
+    iss_jax.robustness.first_conv_kernel({"params": {"dense": {"kernel": np.zeros((3, 2))}}})
 
 
 # ------------------------------------------------------------------------------------------------ Grad-CAM
@@ -144,7 +145,7 @@ def test_first_conv_kernel():
 def test_grad_cam_matches_closed_form_gradient():
   """conv2 -> relu -> global mean -> dense: d logit_c / d A = W[k, c] [A > 0] / (h w) in closed form."""
   model, variables, x, _ = _tiny(hw=8, n=3)
-  cams, target, layer = iss_jax.grad_cam(model, variables, x)
+  cams, target, layer = iss_jax.robustness.grad_cam(model, variables, x)
   assert layer == "conv2" and cams.shape == (3, 8, 8)
   assert np.all(np.isfinite(cams)) and cams.min() >= 0 and cams.max() <= 1 + 1e-6
   _, inter = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
@@ -160,7 +161,7 @@ def test_grad_cam_matches_closed_form_gradient():
 def test_grad_cam_bad_layer():
   model, variables, x, _ = _tiny(hw=8, n=1)
   with pytest.raises(ValueError, match="not found"):
-    iss_jax.grad_cam(model, variables, x, layer="nope")
+    iss_jax.robustness.grad_cam(model, variables, x, layer="nope")
 
 
 # ------------------------------------------------------------------------------------------- adversarial
@@ -180,19 +181,19 @@ def _toy_classifier():
 
 def test_evaluate_adversarial_rows_and_checks():
   apply_fn, x, y = _toy_classifier()
-  res = iss_jax.evaluate_adversarial(apply_fn, x, y, eps_grid=[0.0, 0.05, 0.2], steps=3,
-                                     batch_size=16, progress=False)
+  res = iss_jax.robustness.evaluate_adversarial(apply_fn, x, y, eps_grid=[0.0, 0.05, 0.2], steps=3,
+                                                batch_size=16, progress=False)
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
   assert res["clean"]["none"] == 1.0 and res["violations"] == 0
   assert acc[("pgd", 0.0, "none", "none")] == 1.0 and acc[("pgd", 0.2, "none", "none")] == 0.0
-  res = iss_jax.evaluate_adversarial(apply_fn, x[:16], y[:16], eps_grid=[0.05], attacks_=["fgsm"],
-                                     sparsities=[0.6], batch_size=16, progress=False,
-                                     smooth_kwargs={"maxiter": 30})
+  smoothing = iss_jax.robustness.smoothing_defense(0.6, maxiter=30)
+  res = iss_jax.robustness.evaluate_adversarial(apply_fn, x[:16], y[:16], eps_grid=[0.05], attacks_=["fgsm"],
+                                                defenses=[smoothing], batch_size=16, progress=False)
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
-  assert {("fgsm", 0.05, "smooth@0.6", p) for p in ("transfer", "bpda", "adaptive")} <= set(acc)
+  assert {("fgsm", 0.05, "smooth@0.6", p) for p in ("transfer", "adaptive", "worst")} <= set(acc)
   for k in acc:
-    if k[3] == "adaptive":
-      assert acc[k] <= min(acc[k[:3] + ("bpda",)], acc[k[:3] + ("transfer",)])
+    if k[3] == "worst":
+      assert acc[k] <= min(acc[k[:3] + ("adaptive",)], acc[k[:3] + ("transfer",)])
   assert isinstance(res["violations"], int) and len(res["checks"]) >= 5
   json.dumps(res)  # JSON-ready
 
@@ -202,11 +203,11 @@ def test_sanity_checks_flag_violations():
           for a, e, v in [("fgsm", 8 / 255, 0.3), ("pgd", 8 / 255, 0.4), ("fgsm", 32 / 255, 0.2),
                           ("pgd", 32 / 255, 0.5)]]
   rows += [{"attack": "pgd", "eps": 8 / 255, "defense": "smooth@0.6", "protocol": p, "accuracy": v}
-           for p, v in (("transfer", 0.2), ("bpda", 0.3))]
-  checks = iss_jax.adversarial_sanity_checks({"rows": rows, "num_examples": 100})
+           for p, v in (("transfer", 0.2), ("adaptive", 0.3))]
+  checks = iss_jax.robustness.adversarial_sanity_checks({"rows": rows, "num_examples": 100})
   failed = {c["check"].split(" (")[0] for c in checks if not c["ok"]}
   assert "PGD drives the bare model to ~0 at the largest eps" in failed
-  assert "PGD <= FGSM" in failed and "adaptive BPDA <= transfer" in failed
+  assert "PGD <= FGSM" in failed and "adaptive <= transfer" in failed
   assert "accuracy non-increasing in eps" in failed
 
 
@@ -218,14 +219,14 @@ def test_evaluate_corruptions_generate():
   apply_fn = lambda z: model.apply(variables, z)
   x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
   y = np.arange(8) % 10
-  res = iss_jax.evaluate_corruptions(apply_fn, x, y, names=["gaussian_noise", "brightness"],
-                                     severities=[1, 5], batch_size=8, progress=False)
+  res = iss_jax.robustness.evaluate_corruptions(apply_fn, x, y, names=["gaussian_noise", "brightness"],
+                                                severities=[1, 5], batch_size=8, progress=False)
   assert set(res["accuracy"]) == {"gaussian_noise", "brightness"}
   assert "CIFAR-10-C-style" in res["source"]
   m = np.mean([res["accuracy"][n]["5"]["none"] for n in res["names"]])
   assert abs(res["mean_over_types"]["5"]["none"] - m) < 1e-12
   with pytest.raises(ValueError, match="source"):
-    iss_jax.evaluate_corruptions(apply_fn, x, y, source="web")
+    iss_jax.robustness.evaluate_corruptions(apply_fn, x, y, source="web")
 
 
 # ----------------------------------------------------------------------------------------- entry points
@@ -236,17 +237,16 @@ def test_eval_all_smoke(tmp_path, monkeypatch):
   rng = np.random.default_rng(0)
   data = {"test": (rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), np.arange(6, dtype=np.int32)),
           "train": (rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), np.arange(4, dtype=np.int32))}
-  monkeypatch.setattr(iss_jax, "load_dataset", lambda name, split, data_dir=None: data[split],
-                      raising=False)
-  monkeypatch.setattr(iss_jax, "load_classifier",
-                      lambda wd: (lambda z: model.apply(variables, z, train=False), {}), raising=False)
-  monkeypatch.setattr(iss_jax, "load_variables", lambda wd: (model, variables, {}), raising=False)
+  monkeypatch.setattr(iss_jax.training, "load_dataset", lambda name, split, data_dir=None: data[split])
+  monkeypatch.setattr(iss_jax.training, "load_classifier",
+                      lambda wd: (lambda z: model.apply(variables, z, train=False), {}))
+  monkeypatch.setattr(iss_jax.training, "load_variables", lambda wd: (model, variables, {}))
   from eval import all as eval_all
 
   out = str(tmp_path / "out")
   eval_all.main(["--workdir", str(tmp_path), "--out", out, "--eps", "0,8/255", "--pgd_steps", "2",
                  "--severities", "1", "--corruptions", "gaussian_noise,motion_blur", "--sizes", "16",
-                 "--radii", "4", "--fourier_sparsities", "", "--tv_weights", "0.1",
+                 "--radii", "4", "--fourier_sparsities", "", "--denoise_tv_weights", "0.1",
                  "--tune_examples", "2", "--saliency_indices", "0,1", "--batch_size", "4",
                  "--no_progress", "--skip", "denoise"])
   for name in ("adversarial", "corruptions", "low_resolution", "frequency", "kernels", "saliency"):

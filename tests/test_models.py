@@ -10,7 +10,7 @@ import iss_jax
 
 def _param_count(model, shape):
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape)))
-  return iss_jax.count_params(variables["params"]), variables
+  return iss_jax.training.count_params(variables["params"]), variables
 
 
 @pytest.mark.parametrize("name,num_classes,stem,shape,expected", [
@@ -21,12 +21,12 @@ def _param_count(model, shape):
     ("resnet18", 1000, "imagenet", (1, 224, 224, 3), 11_689_512),  # torchvision resnet18
 ])
 def test_param_counts_match_pytorch(name, num_classes, stem, shape, expected):
-  count, _ = _param_count(iss_jax.create_model(name, num_classes, stem), shape)
+  count, _ = _param_count(iss_jax.training.create_model(name, num_classes, stem), shape)
   assert count == expected
 
 
 def test_resnet18_cifar_constructor_and_stem_kernel():
-  count, variables = _param_count(iss_jax.resnet18(), (1, 32, 32, 3))
+  count, variables = _param_count(iss_jax.training.resnet18(), (1, 32, 32, 3))
   assert count == 11_173_962
   assert variables["params"]["stem_conv"]["kernel"].shape == (3, 3, 3, 64)
   kernels = [leaf for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])
@@ -35,7 +35,7 @@ def test_resnet18_cifar_constructor_and_stem_kernel():
 
 
 def test_imagenet_stem_downsamples_by_four():
-  model = iss_jax.resnet_small(stem="imagenet")
+  model = iss_jax.training.resnet_small(stem="imagenet")
   x = jnp.zeros((2, 64, 64, 3))
   variables = model.init(jax.random.key(0), x)
   assert variables["params"]["stem_conv"]["kernel"].shape == (7, 7, 3, 16)
@@ -47,7 +47,7 @@ def test_imagenet_stem_downsamples_by_four():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_logits_shape_and_modes(channels):
-  model = iss_jax.resnet_small(num_classes=7)
+  model = iss_jax.training.resnet_small(num_classes=7)
   x = jax.random.uniform(jax.random.key(1), (4, 16, 16, channels))
   variables = model.init(jax.random.key(0), x)
   logits = model.apply(variables, x, train=False)
@@ -61,9 +61,9 @@ def test_logits_shape_and_modes(channels):
 
 def test_normalisation_inside_model():
   """The model on [0, 1] pixels equals the same weights without normalisation on (x - mean) / std."""
-  mean, std = np.array(iss_jax.resnet_small().mean), np.array(iss_jax.resnet_small().std)
-  model = iss_jax.resnet_small()
-  plain = iss_jax.resnet_small(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+  mean, std = np.array(iss_jax.training.resnet_small().mean), np.array(iss_jax.training.resnet_small().std)
+  model = iss_jax.training.resnet_small()
+  plain = iss_jax.training.resnet_small(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
   x = jax.random.uniform(jax.random.key(2), (3, 16, 16, 3))
   variables = model.init(jax.random.key(0), x)
   a = model.apply(variables, x)
@@ -72,7 +72,7 @@ def test_normalisation_inside_model():
 
 
 def test_input_gradient_and_jit():
-  model = iss_jax.resnet_small()
+  model = iss_jax.training.resnet_small()
   x = jax.random.uniform(jax.random.key(3), (2, 16, 16, 3))
   variables = model.init(jax.random.key(0), x)
   f = lambda x: jnp.sum(model.apply(variables, x)[:, 0])
@@ -83,9 +83,9 @@ def test_input_gradient_and_jit():
 
 def test_bad_inputs():
   with pytest.raises(ValueError, match="model must be one of"):
-    iss_jax.create_model("resnet19")
+    iss_jax.training.create_model("resnet19")
   with pytest.raises(ValueError, match="stem"):
-    iss_jax.create_model("resnet18", stem="tiny")
-  model = iss_jax.resnet_small()
+    iss_jax.training.create_model("resnet18", stem="tiny")
+  model = iss_jax.training.resnet_small()
   with pytest.raises(ValueError, match="batch of images"):
     model.init(jax.random.key(0), jnp.zeros((32, 32, 3)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import iss_jax
-from iss_jax._src.regularizers import conv_kernels, kernel_smoothness
+from iss_jax.baselines._regularizers import conv_kernels, kernel_smoothness
 
 
 def _r_numpy(w2d, diagonal):
@@ -47,18 +47,18 @@ def test_penalty_sums_conv_kernels_and_skips_others():
              for a in range(k.shape[2]) for b in range(k.shape[3]))
   assert [p for p, _ in conv_kernels(params)] == ["['block']['conv']['kernel']",
                                                   "['stem_conv']['kernel']"]
-  np.testing.assert_allclose(iss_jax.smooth_kernel_penalty(params), want, rtol=1e-5)
-  np.testing.assert_allclose(iss_jax.smooth_kernel_penalty(params, reduction="mean"),
+  np.testing.assert_allclose(iss_jax.baselines.smooth_kernel_penalty(params), want, rtol=1e-5)
+  np.testing.assert_allclose(iss_jax.baselines.smooth_kernel_penalty(params, reduction="mean"),
                              want / (12 + 16), rtol=1e-5)
-  assert float(iss_jax.smooth_kernel_penalty({"dense": {"kernel": jnp.ones((3, 2))}})) == 0.0
+  assert float(iss_jax.baselines.smooth_kernel_penalty({"dense": {"kernel": jnp.ones((3, 2))}})) == 0.0
   with pytest.raises(ValueError, match="reduction"):
-    iss_jax.smooth_kernel_penalty(params, reduction="max")
+    iss_jax.baselines.smooth_kernel_penalty(params, reduction="max")
 
 
 def test_gradient_descent_smooths_kernels_and_keeps_scale():
   w = jnp.asarray(0.3 * np.random.default_rng(2).standard_normal((3, 3, 2, 2)), jnp.float32)
   rough = lambda w: float(jnp.sum((w[1:] - w[:-1]) ** 2) + jnp.sum((w[:, 1:] - w[:, :-1]) ** 2))
-  grad = jax.grad(lambda w: iss_jax.smooth_kernel_penalty({"c": {"kernel": w}}))
+  grad = jax.grad(lambda w: iss_jax.baselines.smooth_kernel_penalty({"c": {"kernel": w}}))
   v = w
   for _ in range(200):
     v = v - 0.01 * grad(v)

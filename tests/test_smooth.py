@@ -9,15 +9,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import reference
+from sample_data import SAMPLE_PATH
 
 import iss_jax
+from iss_jax._src import definition as reference
 from iss_jax._src import smooth as smooth_mod
 
 SF = iss_jax.DEFAULT_STEP_FACTOR
 # Both implementations of smooth: the pure-XLA scheduler (the GPU/TPU path) and the fused CPU kernel.
 IMPLEMENTATIONS = ["xla", "cpu"]
-DATA = os.path.join(os.path.dirname(__file__), "..", "data", "cifar10_sample.npz")
+DATA = str(SAMPLE_PATH)
 
 # One tolerance table per dtype: max |out - reference| over pixels, and allowed step difference.
 TOLERANCE = {jnp.float64: dict(atol=1e-9, steps=0), jnp.float32: dict(atol=2e-2, steps=0.05)}
@@ -43,7 +44,7 @@ def test_matches_reference_float64(x64, sparsity, impl):
   hnorm = reference.hessian_norm(12, 12)
   out, info = iss_jax.smooth(jnp.asarray(images), sparsity, return_info=True, implementation=impl)
   for i, img in enumerate(images):
-    ref, steps, reached = reference.lbi_smooth(img, sparsity, hnorm=hnorm, step_factor=SF)
+    ref, steps, reached = reference.smooth_reference(img, sparsity, hnorm=hnorm, step_factor=SF)
     assert int(info.steps[i]) == steps
     np.testing.assert_allclose(float(info.sparsity[i]), reached, rtol=1e-6)  # float32
     np.testing.assert_allclose(np.asarray(out[i]), ref, atol=TOLERANCE[jnp.float64]["atol"])
@@ -54,10 +55,32 @@ def test_matches_reference_grey_and_step_factor(x64, impl):
   img = real_images(1, size=10, start=5)[0].mean(-1)
   hnorm = reference.hessian_norm(10, 10)
   out, info = iss_jax.smooth(jnp.asarray(img), 0.5, step_factor=1.7, return_info=True, implementation=impl)
-  ref, steps, _ = reference.lbi_smooth(img[..., None], 0.5, step_factor=1.7, hnorm=hnorm)
+  ref, steps, _ = reference.smooth_reference(img[..., None], 0.5, step_factor=1.7, hnorm=hnorm)
   assert out.shape == img.shape
   assert int(info.steps) == steps
   np.testing.assert_allclose(np.asarray(out), ref[..., 0], atol=1e-9)
+
+
+def test_unrolled_path_matches_the_definition(x64):
+  """gradient="unrolled" (a bounded lax.scan) stops where the definition stops, with its image."""
+  images = real_images(2, size=8, start=3)
+  hnorm = reference.hessian_norm(8, 8)
+  targets = [0.3, 0.6]  # the second image caps at 0.6: the cap is part of the rule too
+  out, info = iss_jax.smooth_path(jnp.asarray(images), targets, gradient="unrolled", maxiter=3000,
+                                  return_info=True)
+  for j, t in enumerate(targets):
+    for i, img in enumerate(images):
+      ref, steps, reached = reference.smooth_reference(img, t, hnorm=hnorm, step_factor=SF, maxiter=3000)
+      assert int(info.steps[j, i]) == steps and bool(info.capped[j, i]) == (reached < t)
+      np.testing.assert_allclose(np.asarray(out[j, i]), ref, atol=TOLERANCE[jnp.float64]["atol"])
+
+
+def test_stopping_rule_is_shared():
+  """One predicate: the target reached, or the cap (element-wise on NumPy and JAX values alike)."""
+  assert reference.stop_reached(0.6, 0.6, 10, 20) and reference.stop_reached(0.1, 0.6, 20, 20)
+  assert not reference.stop_reached(0.59, 0.6, 19, 20)
+  got = reference.stop_reached(jnp.array([0.7, 0.2, 0.2]), 0.5, jnp.array([1, 30, 1]), 30)
+  np.testing.assert_array_equal(got, [True, True, False])
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
@@ -68,7 +91,7 @@ def test_matches_reference_float32(impl):
   assert out.dtype == jnp.float32
   tol = TOLERANCE[jnp.float32]
   for i, img in enumerate(images):
-    ref, steps, _ = reference.lbi_smooth(img, 0.6, hnorm=hnorm, step_factor=SF)
+    ref, steps, _ = reference.smooth_reference(img, 0.6, hnorm=hnorm, step_factor=SF)
     assert abs(int(info.steps[i]) - steps) <= tol["steps"] * steps
     assert np.mean(np.abs(np.asarray(out[i]) - ref)) < tol["atol"] / 4
     assert np.max(np.abs(np.asarray(out[i]) - ref)) < 10 * tol["atol"]

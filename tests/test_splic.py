@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import iss_jax
-from iss_jax._src import splic as splic_mod
+from iss_jax.baselines import _splic as splic_mod
 
 
 def _low_rank(seed, m, n, r):
@@ -19,7 +19,7 @@ def _low_rank(seed, m, n, r):
 def test_recovers_low_rank_matrix_from_half_its_entries(rank):
   m = _low_rank(rank, 32, 32, rank)
   observed = np.random.default_rng(10 + rank).random(m.shape) < 0.5
-  out = np.asarray(iss_jax.splic_complete(m, observed, rank=rank))
+  out = np.asarray(iss_jax.baselines.splic_complete(m, observed, rank=rank))
   # Anchors are imposed exactly; the missing half is recovered (exact recovery has error 0).
   np.testing.assert_array_equal(out[observed], m[observed])
   rel = np.linalg.norm(out - m) / np.linalg.norm(m)
@@ -32,9 +32,9 @@ def test_recovers_low_rank_matrix_from_half_its_entries(rank):
 def test_complete_batch_equals_loop():
   ms = np.stack([_low_rank(s, 16, 12, 2) for s in range(3)])
   obs = np.random.default_rng(0).random(ms.shape) < 0.6
-  batch = iss_jax.splic_complete(ms, obs, rank=2, maxiter=70)
+  batch = iss_jax.baselines.splic_complete(ms, obs, rank=2, maxiter=70)
   for i in range(3):
-    one = iss_jax.splic_complete(ms[i], obs[i], rank=2, maxiter=70)
+    one = iss_jax.baselines.splic_complete(ms[i], obs[i], rank=2, maxiter=70)
     np.testing.assert_allclose(batch[i], one, rtol=1e-5, atol=1e-5)
 
 
@@ -83,9 +83,9 @@ def test_one_step_matches_numpy_port():
 def test_images_shape_range_randomness_and_smooth_image_kept():
   rng = np.random.default_rng(0)
   x = rng.random((3, 16, 16, 3)).astype(np.float32)
-  a = iss_jax.splic(x, rank=4, key=jax.random.key(0))
-  b = iss_jax.splic(x, rank=4, key=jax.random.key(0))
-  c = iss_jax.splic(x, rank=4, key=jax.random.key(1))
+  a = iss_jax.baselines.splic(x, rank=4, key=jax.random.key(0))
+  b = iss_jax.baselines.splic(x, rank=4, key=jax.random.key(0))
+  c = iss_jax.baselines.splic(x, rank=4, key=jax.random.key(1))
   assert a.shape == x.shape and a.dtype == x.dtype
   assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
   np.testing.assert_array_equal(a, b)  # same key, same masks
@@ -93,7 +93,7 @@ def test_images_shape_range_randomness_and_smooth_image_kept():
   # A rank-1 smooth image is (nearly) a fixed point; random noise is not.
   t = np.linspace(0.2, 0.8, 16, dtype=np.float32)
   smooth = np.repeat((np.outer(t, t[::-1]) + 0.1)[:, :, None], 3, axis=2)
-  out = iss_jax.splic(smooth, rank=4, key=jax.random.key(2))
+  out = iss_jax.baselines.splic(smooth, rank=4, key=jax.random.key(2))
   assert float(jnp.sqrt(jnp.mean((out - smooth) ** 2))) < 0.02
   assert float(jnp.sqrt(jnp.mean((a - x) ** 2))) > 0.1
 
@@ -101,7 +101,7 @@ def test_images_shape_range_randomness_and_smooth_image_kept():
 def test_bpda_gradient_is_identity():
   x = jnp.asarray(np.random.default_rng(0).random((2, 8, 8, 3)), jnp.float32)
   w = jnp.asarray(np.random.default_rng(1).standard_normal(x.shape), jnp.float32)
-  g = jax.grad(lambda z: jnp.sum(w * iss_jax.splic(z, rank=2, key=jax.random.key(0))))(x)
+  g = jax.grad(lambda z: jnp.sum(w * iss_jax.baselines.splic(z, rank=2, key=jax.random.key(0))))(x)
   np.testing.assert_allclose(g, w)
 
 
@@ -112,4 +112,4 @@ def test_bpda_gradient_is_identity():
 def test_bad_arguments(kwargs, match):
   kw = {"rank": 4, "key": jax.random.key(0)} | kwargs
   with pytest.raises(ValueError, match=match):
-    iss_jax.splic(jnp.zeros((16, 16, 3)), **kw)
+    iss_jax.baselines.splic(jnp.zeros((16, 16, 3)), **kw)

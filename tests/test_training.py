@@ -1,6 +1,7 @@
 """Training library: smoothing cache, schedules, augmentation, one-step runs of every procedure, resume."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -8,8 +9,13 @@ import numpy as np
 import pytest
 
 import iss_jax
-from iss_jax._src import smooth_cache
-from iss_jax._src.training import augment, make_train_step
+from iss_jax.training import _smooth_cache as smooth_cache
+from iss_jax.training._train import CONFIG_FIELDS, augment, make_train_step
+from train.configs import adversarial, default, finetune, fixed, iterative, vanilla
+
+CONFIGS = {"vanilla": vanilla, "fixed": fixed, "iterative": iterative, "finetune": finetune,
+           "adversarial": adversarial}
+REPO = Path(__file__).parents[1]
 
 
 def _images(n, size=8, seed=0):
@@ -39,8 +45,8 @@ class _Counting:
 
 def test_cache_matches_smooth_path_rounded(tmp_path):
   x = _images(5)
-  out = iss_jax.smooth_dataset(x, [0.4, 0.7], cache_dir=tmp_path, batch_size=2, progress=False,
-                               smooth_fn=_Counting())
+  out = iss_jax.training.smooth_dataset(x, [0.4, 0.7], cache_dir=tmp_path, batch_size=2, progress=False,
+                                        smooth_fn=_Counting())
   ref = iss_jax.smooth_path(jnp.asarray(x, jnp.float32) / 255.0, jnp.asarray([0.4, 0.7]))
   ref = np.round(np.clip(np.asarray(ref), 0, 1) * 255).astype(np.uint8)
   assert out.shape == (2, 5, 8, 8, 3) and out.dtype == np.uint8
@@ -51,14 +57,14 @@ def test_cache_resume_and_reuse(tmp_path):
   x = _images(5, seed=1)
   fn = _Counting()
   kw = dict(cache_dir=tmp_path / "a", batch_size=2, progress=False, smooth_fn=fn)
-  assert iss_jax.smooth_dataset(x, [0.5], max_chunks=1, **kw) is None  # "killed" after one chunk
+  assert iss_jax.training.smooth_dataset(x, [0.5], max_chunks=1, **kw) is None  # "killed" after one chunk
   assert fn.calls == 1
-  resumed, info = iss_jax.smooth_dataset(x, [0.5], return_info=True, **kw)
+  resumed, info = iss_jax.training.smooth_dataset(x, [0.5], return_info=True, **kw)
   assert fn.calls == 3 and not info["reused"]  # only the two missing chunks
-  fresh = iss_jax.smooth_dataset(x, [0.5], cache_dir=tmp_path / "b", batch_size=2, progress=False,
-                                 smooth_fn=_Counting())
+  fresh = iss_jax.training.smooth_dataset(x, [0.5], cache_dir=tmp_path / "b", batch_size=2, progress=False,
+                                          smooth_fn=_Counting())
   np.testing.assert_array_equal(resumed, fresh)
-  again, info = iss_jax.smooth_dataset(x, [0.5], return_info=True, **kw)
+  again, info = iss_jax.training.smooth_dataset(x, [0.5], return_info=True, **kw)
   assert fn.calls == 3 and info["reused"]  # nothing recomputed
   np.testing.assert_array_equal(again, resumed)
   leftovers = [p.name for p in (tmp_path / "a").rglob("*") if p.name.endswith(".tmp")]
@@ -69,21 +75,21 @@ def test_cache_path_serves_a_subset_and_keys_on_data_and_settings(tmp_path):
   x = _images(3, seed=2)
   fn = _Counting()
   kw = dict(cache_dir=tmp_path, batch_size=4, progress=False, smooth_fn=fn)
-  path = iss_jax.smooth_dataset(x, [0.3, 0.6, 0.8], **kw)
-  one = iss_jax.smooth_dataset(x, [0.6], **kw)
+  path = iss_jax.training.smooth_dataset(x, [0.3, 0.6, 0.8], **kw)
+  one = iss_jax.training.smooth_dataset(x, [0.6], **kw)
   assert fn.calls == 1
   np.testing.assert_array_equal(one[0], path[1])
-  iss_jax.smooth_dataset(x[::-1].copy(), [0.6], **kw)  # other data: recomputed
+  iss_jax.training.smooth_dataset(x[::-1].copy(), [0.6], **kw)  # other data: recomputed
   assert fn.calls == 2
-  iss_jax.smooth_dataset(x, [0.6], maxiter=50, **kw)  # other solver settings: recomputed
+  iss_jax.training.smooth_dataset(x, [0.6], maxiter=50, **kw)  # other solver settings: recomputed
   assert fn.calls == 3
 
 
 def test_cache_bad_input(tmp_path):
   with pytest.raises(ValueError, match="uint8"):
-    iss_jax.smooth_dataset(np.zeros((2, 4, 4, 3)), [0.5], cache_dir=tmp_path)
+    iss_jax.training.smooth_dataset(np.zeros((2, 4, 4, 3)), [0.5], cache_dir=tmp_path)
   with pytest.raises(ValueError, match="sparsities"):
-    iss_jax.smooth_dataset(_images(2), [1.5], cache_dir=tmp_path)
+    iss_jax.training.smooth_dataset(_images(2), [1.5], cache_dir=tmp_path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -91,30 +97,49 @@ def test_cache_bad_input(tmp_path):
 
 
 def test_sparsity_schedules():
-  c = iss_jax.training_config("iterative", "quick")
+  c = iterative.get_config("quick")
   c.epochs, c.num_levels, c.start_sparsity, c.end_sparsity = 7, 3, 0.3, 0.8
-  assert iss_jax.sparsity_schedule(c) == [0.3, 0.3, 0.3, 0.55, 0.55, 0.8, 0.8]
+  assert iss_jax.training.sparsity_schedule(c) == [0.3, 0.3, 0.3, 0.55, 0.55, 0.8, 0.8]
   c.procedure = "fixed"
-  assert iss_jax.sparsity_schedule(c) == [c.sparsity] * 7
+  assert iss_jax.training.sparsity_schedule(c) == [c.sparsity] * 7
   c.procedure = "vanilla"
-  assert iss_jax.sparsity_schedule(c) == [1.0] * 7
+  assert iss_jax.training.sparsity_schedule(c) == [1.0] * 7
   c.procedure = "other"
   with pytest.raises(ValueError, match="procedure"):
-    iss_jax.sparsity_schedule(c)
+    iss_jax.training.sparsity_schedule(c)
 
 
 def test_presets():
-  quick = iss_jax.training_config("fixed")
+  quick = fixed.get_config()
   assert (quick.preset, quick.dataset, quick.model, quick.sparsity) == (
       "quick", "cifar10_sample", "resnet_small", 0.6)
-  full = iss_jax.training_config("vanilla", "full")
-  assert (full.dataset, full.model, full.epochs, full.learning_rate) == ("cifar10", "resnet18", 200, 0.1)
-  assert iss_jax.training_config("finetune", "full").epochs == 20
-  for proc in ("vanilla", "fixed", "iterative", "finetune"):
-    c = iss_jax.training_config(proc, "cpu")
+  paper = vanilla.get_config("paper")
+  assert (paper.dataset, paper.model, paper.epochs, paper.learning_rate) == ("cifar10", "resnet18", 200, 0.1)
+  assert dict(paper) == dict(default.get_config())  # the paper preset is the defaults
+  assert (finetune.get_config("paper").epochs, finetune.get_config("paper").learning_rate) == (20, 0.01)
+  for name in ("vanilla", "fixed", "iterative", "finetune"):
+    c = CONFIGS[name].get_config("cpu")
+    assert (c.procedure, c.preset, c.dataset) == (name, "cpu", "cifar10_exact")
     assert c.smooth_kernel_weight == 0.0 and c.adversarial == "none"
-  with pytest.raises(ValueError, match="preset"):
-    iss_jax.training_config("fixed", "huge")
+  adv = adversarial.get_config("cpu")
+  assert (adv.procedure, adv.adversarial) == ("vanilla", "pgd")
+  for name, config in CONFIGS.items():
+    with pytest.raises(ValueError, match="paper"):  # the message lists the presets
+      config.get_config("full")
+    assert f"python -m train.{name}" in config.__doc__ and "2-core CPU" in config.__doc__
+
+
+def test_configs_hold_every_library_field():
+  """train/configs/default.py sets exactly the fields the library reads, with iss_jax.smooth's defaults."""
+  import inspect
+
+  c = default.get_config()
+  assert sorted(c) == sorted(CONFIG_FIELDS)
+  params = inspect.signature(iss_jax.smooth).parameters
+  solver = ("kappa", "nu", "step_factor", "maxiter")
+  assert {k: c[k] for k in solver} == {k: params[k].default for k in solver}
+  assert set(default.FLAG_HELP) <= set(c) and set(default.COMMON_FLAGS) <= set(default.FLAG_HELP)
+  assert not hasattr(iss_jax.training, "training_config")
 
 
 def test_augment_crop_and_flip():
@@ -133,15 +158,15 @@ def test_augment_crop_and_flip():
 
 @pytest.mark.slow  # the end-to-end determinism / resume tests cover the step too
 def test_train_step_is_pure_and_reduces_loss():
-  model = iss_jax.resnet_small(width=4)
-  c = iss_jax.training_config("vanilla")
+  model = iss_jax.training.resnet_small(width=4)
+  c = vanilla.get_config()
   x = jnp.asarray(_images(8))
   y = jnp.arange(8) % 10
   import optax
 
   tx = optax.sgd(0.05, 0.9)
   v = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
-  make = lambda: iss_jax.TrainState.create(  # fresh buffers: the step donates its input state
+  make = lambda: iss_jax.training.TrainState.create(  # fresh buffers: the step donates its input state
       apply_fn=model.apply, params=jax.tree_util.tree_map(jnp.copy, v["params"]), tx=tx,
       batch_stats=jax.tree_util.tree_map(jnp.copy, v["batch_stats"]))
   step = jax.jit(make_train_step(c, model, tx), donate_argnums=0)
@@ -173,7 +198,7 @@ def tiny(tmp_path_factory):
 
 def _config(procedure, tiny, **kw):
   root, path = tiny
-  c = iss_jax.training_config(procedure, "quick")
+  c = CONFIGS[procedure].get_config("quick")
   c.dataset = f"npz:{path}"
   c.width = 4
   c.epochs = 2
@@ -198,7 +223,7 @@ def _rows(workdir):
 @pytest.fixture(scope="module")
 def vanilla_run(tiny, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("vanilla")
-  return workdir, iss_jax.train_and_evaluate(_config("vanilla", tiny), workdir)
+  return workdir, iss_jax.training.train_and_evaluate(_config("vanilla", tiny), workdir)
 
 
 def test_vanilla_smoke_outputs(vanilla_run):
@@ -209,9 +234,9 @@ def test_vanilla_smoke_outputs(vanilla_run):
   assert 0.0 <= summary["final_test_accuracy"] <= 1.0
   assert json.loads((workdir / "summary.json").read_text())["final_test_accuracy"] == (
       summary["final_test_accuracy"])
-  apply_fn, config = iss_jax.load_classifier(workdir)
+  apply_fn, config = iss_jax.training.load_classifier(workdir)
   assert config.procedure == "vanilla"
-  x_test, y_test = iss_jax.load_dataset(config.dataset, "test")
+  x_test, y_test = iss_jax.training.load_dataset(config.dataset, "test")
   x = jnp.asarray(x_test, jnp.float32) / 255.0
   logits = jax.jit(apply_fn)(x)
   assert logits.shape == (8, 3)
@@ -223,30 +248,30 @@ def test_vanilla_smoke_outputs(vanilla_run):
 
 def test_same_seed_same_result(vanilla_run, tiny, tmp_path):
   workdir, _ = vanilla_run
-  iss_jax.train_and_evaluate(_config("vanilla", tiny), tmp_path)
+  iss_jax.training.train_and_evaluate(_config("vanilla", tiny), tmp_path)
   assert _rows(tmp_path) == _rows(workdir)
-  _, a, _ = iss_jax.load_variables(workdir)
-  _, b, _ = iss_jax.load_variables(tmp_path)
+  _, a, _ = iss_jax.training.load_variables(workdir)
+  _, b, _ = iss_jax.training.load_variables(tmp_path)
   jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
 
 
 def test_resume_after_kill_equals_uninterrupted(vanilla_run, tiny, tmp_path):
   workdir, _ = vanilla_run
   # Killed in epoch 2 (step 3 of 4): the epoch-1 checkpoint survives, epoch 2's steps are lost.
-  partial = iss_jax.train_and_evaluate(_config("vanilla", tiny, stop_after_steps=3), tmp_path)
+  partial = iss_jax.training.train_and_evaluate(_config("vanilla", tiny, stop_after_steps=3), tmp_path)
   assert not partial["completed"] and partial["epochs_done"] == 1
   assert not (tmp_path / "summary.json").exists()
-  resumed = iss_jax.train_and_evaluate(_config("vanilla", tiny), tmp_path)
+  resumed = iss_jax.training.train_and_evaluate(_config("vanilla", tiny), tmp_path)
   assert resumed["completed"]
   assert _rows(tmp_path) == _rows(workdir)
-  _, a, _ = iss_jax.load_variables(workdir)
-  _, b, _ = iss_jax.load_variables(tmp_path)
+  _, a, _ = iss_jax.training.load_variables(workdir)
+  _, b, _ = iss_jax.training.load_variables(tmp_path)
   jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
 
 
 @pytest.mark.parametrize("procedure", ["fixed", "iterative"])
 def test_smoothed_procedures_smoke(procedure, tiny, tmp_path):
-  summary = iss_jax.train_and_evaluate(_config(procedure, tiny, epochs=2), tmp_path)
+  summary = iss_jax.training.train_and_evaluate(_config(procedure, tiny, epochs=2), tmp_path)
   rows = _rows(tmp_path)
   expected = [0.6, 0.6] if procedure == "fixed" else [0.3, 0.8]
   assert [r["sparsity"] for r in rows] == expected
@@ -257,31 +282,57 @@ def test_finetune_starts_from_checkpoint(vanilla_run, tiny, tmp_path):
   workdir, _ = vanilla_run
   c = _config("finetune", tiny, epochs=1, init_checkpoint=str(workdir), learning_rate=0.0,
               weight_decay=0.0)
-  summary = iss_jax.train_and_evaluate(c, tmp_path)
-  _, before, _ = iss_jax.load_variables(workdir)
-  _, after, _ = iss_jax.load_variables(tmp_path)
+  summary = iss_jax.training.train_and_evaluate(c, tmp_path)
+  _, before, _ = iss_jax.training.load_variables(workdir)
+  _, after, _ = iss_jax.training.load_variables(tmp_path)
   # Zero learning rate: the weights are the initial checkpoint's (only BatchNorm statistics move).
   jax.tree_util.tree_map(np.testing.assert_array_equal, before["params"], after["params"])
   assert summary["completed"]
   with pytest.raises(ValueError, match="init_checkpoint"):
-    iss_jax.train_and_evaluate(_config("finetune", tiny), tmp_path / "other")
+    iss_jax.training.train_and_evaluate(_config("finetune", tiny), tmp_path / "other")
+
+
+def test_config_missing_a_field_is_refused_before_the_workdir(tiny, tmp_path):
+  c = _config("fixed", tiny)
+  del c["sparsity"]
+  del c["seed"]
+  with pytest.raises(ValueError, match=r"sparsity, seed.*train/configs/<procedure>\.py:get_config\(\)"):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+  c = _config("fixed", tiny)
+  c.procedure = "other"
+  with pytest.raises(ValueError, match="procedure"):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
+def _python(*args, **kw):
+  import subprocess
+  import sys
+
+  return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=str(REPO), **kw)
 
 
 def test_entry_point_flag_precedence():
   """preset < --config.FIELD < named flags, parsed as `python -m train.fixed` would."""
-  import subprocess
-  import sys
-
   code = (
       "import sys\n"
       "from absl import flags\n"
       "from train import _main\n"
       "sys.argv = ['fixed', '--preset=cpu', '--config.epochs=3', '--config.sparsity=0.5',"
-      " '--sparsity=0.7', '--batch_size=64']\n"
-      "_main.define_flags('fixed', {'sparsity': ('float', 's')})\n"
+      " '--config.learning_rate=0.2', '--sparsity=0.7', '--batch_size=64']\n"
+      "_main.define_flags('fixed', ['sparsity'])\n"
       "flags.FLAGS(sys.argv)\n"
-      "c = _main.build_config('fixed', ['sparsity'])\n"
-      "print(c.preset, c.dataset, c.epochs, c.sparsity, c.batch_size)\n")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       cwd=str(__import__("pathlib").Path(__file__).parents[1]))
-  assert out.stdout.split() == ["cpu", "cifar10_exact", "3", "0.7", "64"]
+      "c = _main.build_config('fixed')\n"
+      "print(c.preset, c.dataset, c.epochs, c.sparsity, c.batch_size, c.learning_rate, c.model)\n")
+  out = _python("-c", code, check=True)
+  assert out.stdout.split() == ["cpu", "cifar10_exact", "3", "0.7", "64", "0.2", "resnet_small"]
+
+
+def test_entry_point_help_lists_the_flags():
+  out = _python("-m", "train.fixed", "--help")
+  assert out.returncode == 0, out.stderr
+  for flag in ("--sparsity", "--preset", "--workdir", "--config", "--epochs", "--dataset"):
+    assert flag in out.stdout, (flag, out.stdout)
+  out = _python("-m", "train.adversarial", "--help")
+  assert out.returncode == 0 and "--method" in out.stdout and "--trades_beta" in out.stdout, out.stdout

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage
+from sample_data import SAMPLE_PATH
 
 import iss_jax
-from iss_jax._src.tv import tv_objective
+from iss_jax.baselines._tv import tv_objective
 
 
 def _chambolle_numpy(g, lam, iters, tau=0.125, vectorial=False):
@@ -49,7 +50,7 @@ def _chambolle_numpy(g, lam, iters, tau=0.125, vectorial=False):
 @pytest.mark.parametrize("vectorial", [False, True])
 def test_matches_numpy_chambolle(vectorial):
   g = np.random.default_rng(0).random((7, 9, 2)).astype(np.float32)
-  got = iss_jax.tv_denoise(g, 0.15, iters=15, vectorial=vectorial)
+  got = iss_jax.baselines.tv_denoise(g, 0.15, iters=15, vectorial=vectorial)
   want = _chambolle_numpy(g, 0.15, 15, vectorial=vectorial)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
@@ -57,13 +58,13 @@ def test_matches_numpy_chambolle(vectorial):
 @pytest.mark.parametrize("vectorial", [False, True])
 def test_decreases_the_rof_objective(vectorial):
   x = jnp.asarray(np.random.default_rng(1).random((2, 16, 16, 3)), jnp.float32)
-  objs = [tv_objective(iss_jax.tv_denoise(x, 0.1, iters=k, vectorial=vectorial), x, 0.1,
+  objs = [tv_objective(iss_jax.baselines.tv_denoise(x, 0.1, iters=k, vectorial=vectorial), x, 0.1,
                        vectorial=vectorial) for k in (0, 10, 100, 300)]
   for before, after in zip(objs, objs[1:], strict=False):
     assert bool(jnp.all(after <= before * (1 + 1e-5))), (before, after)
   assert bool(jnp.all(objs[-1] < 0.8 * objs[0]))
   # The minimiser: small perturbations of the output do not lower the objective.
-  u = iss_jax.tv_denoise(x, 0.1, iters=2000, vectorial=vectorial)
+  u = iss_jax.baselines.tv_denoise(x, 0.1, iters=2000, vectorial=vectorial)
   base = tv_objective(u, x, 0.1, vectorial=vectorial)
   for s in range(3):
     d = 1e-2 * jax.random.normal(jax.random.key(s), x.shape)
@@ -72,26 +73,26 @@ def test_decreases_the_rof_objective(vectorial):
 
 def test_invariants_shapes_and_gradient():
   x = jnp.asarray(np.random.default_rng(2).random((2, 8, 8, 3)), jnp.float32)
-  np.testing.assert_array_equal(iss_jax.tv_denoise(x, 0.0), x)  # weight 0: identity
+  np.testing.assert_array_equal(iss_jax.baselines.tv_denoise(x, 0.0), x)  # weight 0: identity
   const = jnp.full((8, 8, 3), 0.3)
-  np.testing.assert_allclose(iss_jax.tv_denoise(const, 0.2), const, atol=1e-6)  # fixed point
-  assert iss_jax.tv_denoise(x[0, :, :, 0], 0.1).shape == (8, 8)
-  batch = iss_jax.tv_denoise(x, 0.1)
-  np.testing.assert_allclose(batch[1], iss_jax.tv_denoise(x[1], 0.1), atol=1e-6)  # vmap == loop
+  np.testing.assert_allclose(iss_jax.baselines.tv_denoise(const, 0.2), const, atol=1e-6)  # fixed point
+  assert iss_jax.baselines.tv_denoise(x[0, :, :, 0], 0.1).shape == (8, 8)
+  batch = iss_jax.baselines.tv_denoise(x, 0.1)
+  np.testing.assert_allclose(batch[1], iss_jax.baselines.tv_denoise(x[1], 0.1), atol=1e-6)  # vmap == loop
   # Vectorial TV of one channel is the per-channel TV.
-  np.testing.assert_allclose(iss_jax.tv_denoise(x[..., :1], 0.1, vectorial=True),
-                             iss_jax.tv_denoise(x[..., :1], 0.1), atol=1e-6)
+  np.testing.assert_allclose(iss_jax.baselines.tv_denoise(x[..., :1], 0.1, vectorial=True),
+                             iss_jax.baselines.tv_denoise(x[..., :1], 0.1), atol=1e-6)
   # Exact gradients are finite, also where the image is flat (|grad| = 0).
-  g = jax.grad(lambda z: jnp.sum(iss_jax.tv_denoise(z, 0.1, iters=20) ** 2))(const)
+  g = jax.grad(lambda z: jnp.sum(iss_jax.baselines.tv_denoise(z, 0.1, iters=20) ** 2))(const)
   assert bool(jnp.all(jnp.isfinite(g)))
   with pytest.raises(ValueError, match="tau"):
-    iss_jax.tv_denoise(x, 0.1, tau=0.5)
+    iss_jax.baselines.tv_denoise(x, 0.1, tau=0.5)
 
 
 def test_select_tv_weight_on_held_out_noisy_images():
-  x = np.load("data/cifar10_sample.npz")["x_test"][:16].astype(np.float32) / 255
-  res = iss_jax.select_tv_weight(x, [0.0, 0.02, 0.05, 0.1, 0.5], noise_std=0.1,
-                                 key=jax.random.key(0), iters=50)
+  x = np.load(SAMPLE_PATH)["x_test"][:16].astype(np.float32) / 255
+  res = iss_jax.baselines.select_tv_weight(x, [0.0, 0.02, 0.05, 0.1, 0.5], noise_std=0.1,
+                                           key=jax.random.key(0), iters=50)
   assert res["psnr"][0] == pytest.approx(res["psnr_noisy"], abs=1e-4)  # weight 0 = no denoising
   assert res["weight"] == res["weights"][int(np.argmax(res["psnr"]))]
   assert res["weight"] > 0 and max(res["psnr"]) > res["psnr_noisy"] + 1.0
@@ -102,7 +103,7 @@ def test_select_tv_weight_on_held_out_noisy_images():
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 7.0])
 def test_gaussian_lowpass_matches_scipy(sigma):
   x = np.random.default_rng(3).random((2, 9, 11, 3)).astype(np.float32)
-  got = iss_jax.gaussian_lowpass(x, sigma)
+  got = iss_jax.baselines.gaussian_lowpass(x, sigma)
   want = np.stack([scipy.ndimage.gaussian_filter(xi, (sigma, sigma, 0), mode="reflect")
                    for xi in x])
   np.testing.assert_allclose(got, want, atol=1e-5)
@@ -110,10 +111,10 @@ def test_gaussian_lowpass_matches_scipy(sigma):
 
 def test_gaussian_lowpass_traced_sigma_and_errors():
   x = jnp.asarray(np.random.default_rng(4).random((8, 8, 3)), jnp.float32)
-  f = jax.jit(lambda s: iss_jax.gaussian_lowpass(x, s, radius=4))
-  np.testing.assert_allclose(f(1.0), iss_jax.gaussian_lowpass(x, 1.0), atol=1e-6)
-  np.testing.assert_array_equal(iss_jax.gaussian_lowpass(x, 0.0), x)
+  f = jax.jit(lambda s: iss_jax.baselines.gaussian_lowpass(x, s, radius=4))
+  np.testing.assert_allclose(f(1.0), iss_jax.baselines.gaussian_lowpass(x, 1.0), atol=1e-6)
+  np.testing.assert_array_equal(iss_jax.baselines.gaussian_lowpass(x, 0.0), x)
   with pytest.raises(ValueError, match="sigma"):
-    iss_jax.gaussian_lowpass(x, -1.0)
+    iss_jax.baselines.gaussian_lowpass(x, -1.0)
   with pytest.raises(ValueError, match="radius"):
-    jax.jit(lambda s: iss_jax.gaussian_lowpass(x, s))(1.0)
+    jax.jit(lambda s: iss_jax.baselines.gaussian_lowpass(x, s))(1.0)

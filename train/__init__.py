@@ -1,1 +1,1 @@
-"""Thin ``python -m train.<procedure>`` entry points over :func:`iss_jax.train_and_evaluate`."""
+"""Thin ``python -m train.<procedure>`` entry points over :func:`iss_jax.training.train_and_evaluate`."""

@@ -1,66 +1,118 @@
-"""Shared flag handling of the ``train.*`` entry points (absl + ml_collections, as in flax/examples).
+"""Shared flag handling of the ``python -m train.<name>`` entry points (absl + ml_collections, as in flax).
 
-Every entry point accepts ``--preset`` (quick | cpu | full), the common flags (``--workdir``,
-``--dataset``, ``--data_dir``, ``--model``, ``--epochs``, ``--batch_size``, ``--learning_rate``,
-``--seed``), its own procedure flags, and ``--config.FIELD=VALUE`` overrides of any config field.
+The config is ``train/configs/<name>.py:get_config(preset)``. Flags: ``--preset`` (quick | cpu | paper),
+``--workdir``, the entry point's key fields (e.g. ``--sparsity``), the common short flags (``--dataset
+--data_dir --model --epochs --batch_size --learning_rate --seed``), and ``--config.FIELD=VALUE`` for every
+field. The key and common flags are generated from the config: a flag ``--FIELD`` has the field's type and
+the help text of ``train.configs.default.FLAG_HELP``, and sets ``config.FIELD``.
 Precedence: preset < ``--config.FIELD`` < the named flags.
+
+An entry point defines the flags, adopts them as its own key flags (so that ``--help`` lists them) and runs
+through :func:`parse_flags` (so that ``--help`` exits 0)::
+
+  _main.define_flags("fixed", ["sparsity"])
+  flags.adopt_module_key_flags(_main)
+  app.run(main, flags_parser=_main.parse_flags)
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
+from collections.abc import Callable, Sequence
 
-from absl import flags, logging
+import ml_collections
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 import iss_jax
+from train.configs import default
 
 FLAGS = flags.FLAGS
 
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           str: flags.DEFINE_string}
 
-def define_flags(procedure: str, extra: dict[str, tuple] | None = None) -> None:
-  """Defines the common flags, the procedure's extra flags and ``--config``."""
-  flags.DEFINE_enum("preset", "quick", ["quick", "cpu", "full", "paper"],
-                    "quick: offline CPU demo on the shipped 1,000-image CIFAR-10 sample; cpu: the "
-                    "5,085-image real subset (cifar10_exact); full (= paper): the paper's ResNet-18 / "
-                    "CIFAR-10 run.")
-  flags.DEFINE_string("workdir", None, f"Output folder (default workdirs/{procedure}).")
-  flags.DEFINE_string("dataset", None, "Dataset name (see iss_jax.load_dataset).")
-  flags.DEFINE_string("data_dir", None, "Folder with the dataset files / TFDS data_dir.")
-  flags.DEFINE_string("model", None, "resnet18 | resnet34 | resnet50 | resnet_small.")
-  flags.DEFINE_integer("epochs", None, "Training epochs.")
-  flags.DEFINE_integer("batch_size", None, "Global batch size.")
-  flags.DEFINE_float("learning_rate", None, "Peak learning rate (cosine schedule).")
-  flags.DEFINE_integer("seed", None, "Random seed (same seed, same result).")
-  for name, (kind, help_) in (extra or {}).items():
-    {"float": flags.DEFINE_float, "string": flags.DEFINE_string}[kind](name, None, help_)
-  config_flags.DEFINE_config_dict("config", iss_jax.training_config(procedure, "quick"),
-                                  "Override any config field: --config.FIELD=VALUE.")
+# {flag name: config field} of the named flags defined by define_flags.
+_NAMED: dict[str, str] = {}
 
 
-def build_config(procedure: str, extra_names=()):
-  """The config: preset, then ``--config.*`` overrides, then the named flags."""
-  config = iss_jax.training_config(procedure, FLAGS.preset)
+def get_config(name: str, preset: str = "quick") -> ml_collections.ConfigDict:
+  """``train/configs/<name>.py:get_config(preset)``."""
+  return importlib.import_module(f"train.configs.{name}").get_config(preset)
+
+
+def define_flags(name: str, key_fields: Sequence[str] = (), *, renamed: dict[str, str] | None = None,
+                 workdir_help: str | None = None) -> None:
+  """Defines ``--preset``, ``--workdir``, the key and common fields as flags, and ``--config``.
+
+  Args:
+    name: the config in ``train/configs/``: vanilla, fixed, iterative, finetune or adversarial.
+    key_fields: the procedure's own config fields offered as flags (e.g. ``["sparsity"]``).
+    renamed: ``{flag name: config field}`` for key flags named otherwise than their field
+      (``{"method": "adversarial"}``).
+    workdir_help: help of ``--workdir`` (default: ``workdirs/<name>``).
+  """
+  quick = get_config(name, "quick")
+  flags.DEFINE_enum("preset", "quick", default.PRESETS, default.PRESET_HELP)
+  flags.DEFINE_string("workdir", None, workdir_help or f"Output folder (default workdirs/{name}).")
+  named = {f: f for f in key_fields} | dict(renamed or {})
+  named |= {f: f for f in default.COMMON_FLAGS if f not in named.values()}
+  for flag_name, field in named.items():
+    value = quick[field]
+    help_ = f"{default.FLAG_HELP[field]} Default: the preset's (quick: {value!r})."
+    if flag_name != field:
+      help_ += f" Sets config.{field}."
+    # Default None: a flag sets its field only when given, so the preset's value stays otherwise.
+    _DEFINE[type(value)](flag_name, None, help_)
+    _NAMED[flag_name] = field
+  config_flags.DEFINE_config_dict(
+      "config", quick,
+      f"--config.FIELD=VALUE sets any field of train/configs/{name}.py:get_config(preset), e.g. "
+      "--config.width=32; fields: " + ", ".join(sorted(quick)) + ".")
+  FLAGS["config"].default_as_str = None  # --help lists the fields above rather than the whole quick config
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parser, except that ``--help`` (``-h``, ``--helpshort``) and ``--helpfull`` exit 0."""
+  args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+  if any(a in ("--help", "-h", "-?", "--helpshort") for a in args):
+    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
+  if "--helpfull" in args:
+    app.usage(writeto_stdout=True, exitcode=0)
+  return app.parse_flags_with_usage(argv)  # a bad flag: the usage and the error, exit 1
+
+
+def build_config(name: str) -> ml_collections.ConfigDict:
+  """The config: the preset, then the ``--config.*`` overrides, then the named flags."""
+  config = get_config(name, FLAGS.preset)
   for key, value in config_flags.get_override_values(FLAGS["config"]).items():
     node = config
     *path, leaf = key.split(".")
     for p in path:
       node = node[p]
     node[leaf] = value
-  names = ("dataset", "data_dir", "model", "epochs", "batch_size", "learning_rate", "seed")
-  for name in names + tuple(extra_names):
-    value = getattr(FLAGS, name)
+  for flag_name, field in _NAMED.items():
+    value = FLAGS[flag_name].value
     if value is not None:
-      config[name] = value
+      config[field] = value
   return config
 
 
-def run(procedure: str, extra_names=()) -> dict:
-  """Builds the config, announces the preset, trains, prints the summary."""
+def run(name: str, workdir_fn: Callable[[ml_collections.ConfigDict], str] | None = None) -> dict:
+  """Builds the config, announces the preset, trains, prints the summary.
+
+  Args:
+    name: the config in ``train/configs/``.
+    workdir_fn: the default workdir of a config (default ``workdirs/<name>``), used without ``--workdir``.
+
+  Returns:
+    The summary of :func:`iss_jax.training.train_and_evaluate`.
+  """
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
-  config = build_config(procedure, extra_names)
-  workdir = FLAGS.workdir or f"workdirs/{procedure}"
+  config = build_config(name)
+  workdir = FLAGS.workdir or (workdir_fn(config) if workdir_fn else f"workdirs/{name}")
   if config.preset == "quick":
     print("[iss_jax] QUICK configuration (offline CPU demo: shipped 1,000-image CIFAR-10 sample, "
           "ResNet-8, few epochs). The paper's setting is one flag away: --preset=paper "
@@ -68,8 +120,8 @@ def run(procedure: str, extra_names=()) -> dict:
   else:
     print(f"[iss_jax] {config.preset.upper()} configuration.", flush=True)
   try:
-    summary = iss_jax.train_and_evaluate(config, workdir)
-  except iss_jax.DatasetNotFoundError as e:
+    summary = iss_jax.training.train_and_evaluate(config, workdir)
+  except iss_jax.training.DatasetNotFoundError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   short = {k: v for k, v in summary.items() if k not in ("config", "smoothing")}

@@ -1,18 +1,20 @@
 """Fixed training: ERM on images smoothed by ``iss_jax.smooth`` at one sparsity (paper Sec. 3.2).
 
-Usage: ``python -m train.fixed --sparsity=0.6 [--preset=quick|cpu|full] [--workdir=...]``.
+Usage: python -m train.fixed --sparsity=0.6 [--preset=quick|cpu|paper] [--workdir=...] [--config.FIELD=VALUE]
+Commands, runtimes and accuracies of each preset: train/configs/fixed.py.
 """
 
-from absl import app
+from absl import app, flags
 
 from train import _main
 
 
 def main(argv):
   del argv
-  _main.run("fixed", ["sparsity"])
+  _main.run("fixed")
 
 
 if __name__ == "__main__":
-  _main.define_flags("fixed", {"sparsity": ("float", "Edge sparsity of the smoothed training images.")})
-  app.run(main)
+  _main.define_flags("fixed", ["sparsity"])
+  flags.adopt_module_key_flags(_main)
+  app.run(main, flags_parser=_main.parse_flags)

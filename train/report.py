@@ -1,28 +1,23 @@
 """Compares finished training runs: a Markdown/JSON table of clean test accuracy and a PNG of the curves.
 
 Usage:
-  python -m train.report --workdirs=workdirs/vanilla,workdirs/fixed06,workdirs/iterative0308 \
+  python -m train.report --workdirs=workdirs/vanilla,workdirs/fixed,workdirs/iterative \
       --out=results/training_cpu
 Reads each workdir's ``summary.json`` and ``metrics.jsonl``; writes ``<out>.md``, ``<out>.json`` and
 ``<out>.png``.
 """
 
 import json
-import os
 from pathlib import Path
 
 from absl import app, flags
 
+import iss_jax
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("workdirs", ["workdirs/vanilla", "workdirs/fixed06", "workdirs/iterative0308"],
+flags.DEFINE_list("workdirs", ["workdirs/vanilla", "workdirs/fixed", "workdirs/iterative"],
                   "Training workdirs to compare.")
 flags.DEFINE_string("out", "results/training_cpu", "Output path without extension.")
-
-
-def _atomic(path: Path, text: str) -> None:
-  tmp = path.with_name(f".{path.name}.tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
 
 
 def main(argv):
@@ -34,7 +29,6 @@ def main(argv):
     rows = [json.loads(line) for line in (w / "metrics.jsonl").read_text().splitlines() if line]
     runs.append((w, summary, rows))
   out = Path(FLAGS.out)
-  out.parent.mkdir(parents=True, exist_ok=True)
   lines = ["| run | procedure | sparsity | model | train / test images | epochs | clean test acc. | "
            "best | train time (s) |", "|---|---|---|---|---|---|---|---|---|"]
   table = []
@@ -53,8 +47,6 @@ def main(argv):
                   "train_time_s": train_s, "dataset": s["dataset"], "model": s["model"]})
   datasets = sorted({s["dataset"] for _, s, _ in runs})
   header = f"Clean test accuracy, dataset {', '.join(datasets)}, same model and epochs for every run.\n\n"
-  _atomic(out.with_suffix(".md"), header + "\n".join(lines) + "\n")
-  _atomic(out.with_suffix(".json"), json.dumps(table, indent=1))
   import matplotlib
 
   matplotlib.use("Agg")
@@ -69,9 +61,7 @@ def main(argv):
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
-  tmp = out.with_name(f".{out.name}.tmp.png")
-  fig.savefig(tmp, dpi=120)
-  os.replace(tmp, out.with_suffix(".png"))
+  iss_jax.robustness.write_report(str(out.parent), out.name, header + "\n".join(lines), table, fig)
   print("\n".join(lines))
   print(f"wrote {out}.md/.json/.png")
 

@@ -30,7 +30,21 @@ def error_if(bad, message: str) -> None:
     jax.debug.callback(_raise_if, bad, message=message)
 
 
-def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2) -> Array:
+_SHAPES = {2: "(H, W)", 3: "(H, W, C)", 4: "(N, H, W, C)"}
+
+
+def _check_image_shape(x, name: str, ranks, min_size: int) -> None:
+  """The one rank / dtype / size check of every image argument (JAX, NumPy or a tracer)."""
+  if x.ndim not in ranks:
+    raise ValueError(f"{name} must have shape {' or '.join(_SHAPES[r] for r in ranks)}; "
+                     f"got shape {tuple(x.shape)}.")
+  spatial = x.shape[:2] if x.ndim == 2 else x.shape[-3:-1]
+  if min(spatial, default=min_size) < min_size:
+    raise ValueError(f"{name} must be at least {min_size}x{min_size} pixels; got spatial shape "
+                     f"{tuple(spatial)} from shape {tuple(x.shape)}.")
+
+
+def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2, finite: bool = True) -> Array:
   """Checks an image argument and returns it as a JAX float array.
 
   Args:
@@ -38,26 +52,56 @@ def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2) -> Ar
     name: argument name used in error messages.
     ranks: accepted ranks.
     min_size: smallest accepted height and width.
+    finite: also reject NaN/Inf values (eagerly, or when the jitted call runs).
 
   Raises:
     ValueError: wrong rank, too small, non-float dtype, or NaN/Inf values.
   """
   if not hasattr(x, "dtype"):
     x = np.asarray(x)
-  if x.ndim not in ranks:
-    shapes = {2: "(H, W)", 3: "(H, W, C)", 4: "(N, H, W, C)"}
-    raise ValueError(f"{name} must have shape {' or '.join(shapes[r] for r in ranks)}; "
-                     f"got shape {tuple(x.shape)}.")
+  _check_image_shape(x, name, ranks, min_size)
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise ValueError(f"{name} must be a float array with values in [0, 1]; got dtype {x.dtype}. "
                      f"Convert with {name}.astype(jnp.float32) / 255 for uint8 images.")
-  spatial = x.shape[:2] if x.ndim == 2 else x.shape[-3:-1]
-  if min(spatial) < min_size:
-    raise ValueError(f"{name} must be at least {min_size}x{min_size} pixels; got spatial shape "
-                     f"{tuple(spatial)} from shape {tuple(x.shape)}.")
   x = jnp.asarray(x)
-  error_if(jnp.any(~jnp.isfinite(x)), f"{name} contains NaN or Inf values.")
+  if finite:
+    error_if(jnp.any(~jnp.isfinite(x)), f"{name} contains NaN or Inf values.")
   return x
+
+
+def as_float_images(x, name: str = "x") -> np.ndarray:
+  """Host-side ``(N, H, W, C)`` images, uint8 in ``[0, 255]`` or float in ``[0, 1]``, as float32 ``[0, 1]``.
+
+  The evaluations and the data pipeline take either form; this is where the two meet.
+
+  Raises:
+    ValueError: not a ``(N, H, W, C)`` batch, or neither uint8 nor float.
+
+  Examples:
+    >>> import numpy as np, iss_jax
+    >>> iss_jax.as_float_images(np.full((1, 2, 2, 3), 255, np.uint8)).max()
+    np.float32(1.0)
+  """
+  x = np.asarray(x)
+  _check_image_shape(x, name, (4,), 0)
+  if x.dtype == np.uint8:
+    return x.astype(np.float32) / 255.0
+  if not np.issubdtype(x.dtype, np.floating):
+    raise ValueError(f"{name} must be uint8 or float in [0, 1]; got dtype {x.dtype}.")
+  return x.astype(np.float32)
+
+
+def check_labels(y, n: int, name: str = "y"):
+  """Checks ``(n,)`` integer class labels; NumPy / list input comes back as int32 NumPy, JAX as is.
+
+  Raises:
+    ValueError: wrong shape or a non-integer dtype.
+  """
+  if not hasattr(y, "dtype"):
+    y = np.asarray(y)
+  if tuple(y.shape) != (n,) or not jnp.issubdtype(y.dtype, jnp.integer):
+    raise ValueError(f"{name} must be ({n},) integer labels; got shape {tuple(y.shape)}, dtype {y.dtype}.")
+  return y.astype(np.int32) if isinstance(y, np.ndarray) else y
 
 
 def check_fraction(value, name: str) -> Array:

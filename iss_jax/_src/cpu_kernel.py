@@ -31,13 +31,15 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from iss_jax._src.io import atomic_write
+
 Array = jax.Array
 
 TARGET = "iss_jax_lbi_smooth"
 _SOURCE = Path(__file__).parent / "csrc" / "lbi_cpu.cc"
 # -ffp-contract=off: no fused multiply-adds, the roundings of lbi.step. -fno-math-errno and
-# -fno-trapping-math let GCC vectorise the branch-free group scale 1 - 1/sqrt(max(s, 1)) (2x faster
-# here); neither changes a result. -march=native is retried without when the compiler lacks it.
+# -fno-trapping-math let GCC vectorise the branch-free group scale 1 - 1/sqrt(max(s, 1)) (much faster);
+# neither changes a result. -march=native is retried without when the compiler lacks it.
 _FLAGS = ("-O3", "-std=c++17", "-fPIC", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
           "-w")
 # The source is compiled as two parts at once (float32 + the FFI handler, float64; ISS_JAX_PART in the
@@ -112,7 +114,7 @@ def build() -> Path:
       link_cmd = [compiler, "-shared", *objects, "-o", library]
       error = _run_parallel(compile_cmds) or _run_parallel([link_cmd])
       if error is None:
-        os.replace(library, path)  # atomic: a concurrent or interrupted build leaves no partial file
+        atomic_write(path, Path(library).read_bytes())  # a concurrent or interrupted build leaves none
         return path
       errors.append(error)
   raise KernelUnavailableError("compiling the CPU kernel failed:\n" + "\n".join(errors))
@@ -166,7 +168,7 @@ def available(*, warn: bool = False) -> bool:
 @functools.cache
 def _warn_once(error: str) -> None:
   warnings.warn("iss_jax: the fused CPU kernel is unavailable, so smoothing on CPU uses the XLA "
-                "implementation (about 7x slower); set ISS_JAX_CPU_KERNEL=0 to silence this. Reason: "
+                "implementation (several times slower); set ISS_JAX_CPU_KERNEL=0 to silence this. Reason: "
                 + error, RuntimeWarning, stacklevel=4)
 
 

@@ -21,18 +21,18 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from iss_jax._src.definition import stop_reached
+
 Array = jax.Array
 
 DEFAULT_KAPPA = 10.0
 DEFAULT_NU = 1.0
 # alpha = c / (kappa ||H||_2). The paper uses c = 1; c = 1.9 (still < 2, the stability bound) reaches the
-# same projected images in 0.53x the steps: on 128 real CIFAR-10 test images at sparsity 0.6, the mean
-# absolute difference from c = 1 is 0.001/255 (PSNR 80 dB between the two), median steps 2,769 vs 5,261
-# (benchmarks/bench_step_factor.py).
+# same projected images in about half the steps (benchmarks/bench_step_factor.py measures both).
 DEFAULT_STEP_FACTOR = 1.9
-# Step cap. At c = 1.9 CIFAR-10 images need a median of ~2,800 steps to reach sparsity 0.6; images with
-# large flat areas (edges with D x = 0 activate late, if ever) can need far more and are reported as
-# capped (info.capped) with the projection of their last step.
+# Step cap per image. Images with large flat areas (edges with D x = 0 activate late, if ever) can need
+# far more steps than typical ones and are reported as capped (info.capped) with the projection of their
+# last step.
 DEFAULT_MAXITER = 20_000
 
 
@@ -194,7 +194,7 @@ def step(state: LBIState, x: Array, params: LBIParams) -> LBIState:
 
   Note:
     ``z`` is updated first and ``b`` uses ``alpha D^T r = D^T (z_{k+1} - z_k)``, equal in exact
-    arithmetic; it lets XLA compile each update as a single fused loop, about 1.8x faster on CPU. The
+    arithmetic; it lets XLA compile each update as a single fused loop (faster on CPU). The
     rounding of the difference adds a relative error of about ``eps |z| / |alpha r|`` to ``r`` in ``b``'s
     update, far below the pixel quantum (1e-5 against 4e-3 in float32; 1e-13 in float64).
   """
@@ -231,5 +231,5 @@ def run(x: Array, target, params: LBIParams, *, maxiter=DEFAULT_MAXITER,
   """
   if state is None:
     state = init(x)
-  cond = lambda s: (s.sparsity < target) & (s.k < maxiter)
+  cond = lambda s: ~stop_reached(s.sparsity, target, s.k, maxiter)
   return lax.while_loop(cond, lambda s: step(s, x, params), state)

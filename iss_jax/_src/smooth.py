@@ -7,11 +7,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from iss_jax._src import cpu_kernel, lbi
+from iss_jax._src.bpda import straight_through
 from iss_jax._src.checks import check_fraction, check_image, is_concrete
+from iss_jax._src.definition import stop_reached
 from iss_jax._src.projection import project
 
 Array = jax.Array
@@ -102,7 +103,7 @@ def _schedule(x4: Array, loop_targets: Array, params: lbi.LBIParams, maxiter):
     return padded_targets[img, j]
 
   def reached(state, img, j):
-    return (state.sparsity >= slot_target(img, j)) | (state.k >= maxiter)
+    return stop_reached(state.sparsity, slot_target(img, j), state.k, maxiter)
 
   def flush(carry):
     """Writes out every live slot that reached its current target, advances it, refills finished slots."""
@@ -233,24 +234,13 @@ def _path_batch(x4: Array, targets: Array, params: lbi.LBIParams, maxiter, imple
   return jax.vmap(_with_endpoints)(x4, outs, steps, reached, reached < targets[None], to_input, to_mean)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _path_bpda(x4, targets, params, maxiter, implementation):
-  return _path_batch(x4, targets, params, maxiter, implementation)
-
-
-def _path_bpda_fwd(x4, targets, params, maxiter, implementation):
-  return _path_batch(x4, targets, params, maxiter, implementation), (targets, params, maxiter)
-
-
-def _path_bpda_bwd(implementation, res, cotangents):
-  d_out, _ = cotangents
-  zeros = jax.tree_util.tree_map(
-      lambda a: jnp.zeros_like(a) if jnp.issubdtype(a.dtype, jnp.floating)
-      else np.zeros(a.shape, jax.dtypes.float0), res)
-  return (jnp.sum(d_out, axis=1),) + zeros
-
-
-_path_bpda.defvjp(_path_bpda_fwd, _path_bpda_bwd)
+  """The exact path, with the straight-through (BPDA) gradient: each target's output passes the cotangent
+  to ``x`` unchanged, so ``x``'s gradient is their sum."""
+  shape = (x4.shape[0], targets.shape[0]) + x4.shape[1:]
+  return straight_through(functools.partial(_path_batch, implementation=implementation), x4, targets,
+                          params, maxiter, surrogate=lambda x: jnp.broadcast_to(x[:, None], shape),
+                          has_aux=True)
 
 
 def _path_unrolled(x, targets, params, maxiter: int):
@@ -262,7 +252,7 @@ def _path_unrolled(x, targets, params, maxiter: int):
   @jax.checkpoint
   def body(carry, _):
     state, saved_b, saved_z, saved_k, saved_s, done = carry
-    hit = (state.sparsity >= targets) & ~done
+    hit = stop_reached(state.sparsity, targets, state.k, maxiter) & ~done
     saved_b = jnp.where(hit[:, None, None, None], state.b, saved_b)
     saved_z = jnp.where(hit[:, None, None, None, None], state.z, saved_z)
     saved_k = jnp.where(hit, state.k, saved_k)
@@ -358,8 +348,8 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     kappa: damping factor (paper: 10).
     nu: splitting weight (paper: 1).
     step_factor: ``c`` in ``alpha = c / (kappa ||H||_2)``, in ``(0, 2)``. 1 is the paper's step; the
-      default 1.9 reaches the same projected images (PSNR 80 dB against c = 1 on real CIFAR-10) in about
-      half the steps.
+      default 1.9 reaches the same projected images in about half the steps
+      (``benchmarks/bench_step_factor.py`` compares them).
     maxiter: step cap per image. Reaching it before the target returns the projection of the last step
       and sets ``info.capped``.
     gradient: ``"bpda"`` (default): ``jax.grad`` sees the smoothing as the identity (straight-through,
@@ -370,7 +360,7 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     mesh: optional ``jax.sharding.Mesh``: the batch is split over all its devices (``shard_map``), each
       running its own scheduler (or kernel); results are sharded the same way. ``None``: one device.
     implementation: ``None`` (default): where the call runs on CPU, the fused C++ kernel (compiled on
-      first use and cached, see :mod:`iss_jax._src.cpu_kernel`; 7.5x the XLA scheduler on a 2-core CPU);
+      first use and cached, see :func:`iss_jax.build_cpu_kernel`; ``benchmarks/bench_smooth.py`` times it);
       on GPU/TPU, or without a C++ compiler (one warning), the XLA implementation. ``"xla"``: the
       pure-JAX refilling scheduler on every platform. ``"cpu"``: the kernel, raising
       :class:`iss_jax.KernelUnavailableError` if it cannot be built. Both perform the same operations in
@@ -402,7 +392,8 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     ((8, 8, 3), True)
 
   References:
-    Visual semantic learning via inverse scale space, Sec. 3.1, Eq. 3-6, Prop. 3.1.
+    Visual semantic learning via inverse scale space, Sec. 3.1, Eq. 3-6, Prop. 3.1. The readable
+    definition every implementation is tested against: :func:`iss_jax.smooth_reference`.
   """
   if jnp.ndim(sparsity) != 0:
     raise ValueError(f"sparsity must be a scalar; got shape {jnp.shape(sparsity)}. "

@@ -2,7 +2,7 @@
 
 Both take the model as ``logits_fn(x) -> (N, K)`` logits that closes over the parameters being
 trained, so ``jax.grad`` of the loss w.r.t. those parameters is the training gradient. The inner
-maximisation runs :func:`iss_jax.pgd_maximize` on ``attack_logits_fn`` (default: ``logits_fn``; for
+maximisation runs :func:`iss_jax.robustness.pgd_maximize` on ``attack_logits_fn`` (default: ``logits_fn``; for
 BatchNorm models pass the inference-mode model, as the reference implementations attack in
 ``eval()`` mode) and its result is ``stop_gradient``-ed: the outer gradient is taken at the fixed
 adversarial example (Danskin's theorem).
@@ -15,7 +15,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from iss_jax._src.attacks import cross_entropy, pgd_maximize
+from iss_jax._src.checks import check_image, check_labels
+from iss_jax.robustness._attacks import cross_entropy, pgd_maximize
 
 Array = jax.Array
 
@@ -30,14 +31,8 @@ def _call(logits_fn, x, has_aux):
 
 
 def _check(x, y, key):
-  x = jnp.asarray(x)
-  y = jnp.asarray(y)
-  if x.ndim != 4 or not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"x must be a float (N, H, W, C) batch in [0, 1]; got shape {x.shape}, dtype "
-                     f"{x.dtype}.")
-  if y.shape != (x.shape[0],) or not jnp.issubdtype(y.dtype, jnp.integer):
-    raise ValueError(f"y must be ({x.shape[0]},) integer labels; got shape {y.shape}, "
-                     f"dtype {y.dtype}.")
+  x = check_image(x, "x", ranks=(4,), min_size=1, finite=False)
+  y = jnp.asarray(check_labels(y, x.shape[0]))
   if key is None:
     raise ValueError("key is required (the random start of the inner PGD).")
   return x, y
@@ -116,7 +111,7 @@ def pgd_at_loss(logits_fn: Callable, x, y, *, key, eps=MADRY_EPS, step_size=MADR
     >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
     >>> f = lambda x: x.reshape(x.shape[0], -1) @ w
     >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
-    >>> loss, info = iss_jax.pgd_at_loss(f, x, jnp.array([0, 1]), key=jax.random.key(2), steps=3)
+    >>> loss, info = iss_jax.baselines.pgd_at_loss(f, x, jnp.array([0, 1]), key=jax.random.key(2), steps=3)
     >>> loss.shape, info["x_adv"].shape
     ((), (2, 4, 4, 3))
 
@@ -172,7 +167,7 @@ def trades_loss(logits_fn: Callable, x, y, *, key, beta=TRADES_BETA, eps=MADRY_E
     >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
     >>> f = lambda x: x.reshape(x.shape[0], -1) @ w
     >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
-    >>> loss, info = iss_jax.trades_loss(f, x, jnp.array([0, 1]), key=jax.random.key(2), steps=3)
+    >>> loss, info = iss_jax.baselines.trades_loss(f, x, jnp.array([0, 1]), key=jax.random.key(2), steps=3)
     >>> bool(info["robust"] >= 0)
     True
 

@@ -54,7 +54,7 @@ def gaussian_lowpass(x, sigma, *, truncate: float = 4.0, radius: int | None = No
   Examples:
     >>> import jax, iss_jax
     >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
-    >>> iss_jax.gaussian_lowpass(x, 1.0).shape
+    >>> iss_jax.baselines.gaussian_lowpass(x, 1.0).shape
     (2, 8, 8, 3)
   """
   x = check_image(x, "x")

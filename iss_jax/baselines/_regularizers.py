@@ -81,7 +81,7 @@ def smooth_kernel_penalty(params, *, diagonal: bool = False, reduction: str = "s
   Examples:
     >>> import jax.numpy as jnp, iss_jax
     >>> params = {"conv": {"kernel": jnp.zeros((3, 3, 1, 2)), "bias": jnp.zeros(2)}}
-    >>> float(iss_jax.smooth_kernel_penalty(params))  # exp(0) for each of the 2 slices
+    >>> float(iss_jax.baselines.smooth_kernel_penalty(params))  # exp(0) for each of the 2 slices
     2.0
 
   References:

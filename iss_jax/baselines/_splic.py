@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from iss_jax._src.bpda import straight_through
 from iss_jax._src.checks import check_image
+from iss_jax._src.lbi import tv_grad, tv_grad_transpose
 
 Array = jax.Array
 
@@ -49,14 +51,8 @@ class SplicState(NamedTuple):
 
 
 def _tv_grad(x: Array) -> Array:
-  """Exact gradient of Eq. (6), ``C = 1/2 sum of squared forward differences``: ``D^T D x``."""
-  dy = x[1:] - x[:-1]
-  dx = x[:, 1:] - x[:, :-1]
-  zr = jnp.zeros_like(x[:1])
-  zc = jnp.zeros_like(x[:, :1])
-  gy = jnp.concatenate([zr, dy], 0) - jnp.concatenate([dy, zr], 0)
-  gx = jnp.concatenate([zc, dx], 1) - jnp.concatenate([dx, zc], 1)
-  return gy + gx
+  """Exact gradient of Eq. (6), ``C = 1/2 ||D x||^2``: ``D^T D x`` (the Neumann Laplacian) of a matrix."""
+  return tv_grad_transpose(tv_grad(x[:, :, None]))[:, :, 0]
 
 
 def _step(x: Array, anchors: Array, mask: Array, delta: Array, p: SplicParams) -> Array:
@@ -117,30 +113,13 @@ def _splic_one(x: Array, key: Array, p: SplicParams, keep: Array) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("gradient",))
 def _splic_batch(x4: Array, keys: Array, p: SplicParams, keep: Array, gradient: str) -> Array:
-  f = jax.vmap(_splic_one, in_axes=(0, 0, None, None))
   if gradient == "bpda":
-    return _bpda(f, x4, keys, p, keep)
-  return f(x4, keys, p, keep)
+    return straight_through(_splic_images, x4, keys, p, keep)
+  return _splic_images(x4, keys, p, keep)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _bpda(f, x4, keys, p, keep):
-  return f(x4, keys, p, keep)
-
-
-def _bpda_fwd(f, x4, keys, p, keep):
-  return f(x4, keys, p, keep), (keys, p, keep)
-
-
-def _bpda_bwd(f, res, d_out):
-  keys, p, keep = res
-  zeros = jax.tree_util.tree_map(
-      lambda a: (jnp.zeros(a.shape, jax.dtypes.float0) if not jnp.issubdtype(a.dtype, jnp.floating)
-                 else jnp.zeros_like(a)), (keys, p, keep))
-  return (d_out,) + zeros
-
-
-_bpda.defvjp(_bpda_fwd, _bpda_bwd)
+def _splic_images(x4: Array, keys: Array, p: SplicParams, keep: Array) -> Array:
+  return jax.vmap(_splic_one, in_axes=(0, 0, None, None))(x4, keys, p, keep)
 
 
 def splic(x, *, rank: int = 8, key, keep: float = 0.5, lam: float = 0.02, rho: float = 0.45,
@@ -192,7 +171,7 @@ def splic(x, *, rank: int = 8, key, keep: float = 0.5, lam: float = 0.02, rho: f
   Examples:
     >>> import jax, iss_jax
     >>> x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3))
-    >>> iss_jax.splic(x, rank=4, key=jax.random.key(1)).shape
+    >>> iss_jax.baselines.splic(x, rank=4, key=jax.random.key(1)).shape
     (2, 16, 16, 3)
 
   References:
@@ -247,7 +226,7 @@ def complete_matrix(x, mask, *, rank: int, lam: float = 0.0, rho: float = 0.45, 
     >>> k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
     >>> m = jax.random.normal(k1, (20, 2)) @ jax.random.normal(k2, (2, 20))
     >>> obs = jax.random.uniform(k3, m.shape) < 0.5
-    >>> err = jnp.linalg.norm(iss_jax.splic_complete(m, obs, rank=2) - m) / jnp.linalg.norm(m)
+    >>> err = jnp.linalg.norm(iss_jax.baselines.splic_complete(m, obs, rank=2) - m) / jnp.linalg.norm(m)
     >>> bool(err < 1e-2)
     True
   """

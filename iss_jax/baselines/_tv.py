@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from iss_jax._src.checks import check_image, error_if
+from iss_jax._src.lbi import tv_grad, tv_grad_transpose
 from iss_jax._src.metrics import psnr
 
 Array = jax.Array
@@ -24,18 +25,14 @@ DEFAULT_TAU = 0.125
 
 
 def _grad(u: Array) -> Array:
-  """Forward differences of ``(H, W, C)`` with zero at the last row/column: ``(2, H, W, C)``."""
-  gy = jnp.concatenate([u[1:] - u[:-1], jnp.zeros_like(u[:1])], axis=0)
-  gx = jnp.concatenate([u[:, 1:] - u[:, :-1], jnp.zeros_like(u[:, :1])], axis=1)
-  return jnp.stack([gy, gx])
+  """Forward differences ``D u`` of ``(H, W, C)``, zero past the last column / row: ``(2, H, W, C)``
+  (horizontal, then vertical: the edge order of ``iss_jax.tv_grad``, which computes it)."""
+  return tv_grad(u)
 
 
 def _div(p: Array) -> Array:
   """Discrete divergence, the negative adjoint of :func:`_grad` (Chambolle 2004, Sec. 2)."""
-  py, px = p[0], p[1]
-  dy = jnp.concatenate([py[:1], py[1:-1] - py[:-2], -py[-2:-1]], axis=0)
-  dx = jnp.concatenate([px[:, :1], px[:, 1:-1] - px[:, :-2], -px[:, -2:-1]], axis=1)
-  return dy + dx
+  return -tv_grad_transpose(p)
 
 
 def _safe_norm(v: Array, axis) -> Array:
@@ -94,7 +91,7 @@ def tv_denoise(x, weight, *, iters: int = DEFAULT_ITERS, tau: float = DEFAULT_TA
   Examples:
     >>> import jax, iss_jax
     >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
-    >>> iss_jax.tv_denoise(x, 0.1).shape
+    >>> iss_jax.baselines.tv_denoise(x, 0.1).shape
     (2, 8, 8, 3)
 
   References:
@@ -171,7 +168,7 @@ def select_tv_weight(x, weights, *, noise_std: float = 8 / 255, key=None, x_nois
   Examples:
     >>> import jax, iss_jax
     >>> x = jax.random.uniform(jax.random.key(0), (4, 8, 8, 3))
-    >>> sorted(iss_jax.select_tv_weight(x, [0.0, 0.1]))
+    >>> sorted(iss_jax.baselines.select_tv_weight(x, [0.0, 0.1]))
     ['psnr', 'psnr_noisy', 'weight', 'weights']
   """
   x = check_image(x, "x", ranks=(4,))

@@ -16,25 +16,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from iss_jax._src.checks import is_concrete
+from iss_jax._src.checks import check_image, check_labels, is_concrete
 
 Array = jax.Array
 
 
 def _check_batch(x, name="x") -> Array:
-  x = jnp.asarray(x)
-  if x.ndim != 4:
-    raise ValueError(f"{name} must be a (N, H, W, C) batch of images; got shape {x.shape}.")
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    raise ValueError(f"{name} must be float in [0, 1]; got dtype {x.dtype}. Divide uint8 images by 255.")
-  return x
-
-
-def _check_labels(y, n: int) -> Array:
-  y = jnp.asarray(y)
-  if y.shape != (n,) or not jnp.issubdtype(y.dtype, jnp.integer):
-    raise ValueError(f"y must be ({n},) integer labels; got shape {y.shape}, dtype {y.dtype}.")
-  return y
+  return check_image(x, name, ranks=(4,), min_size=1, finite=False)
 
 
 def _check_positive_int(value, name: str) -> int:
@@ -86,7 +74,8 @@ def pgd_maximize(objective: Callable[[Array], Array], x, *, eps, step_size, step
   Examples:
     >>> import jax, jax.numpy as jnp, iss_jax
     >>> x = jnp.full((2, 4, 4, 1), 0.5)
-    >>> x_adv = iss_jax.pgd_maximize(lambda z: jnp.sum(z, axis=(1, 2, 3)), x, eps=0.1, step_size=0.05,
+    >>> objective = lambda z: jnp.sum(z, axis=(1, 2, 3))
+    >>> x_adv = iss_jax.robustness.pgd_maximize(objective, x, eps=0.1, step_size=0.05,
     ...                              steps=3, random_start=False)
     >>> float(x_adv.max())
     0.6...
@@ -131,7 +120,7 @@ def fgsm(apply_fn: Callable[[Array], Array], x, y, *, eps) -> Array:
     >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
     >>> apply_fn = lambda x: x.reshape(x.shape[0], -1) @ w
     >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
-    >>> x_adv = iss_jax.fgsm(apply_fn, x, jnp.array([0, 1]), eps=8 / 255)
+    >>> x_adv = iss_jax.robustness.fgsm(apply_fn, x, jnp.array([0, 1]), eps=8 / 255)
     >>> bool(jnp.abs(x_adv - x).max() <= 8 / 255 + 1e-6)
     True
 
@@ -139,7 +128,7 @@ def fgsm(apply_fn: Callable[[Array], Array], x, y, *, eps) -> Array:
     Goodfellow et al., Explaining and harnessing adversarial examples, ICLR 2015.
   """
   x = _check_batch(x)
-  y = _check_labels(y, x.shape[0])
+  y = check_labels(y, x.shape[0])
   _check_eps(eps)
   return pgd_maximize(lambda z: cross_entropy(apply_fn(z), y), x, eps=eps, step_size=eps, steps=1,
                       random_start=False)
@@ -175,7 +164,8 @@ def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int,
     >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
     >>> apply_fn = lambda x: x.reshape(x.shape[0], -1) @ w
     >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
-    >>> x_adv = iss_jax.pgd(apply_fn, x, jnp.array([0, 1]), eps=8 / 255, step_size=2 / 255, steps=5,
+    >>> x_adv = iss_jax.robustness.pgd(apply_fn, x, jnp.array([0, 1]), eps=8 / 255, step_size=2 / 255,
+    ...                                steps=5,
     ...                     key=jax.random.key(2))
     >>> x_adv.shape
     (2, 4, 4, 3)
@@ -184,7 +174,7 @@ def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int,
     Madry et al., Towards deep learning models resistant to adversarial attacks, ICLR 2018.
   """
   x = _check_batch(x)
-  y = _check_labels(y, x.shape[0])
+  y = check_labels(y, x.shape[0])
   _check_positive_int(restarts, "restarts")
   if random_start and key is None:
     raise ValueError("key is required when random_start=True.")
@@ -225,7 +215,7 @@ def eot(fn: Callable, n: int) -> Callable:
   Examples:
     >>> import jax, jax.numpy as jnp, iss_jax
     >>> noisy = lambda x, key: x + jax.random.normal(key, x.shape)
-    >>> g = iss_jax.eot(noisy, 4096)
+    >>> g = iss_jax.robustness.eot(noisy, 4096)
     >>> bool(jnp.abs(g(jnp.zeros(3), jax.random.key(0))).max() < 0.1)
     True
 
@@ -239,3 +229,48 @@ def eot(fn: Callable, n: int) -> Callable:
     return jnp.mean(lax.map(lambda k: fn(x, k), keys), axis=0)
 
   return averaged
+
+
+def eot_pgd(logits_fn: Callable[[Array, Array], Array], x, y, *, key, eps, step_size, steps: int,
+            samples: int, random_start: bool = True) -> Array:
+  """PGD on the cross-entropy averaged over ``samples`` draws of a random defense, new each step.
+
+  Args:
+    logits_fn: ``logits_fn(x, key) -> logits`` of the defended model (differentiable in ``x``, e.g.
+      through BPDA).
+    x: ``(N, H, W, C)`` float images in ``[0, 1]``.
+    y: ``(N,)`` int labels.
+    key: PRNG key (random start and the draws).
+    eps: L-infinity radius.
+    step_size: sign-gradient step.
+    steps: iterations (static).
+    samples: EOT draws per step (static).
+    random_start: start from a uniform point of the ball (else from ``x``).
+
+  Returns:
+    Adversarial images with ``|x' - x| <= eps`` in ``[0, 1]``.
+
+  References:
+    A. Athalye, N. Carlini, D. Wagner, "Obfuscated gradients give a false sense of security", ICML
+    2018.
+  """
+
+  def loss(z, k):
+    ks = jax.random.split(k, samples)
+    return jnp.mean(jnp.stack([jnp.sum(cross_entropy(logits_fn(z, ki), y)) for ki in ks]))
+
+  x = _check_batch(x)
+  y = check_labels(y, x.shape[0])
+  _check_eps(eps)
+  _check_positive_int(steps, "steps")
+  _check_positive_int(samples, "samples")
+  k0, key = jax.random.split(key)
+  x_adv = x
+  if random_start:
+    x_adv = _project(x + jax.random.uniform(k0, x.shape, x.dtype, -eps, eps), x, eps)
+
+  def body(t, x_adv):
+    g = jax.grad(loss)(x_adv, jax.random.fold_in(key, t))
+    return _project(x_adv + step_size * jnp.sign(g), x, eps)
+
+  return lax.fori_loop(0, steps, body, x_adv)

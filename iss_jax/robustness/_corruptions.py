@@ -334,7 +334,7 @@ def corrupt(x, name: str, severity: int, *, seed: int = 0):
   Examples:
     >>> import numpy as np, iss_jax
     >>> x = np.full((2, 32, 32, 3), 128, np.uint8)
-    >>> int(iss_jax.corrupt(x, "brightness", 5).max())  # floor((128 / 255 + 0.3) * 255)
+    >>> int(iss_jax.robustness.corrupt(x, "brightness", 5).max())  # floor((128 / 255 + 0.3) * 255)
     204
 
   References:

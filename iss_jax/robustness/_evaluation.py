@@ -1,9 +1,8 @@
-"""Robustness evaluations over any ``apply_fn(x) -> logits``: adversarial (with adaptive attacks on test-time
-smoothing), corruptions, low resolution and denoising PSNR. Each returns a plain dict of numbers (JSON-ready).
+"""The evaluations: a classifier behind defenses, run by the one :class:`~iss_jax.robustness.Runner`.
 
-Test-time smoothing ``s`` means ``apply_fn(iss_jax.smooth(x, s))``. Images are float ``(N, H, W, C)`` in
-``[0, 1]`` (uint8 input is divided by 255). Work runs in fixed-size jitted batches (the last one padded), so a
-sweep over ``eps`` or the sparsity does not recompile.
+Every evaluation takes ``apply_fn(x) -> logits`` and a sequence of :class:`~iss_jax.robustness.Defense`
+(the bare model is always evaluated too, as ``"none"``), and returns a plain dict of numbers (JSON-ready)
+whose columns are the defense names. Images are ``(N, H, W, C)``, uint8 or float in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -15,214 +14,176 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from iss_jax._src import attacks, corruptions
+from iss_jax._src.checks import as_float_images, check_image, check_labels
+from iss_jax._src.lbi import num_edges, tv_grad
 from iss_jax._src.metrics import psnr
-from iss_jax._src.smooth import smooth
+from iss_jax.robustness import _attacks as attacks
+from iss_jax.robustness import _corruptions as corruptions
+from iss_jax.robustness._defenses import Defense, no_defense, smoothing_defense
+from iss_jax.robustness._runner import Runner
 
 Array = jax.Array
 NONE = "none"
+ATTACKS = ("fgsm", "pgd")
+PROTOCOLS = ("transfer", "adaptive")
 
 
-def as_float_images(x, name: str = "x") -> np.ndarray:
-  """uint8 ``[0, 255]`` or float ``[0, 1]`` ``(N, H, W, C)`` images -> float32 ``[0, 1]``."""
-  x = np.asarray(x)
-  if x.ndim != 4:
-    raise ValueError(f"{name} must be (N, H, W, C) images; got shape {x.shape}.")
-  if x.dtype == np.uint8:
-    return x.astype(np.float32) / 255.0
-  if not np.issubdtype(x.dtype, np.floating):
-    raise ValueError(f"{name} must be uint8 or float in [0, 1]; got dtype {x.dtype}.")
-  return x.astype(np.float32)
-
-
-def _check_labels(y, n):
-  y = np.asarray(y)
-  if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"y must be ({n},) integer labels; got shape {y.shape}, dtype {y.dtype}.")
-  return y.astype(np.int32)
-
-
-def _check_sparsities(sparsities):
-  out = tuple(float(s) for s in sparsities)
-  for s in out:
-    if not 0.0 <= s <= 1.0:
-      raise ValueError(f"smoothing sparsities must be in [0, 1]; got {s}.")
+def with_bare(defenses: Sequence[Defense]) -> list[Defense]:
+  """``[no_defense(), *defenses]``, checking types and that names are unique (they key every table)."""
+  out = [no_defense()]
+  for d in defenses:
+    if not isinstance(d, Defense):
+      raise ValueError(f"defenses must be iss_jax.robustness.Defense values (e.g. smoothing_defense(0.6) "
+                       f"or iss_jax.baselines.make_defense('tv@0.08')); got {d!r}.")
+    if d.transform is not None:
+      out.append(d)
+  names = [d.name for d in out]
+  if len(set(names)) != len(names):
+    raise ValueError(f"defense names must be unique; got {names}.")
   return out
 
 
-def defense_name(sparsity) -> str:
-  """Column label of a test-time defense: ``"none"`` or ``"smooth@0.6"``."""
-  return NONE if sparsity is None else f"smooth@{float(sparsity):g}"
-
-
-def _batches(n: int, batch_size: int):
-  for start in range(0, n, batch_size):
-    yield start, min(start + batch_size, n)
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-  if len(a) == size:
-    return a
-  reps = np.concatenate([np.arange(len(a)), np.zeros(size - len(a), int)])
-  return a[reps]
-
-
-class _Runner:
-  """Jitted, fixed-batch-size helpers around one ``apply_fn`` (compiled once per shape)."""
-
-  def __init__(self, apply_fn, batch_size: int, smooth_kwargs=None):
-    self.apply_fn = apply_fn
-    self.batch_size = int(batch_size)
-    kw = dict(smooth_kwargs or {})
-    self.smooth_fn = lambda z, s: smooth(z, s, **kw)
-    self._predict = jax.jit(lambda xb: jnp.argmax(apply_fn(xb), -1))
-    self._smooth = jax.jit(self.smooth_fn)
-
-  def map(self, fn, x: np.ndarray, *args, desc=None, progress=False):
-    """Applies jitted ``fn(batch, *args)`` over ``x`` in padded batches; concatenates the results."""
-    outs = []
-    it = list(_batches(len(x), self.batch_size))
-    for a, b in tqdm(it, desc=desc, disable=not progress or len(it) < 2, leave=False):
-      out = fn(jnp.asarray(_pad(x[a:b], self.batch_size)), *args)
-      outs.append(np.asarray(out)[: b - a])
-    return np.concatenate(outs) if outs else np.zeros((0,))
-
-  def predict(self, x, **kw):
-    return self.map(self._predict, x, **kw)
-
-  def smooth(self, x, s, **kw):
-    return self.map(self._smooth, x, jnp.float32(s), **kw)
-
-  def predict_defended(self, x, s, **kw):
-    """Predictions with test-time smoothing ``s`` (None: no defense)."""
-    return self.predict(x if s is None else self.smooth(x, s, **kw), **kw)
+def evaluate_accuracy(apply_fn, x, y, *, defense: Defense | None = None, batch_size: int = 100,
+                      seed: int = 0) -> float:
+  """Top-1 accuracy of ``apply_fn`` on ``x``, behind ``defense`` (None: the bare model)."""
+  xf = as_float_images(x)
+  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
+  return float(np.mean(run.correct(xf, y, defense)))
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Adversarial
 
 
+def _attack_fn(name: str, steps: int, step_size_factor: float, restarts: int, random_start: bool):
+  """``attack(model, x, y, eps, key) -> x_adv`` for a deterministic ``model(x) -> logits``."""
+  def fn(model, xb, yb, eps, key):
+    if name == "fgsm":
+      return attacks.fgsm(model, xb, yb, eps=eps)
+    return attacks.pgd(model, xb, yb, eps=eps, step_size=step_size_factor * eps / steps, steps=steps,
+                       key=key, random_start=random_start, restarts=restarts)
+  return fn
+
+
+def _eot_attack_fn(name: str, steps: int, step_size_factor: float, samples: int, random_start: bool):
+  """The same attack for a random ``logits(x, key)``: EOT over ``samples`` draws per gradient step."""
+  def fn(logits, xb, yb, eps, key):
+    if name == "fgsm":
+      return attacks.eot_pgd(logits, xb, yb, key=key, eps=eps, step_size=eps, steps=1, samples=samples,
+                             random_start=False)
+    return attacks.eot_pgd(logits, xb, yb, key=key, eps=eps, step_size=step_size_factor * eps / steps,
+                           steps=steps, samples=samples, random_start=random_start)
+  return fn
+
+
 def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: Sequence[float],
-                         attacks_: Sequence[str] = ("fgsm", "pgd"), steps: int = 10,
-                         step_size_factor: float = 2.5, restarts: int = 1, random_start: bool = True,
-                         sparsities: Sequence[float] = (), protocols: Sequence[str] = ("transfer", "bpda"),
-                         smooth_kwargs=None, batch_size: int = 100, seed: int = 0,
+                         defenses: Sequence[Defense] = (), attacks_: Sequence[str] = ATTACKS,
+                         steps: int = 10, step_size_factor: float = 2.5, restarts: int = 1,
+                         random_start: bool = True, protocols: Sequence[str] = PROTOCOLS,
+                         eot_samples: int = 4, batch_size: int = 100, seed: int = 0,
                          progress: bool = True) -> dict:
-  """Accuracy under FGSM/PGD at each ``eps``, bare and behind test-time smoothing, with sanity checks.
+  """Accuracy under FGSM/PGD at each ``eps``, bare and behind each defense, with sanity checks.
 
-  For each sparsity ``s`` the defended model is ``apply_fn(smooth(., s))``. Protocols:
+  Protocols for a defended model:
 
-  * ``"transfer"`` (the paper's protocol): attack the bare model, then smooth the adversarial images.
-  * ``"bpda"``: attack the defended model end to end; the forward pass runs the real ``iss_jax.smooth`` and
-    the backward pass treats it as the identity (BPDA, Athalye et al. 2018).
-  * ``"adaptive"``: per example the stronger of the two (an example counts as broken if either breaks it),
-    so it is never weaker than the paper's protocol by construction.
-
-  ``smooth`` is deterministic, so EOT (expectation over randomness) is not needed for it; PGD's random start
-  is the only randomness and is covered by ``restarts``.
+  * ``"transfer"`` (the main paper's gray-box protocol): attack the bare model, then defend.
+  * ``"adaptive"``: attack the defended model end to end with the gradient the defense gives
+    (:attr:`Defense.gradient`: exact, or BPDA for ISS smoothing and SPLIC), averaged over random draws
+    (EOT) when the defense is random.
+  * ``"worst"`` (reported whenever both run): per example the stronger of the two (an example counts as
+    broken if either breaks it), never weaker than the paper's protocol by construction.
 
   Args:
     apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode.
     x: ``(N, H, W, C)`` images, uint8 or float in ``[0, 1]``.
     y: ``(N,)`` integer labels.
     eps_grid: L-infinity radii in ``[0, 1]`` pixel space (e.g. ``[2/255, 4/255, 8/255]``).
+    defenses: the defended models to evaluate besides the bare one.
     attacks_: subset of ``("fgsm", "pgd")``.
     steps: PGD iterations.
     step_size_factor: PGD step ``= step_size_factor * eps / steps`` (Madry et al. use 2.5).
-    restarts: PGD random restarts.
+    restarts: PGD random restarts (deterministic models).
     random_start: PGD random start.
-    sparsities: test-time smoothing sparsities (empty: bare model only).
-    protocols: subset of ``("transfer", "bpda")`` for the defended models.
-    smooth_kwargs: extra keyword arguments for ``iss_jax.smooth`` (e.g. ``maxiter``).
+    protocols: subset of ``("transfer", "adaptive")``.
+    eot_samples: draws per gradient step against a random defense.
     batch_size: images per jitted batch.
-    seed: PRNG seed for PGD random starts.
+    seed: PRNG seed (random starts, random defenses).
     progress: show a tqdm bar.
 
   Returns:
-    A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps", "defense",
-    "protocol", "accuracy"}``), ``"checks"`` (list of ``{"check", "ok", "detail"}``), ``"violations"`` (count)
-    and ``"settings"``.
+    A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
+    "defense", "protocol", "accuracy"}``, protocol ``"none"`` for the bare model), ``"checks"`` (list of
+    ``{"check", "ok", "detail"}``), ``"violations"`` (count), ``"defenses"`` (name -> how it is
+    attacked) and ``"settings"``.
 
   Raises:
     ValueError: bad shapes, unknown attack/protocol, ``eps`` outside ``[0, 1]``.
   """
   x = as_float_images(x)
-  y = _check_labels(y, len(x))
+  y = check_labels(y, len(x))
   eps_grid = [float(e) for e in eps_grid]
   for e in eps_grid:
     if not 0.0 <= e <= 1.0:
       raise ValueError(f"eps_grid values must be in [0, 1] (pixel space); got {e}.")
   for a in attacks_:
-    if a not in ("fgsm", "pgd"):
-      raise ValueError(f"attacks must be 'fgsm' or 'pgd'; got {a!r}.")
+    if a not in ATTACKS:
+      raise ValueError(f"attacks must be among {ATTACKS}; got {a!r}.")
   for p in protocols:
-    if p not in ("transfer", "bpda"):
-      raise ValueError(f"protocols must be 'transfer' or 'bpda'; got {p!r}.")
-  sparsities = _check_sparsities(sparsities)
-  run = _Runner(apply_fn, batch_size, smooth_kwargs)
+    if p not in PROTOCOLS:
+      raise ValueError(f"protocols must be among {PROTOCOLS}; got {p!r}.")
+  everyone = with_bare(defenses)
+  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
+  plain = {a: _attack_fn(a, steps, step_size_factor, restarts, random_start) for a in attacks_}
+  eot = {a: _eot_attack_fn(a, steps, step_size_factor, eot_samples, random_start) for a in attacks_}
 
-  def attack(model_fn, name):
-    def fn(xb, yb, eps, key):
-      if name == "fgsm":
-        return attacks.fgsm(model_fn, xb, yb, eps=eps)
-      return attacks.pgd(model_fn, xb, yb, eps=eps, step_size=step_size_factor * eps / steps,
-                         steps=steps, key=key, random_start=random_start, restarts=restarts)
-    return fn
+  def jitted(attack_name, defense):
+    """The adaptive attack on ``defense`` (on the bare model for ``none``): ``(x, y, eps, key)``."""
+    logits = run.logits_fn(defense)
+    if defense.random:
+      return jax.jit(lambda xb, yb, eps, k: eot[attack_name](logits, xb, yb, eps, k))
+    return jax.jit(lambda xb, yb, eps, k: plain[attack_name](lambda z: logits(z, k), xb, yb, eps, k))
 
-  plain = {a: jax.jit(attack(apply_fn, a)) for a in attacks_}
-  bpda = {a: jax.jit(lambda xb, yb, eps, key, s, a=a: attack(
-      lambda z: apply_fn(run.smooth_fn(z, s)), a)(xb, yb, eps, key)) for a in attacks_}
-
-  defenses = [None] + list(sparsities)
+  adaptive = [d for d in everyone[1:] if "adaptive" in protocols]
+  compiled = {(a, d.name): jitted(a, d) for a in attacks_ for d in everyone[:1] + adaptive}
   correct = {}  # (attack, eps, defense, protocol) -> bool (N,)
-  clean = {d: run.predict_defended(x, d) == y for d in defenses}
-  total = len(eps_grid) * len(attacks_) * (1 + len(sparsities) * ("bpda" in protocols))
-  bar = tqdm(total=total, desc="adversarial", disable=not progress)
-  key = jax.random.key(seed)
+  clean = {d.name: run.correct(x, y, d, key=run.key_for(0, di)) for di, d in enumerate(everyone)}
+  bar = tqdm(total=len(eps_grid) * len(attacks_) * (1 + len(adaptive)), desc="adversarial",
+             disable=not progress)
   for ai, a in enumerate(attacks_):
     for ei, eps in enumerate(eps_grid):
-      k = jax.random.fold_in(key, 1000 * ai + ei)
-      keys = iter(jax.random.split(k, 1 + (len(x) + batch_size - 1) // batch_size))
-      outs = []
-      for b0, b1 in _batches(len(x), batch_size):
-        xb = jnp.asarray(_pad(x[b0:b1], batch_size))
-        yb = jnp.asarray(_pad(y[b0:b1], batch_size))
-        outs.append(np.asarray(plain[a](xb, yb, jnp.float32(eps), next(keys)))[: b1 - b0])
-      x_adv = np.concatenate(outs)
-      correct[(a, eps, NONE, "none")] = run.predict(x_adv) == y
-      for s in sparsities:
-        d = defense_name(s)
-        if "transfer" in protocols:
-          correct[(a, eps, d, "transfer")] = run.predict_defended(x_adv, s) == y
-      bar.update(1)
-      for s in sparsities if "bpda" in protocols else ():
-        d = defense_name(s)
-        outs = []
-        kb = jax.random.fold_in(k, int(round(s * 1000)))
-        for bi, (b0, b1) in enumerate(_batches(len(x), batch_size)):
-          xb = jnp.asarray(_pad(x[b0:b1], batch_size))
-          yb = jnp.asarray(_pad(y[b0:b1], batch_size))
-          outs.append(np.asarray(bpda[a](xb, yb, jnp.float32(eps), jax.random.fold_in(kb, bi),
-                                         jnp.float32(s)))[: b1 - b0])
-        xb_adv = np.concatenate(outs)
-        assert float(np.abs(xb_adv - x).max()) <= eps + 1e-5
-        correct[(a, eps, d, "bpda")] = run.predict_defended(xb_adv, s) == y
-        if "transfer" in protocols:
-          correct[(a, eps, d, "adaptive")] = correct[(a, eps, d, "bpda")] & correct[(a, eps, d, "transfer")]
+      def adversarial(d, di, a=a, eps=eps, ai=ai, ei=ei):
+        fn = compiled[(a, d.name)]
+        x_adv = run.map(lambda xb, yb, k: fn(xb, yb, jnp.float32(eps), k), x, y,
+                        key=run.key_for(1, ai, ei, di))
+        assert float(np.abs(x_adv - x).max(initial=0.0)) <= eps + 1e-5, "attack left the eps-ball"
         bar.update(1)
+        return x_adv
+
+      x_bare = adversarial(everyone[0], 0)
+      correct[(a, eps, NONE, NONE)] = run.correct(x_bare, y)
+      for di, d in enumerate(everyone[1:], start=1):
+        if "transfer" in protocols:
+          correct[(a, eps, d.name, "transfer")] = run.correct(x_bare, y, d, key=run.key_for(2, ai, ei, di))
+        if d in adaptive:
+          x_adv = adversarial(d, di)
+          correct[(a, eps, d.name, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(3, ai, ei, di))
+          if "transfer" in protocols:
+            correct[(a, eps, d.name, "worst")] = (correct[(a, eps, d.name, "adaptive")]
+                                                  & correct[(a, eps, d.name, "transfer")])
   bar.close()
 
   rows = [{"attack": a, "eps": e, "defense": d, "protocol": p, "accuracy": float(np.mean(c))}
           for (a, e, d, p), c in correct.items()]
   result = {
-      "clean": {defense_name(d): float(np.mean(c)) for d, c in clean.items()},
+      "clean": {name: float(np.mean(c)) for name, c in clean.items()},
       "rows": rows,
       "num_examples": int(len(x)),
+      "defenses": {d.name: d.describe_gradient() for d in everyone},
       "settings": {"eps_grid": eps_grid, "attacks": list(attacks_), "pgd_steps": steps,
                    "pgd_step_size": f"{step_size_factor} * eps / {steps}", "restarts": restarts,
-                   "random_start": random_start, "sparsities": list(sparsities),
+                   "random_start": random_start, "defenses": [d.name for d in everyone[1:]],
                    "protocols": list(protocols), "seed": seed, "norm": "Linf, [0, 1] pixel space",
-                   "eot": "not used: iss_jax.smooth is deterministic"},
+                   "eot": f"{eot_samples} draws per gradient step against random defenses"},
   }
   result["checks"] = adversarial_sanity_checks(result)
   result["violations"] = sum(not c["ok"] for c in result["checks"])
@@ -234,8 +195,8 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
 
   Checks: (1) PGD accuracy on the bare model at the largest ``eps`` is at most ``zero_tol`` when that
   ``eps >= 16/255`` (an attack that cannot break an undefended model at large ``eps`` is broken); (2) accuracy
-  never increases with ``eps``; (3) PGD is never weaker than FGSM; (4) the adaptive BPDA attack is never
-  weaker than the non-adaptive (transfer) one.
+  never increases with ``eps``; (3) PGD is never weaker than FGSM; (4) the adaptive attack is never weaker
+  than the non-adaptive (transfer) one.
 
   Args:
     result: the dict returned by :func:`evaluate_adversarial`.
@@ -267,10 +228,10 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
       f = acc[("fgsm", e, d, p)]
       checks.append({"check": f"PGD <= FGSM (eps={e * 255:.3g}/255, {d}, {p})", "ok": v <= f + tol,
                      "detail": f"PGD {v:.2%} vs FGSM {f:.2%}"})
-    if p == "bpda" and (a, e, d, "transfer") in acc:
+    if p == "adaptive" and (a, e, d, "transfer") in acc:
       t = acc[(a, e, d, "transfer")]
-      checks.append({"check": f"adaptive BPDA <= transfer ({a}, eps={e * 255:.3g}/255, {d})",
-                     "ok": v <= t + tol, "detail": f"BPDA {v:.2%} vs transfer {t:.2%}"})
+      checks.append({"check": f"adaptive <= transfer ({a}, eps={e * 255:.3g}/255, {d})",
+                     "ok": v <= t + tol, "detail": f"adaptive {v:.2%} vs transfer {t:.2%}"})
   return checks
 
 
@@ -279,19 +240,19 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
 
 
 def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.PAPER_CORRUPTIONS,
-                         severities: Sequence[int] = (1, 2, 3, 4, 5), sparsities: Sequence[float] = (),
+                         severities: Sequence[int] = (1, 2, 3, 4, 5), defenses: Sequence[Defense] = (),
                          source: str = "generate", seed: int = 0, cifar10c_dir: str | None = None,
-                         indices=None, tfds_data_dir: str | None = None, smooth_kwargs=None,
-                         batch_size: int = 100, progress: bool = True) -> dict:
-  """Accuracy on CIFAR-10-C corruptions per type and severity, bare and with test-time smoothing.
+                         indices=None, tfds_data_dir: str | None = None, batch_size: int = 100,
+                         progress: bool = True) -> dict:
+  """Accuracy on CIFAR-10-C corruptions per type and severity, bare and behind each defense.
 
   Args:
     apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> logits.
     x: clean ``(N, H, W, C)`` uint8 test images in official order (used by ``source="generate"``).
     y: ``(N,)`` labels of ``x``.
-    names: corruption names (``iss_jax.AVAILABLE_CORRUPTIONS`` for ``generate``).
+    names: corruption names (``iss_jax.robustness.AVAILABLE_CORRUPTIONS`` for ``generate``).
     severities: subset of ``1..5``.
-    sparsities: test-time smoothing sparsities.
+    defenses: defended models to evaluate besides the bare one.
     source: ``"generate"`` (offline seeded CIFAR-10-C-style generator), ``"npy"`` (official files in
       ``cifar10c_dir``, rows of the official test ``indices``) or ``"tfds"`` (``cifar10_corrupted``, first
       ``N`` test images).
@@ -299,7 +260,6 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
     cifar10c_dir: folder of the official ``.npy`` files (``source="npy"``).
     indices: official test indices of ``x`` (``source="npy"``); ``arange(N)`` when None.
     tfds_data_dir: TFDS data dir (``source="tfds"``).
-    smooth_kwargs: extra keyword arguments for ``iss_jax.smooth``.
     batch_size: images per jitted batch.
     progress: show a tqdm bar.
 
@@ -313,8 +273,8 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
   if source not in ("generate", "npy", "tfds"):
     raise ValueError(f"source must be 'generate', 'npy' or 'tfds'; got {source!r}.")
   x = np.asarray(x)
-  y = _check_labels(y, len(x))
-  sparsities = _check_sparsities(sparsities)
+  y = check_labels(y, len(x))
+  everyone = with_bare(defenses)
   for s in severities:
     if int(s) not in range(1, 6):
       raise ValueError(f"severities must be in 1..5; got {s}.")
@@ -325,10 +285,9 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
                          f"{corruptions.AVAILABLE_CORRUPTIONS}.")
   if source == "npy" and cifar10c_dir is None:
     raise ValueError("source='npy' needs cifar10c_dir (the folder with the official CIFAR-10-C .npy files).")
-  run = _Runner(apply_fn, batch_size, smooth_kwargs)
-  defenses = [None] + list(sparsities)
-  xf = as_float_images(x) if len(x) else np.zeros((0, 32, 32, 3), np.float32)
-  clean = {defense_name(d): float(np.mean(run.predict_defended(xf, d) == y)) for d in defenses}
+  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
+  xf = as_float_images(x)
+  clean = {d.name: float(np.mean(run.correct(xf, y, d))) for d in everyone}
   acc = {}
   bar = tqdm(total=len(names) * len(severities), desc="corruptions", disable=not progress)
   for nme in names:
@@ -346,11 +305,10 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
       else:
         xc, yc = corruptions.load_tfds_cifar10c(nme, int(sev), tfds_data_dir, num_examples=len(x))
       xcf = as_float_images(xc)
-      acc[nme][str(sev)] = {defense_name(d): float(np.mean(run.predict_defended(xcf, d) == yc))
-                            for d in defenses}
+      acc[nme][str(sev)] = {d.name: float(np.mean(run.correct(xcf, yc, d))) for d in everyone}
       bar.update(1)
   bar.close()
-  dnames = [defense_name(d) for d in defenses]
+  dnames = [d.name for d in everyone]
   mean_types = {str(s): {d: float(np.mean([acc[n][str(s)][d] for n in names])) for d in dnames}
                 for s in severities}
   mean_sev = {n: {d: float(np.mean([acc[n][str(s)][d] for s in severities])) for d in dnames}
@@ -363,7 +321,7 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
           "mean": {d: float(np.mean([mean_types[str(s)][d] for s in severities])) for d in dnames},
           "clean": clean, "source": label, "num_examples": int(len(x)),
           "names": list(names), "severities": [int(s) for s in severities],
-          "sparsities": list(sparsities)}
+          "defenses": dnames[1:]}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -401,12 +359,10 @@ def low_resolution(x, size: int, *, method: str = "linear", antialias: bool = Tr
 
   Examples:
     >>> import jax.numpy as jnp, iss_jax
-    >>> iss_jax.low_resolution(jnp.ones((1, 32, 32, 3)), 16).shape
+    >>> iss_jax.robustness.low_resolution(jnp.ones((1, 32, 32, 3)), 16).shape
     (1, 32, 32, 3)
   """
-  x = jnp.asarray(x)
-  if x.ndim != 4:
-    raise ValueError(f"x must be (N, H, W, C); got shape {x.shape}.")
+  x = check_image(x, "x", ranks=(4,), min_size=1, finite=False)
   if not 1 <= int(size) <= min(x.shape[1:3]):
     raise ValueError(f"size must be in 1..{min(x.shape[1:3])}; got {size}.")
   small = jax.image.resize(x, (x.shape[0], size, size, x.shape[3]), method=method, antialias=antialias)
@@ -419,40 +375,41 @@ def nonzero_edge_fraction(x) -> float:
   ``iss_jax.smooth`` cannot reach a target sparsity above this share (edges with ``D x = 0`` never
   activate): it then stops at ``maxiter`` and returns nearly the input.
   """
-  x = np.asarray(x)
-  dv = np.any(x[:, 1:] != x[:, :-1], axis=-1)
-  dh = np.any(x[:, :, 1:] != x[:, :, :-1], axis=-1)
-  per_image = (dv.sum((1, 2)) + dh.sum((1, 2))) / (dv[0].size + dh[0].size)
-  return float(per_image.mean()) if len(x) else 0.0
+  x = jnp.asarray(np.asarray(x))
+  if not len(x):
+    return 0.0
+  differs = jnp.any(tv_grad(jnp.moveaxis(x, 0, -1)) != 0, axis=3)  # (2, H, W, N), D x as iss_jax.smooth
+  counts = np.asarray(jnp.sum(differs, axis=(0, 1, 2)), np.float64)  # the padding slots are never set
+  return float(np.mean(counts / num_edges(x.shape[1], x.shape[2])))
 
 
 def evaluate_low_resolution(apply_fn, x, y, *, sizes: Sequence[int] = (28, 24, 20, 16, 12, 8),
-                            sparsities: Sequence[float] = (), method: str = "linear",
-                            antialias: bool = True, smooth_kwargs=None, batch_size: int = 100,
+                            defenses: Sequence[Defense] = (), method: str = "linear",
+                            antialias: bool = True, batch_size: int = 100, seed: int = 0,
                             progress: bool = True) -> dict:
-  """Accuracy on low-resolution images (down to ``size``, nearest up), bare and with smoothing.
+  """Accuracy on low-resolution images (down to ``size``, nearest up), bare and behind each defense.
 
   Returns:
     ``{"accuracy": {size: {defense: acc}}, "clean": {defense: acc}, "filter": str, ...}``.
   """
   xf = as_float_images(x)
-  y = _check_labels(y, len(xf))
-  sparsities = _check_sparsities(sparsities)
-  run = _Runner(apply_fn, batch_size, smooth_kwargs)
-  defenses = [None] + list(sparsities)
-  clean = {defense_name(d): float(np.mean(run.predict_defended(xf, d) == y)) for d in defenses}
+  y = check_labels(y, len(xf))
+  everyone = with_bare(defenses)
+  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
+  clean = {d.name: float(np.mean(run.correct(xf, y, d))) for d in everyone}
   acc = {}
   edges = {"original": nonzero_edge_fraction(xf)}
   for size in tqdm(sizes, desc="low resolution", disable=not progress):
-    down = jax.jit(lambda xb, size=int(size): low_resolution(xb, size, method=method, antialias=antialias))
+    down = jax.jit(lambda xb, k, size=int(size): low_resolution(xb, size, method=method,
+                                                                 antialias=antialias))
     xl = run.map(down, xf)
     edges[str(size)] = nonzero_edge_fraction(xl)
-    acc[str(size)] = {defense_name(d): float(np.mean(run.predict_defended(xl, d) == y)) for d in defenses}
+    acc[str(size)] = {d.name: float(np.mean(run.correct(xl, y, d))) for d in everyone}
   return {"accuracy": acc, "clean": clean, "sizes": [int(s) for s in sizes],
           "nonzero_edge_fraction": edges,
           "filter": f"jax.image.resize method={method!r}, antialias={antialias}; nearest upsampling "
                     "(source pixel floor(i*s/H))",
-          "num_examples": int(len(xf)), "sparsities": list(sparsities)}
+          "num_examples": int(len(xf)), "defenses": [d.name for d in everyone[1:]]}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -473,7 +430,7 @@ def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise
     x: ``(N, H, W, C)`` clean images, uint8 or float in ``[0, 1]``.
     sigma: noise standard deviation.
     sparsity: ISS smoothing sparsity.
-    tv_denoise: ``tv_denoise(x, weight) -> x`` (e.g. ``iss_jax.tv_denoise``) or None to skip.
+    tv_denoise: ``tv_denoise(x, weight) -> x`` (e.g. ``iss_jax.baselines.tv_denoise``) or None to skip.
     tv_weights: candidate TV weights.
     tune_examples: images used to tune the TV weight.
     x_tune: held-out clean images for the TV weight (e.g. training images); None: the first of ``x``.
@@ -489,8 +446,9 @@ def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise
   xf = as_float_images(x)
   noise = np.asarray(jax.random.normal(jax.random.key(seed), xf.shape, jnp.float32))
   noisy = np.clip(xf + sigma * noise, 0.0, 1.0)
-  run = _Runner(lambda z: z, batch_size, smooth_kwargs)
-  smoothed = run.smooth(noisy, sparsity, desc="smooth", progress=progress)
+  run = Runner(lambda z: z, batch_size=batch_size, seed=seed, progress=progress)
+  smoothing = smoothing_defense(sparsity, **dict(smooth_kwargs or {}))
+  smoothed = run.map(jax.jit(smoothing.transform), noisy, desc="smooth")
   out = {"noisy": np.asarray(psnr(xf, noisy)), "smoothed": np.asarray(psnr(xf, smoothed))}
   tv_weight = None
   tuning = {}
@@ -504,7 +462,7 @@ def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise
     for w in tv_weights:
       tuning[str(w)] = float(np.mean(psnr(x_tune, tv_denoise(noisy_tune, w))))
     tv_weight = float(max(tv_weights, key=lambda w: tuning[str(w)]))
-    tv = run.map(jax.jit(lambda xb: tv_denoise(xb, tv_weight)), noisy)
+    tv = run.map(jax.jit(lambda xb, k: tv_denoise(xb, tv_weight)), noisy)
     out["tv"] = np.asarray(psnr(xf, tv))
   return {"psnr": {k: v.tolist() for k, v in out.items()},
           "mean": {k: float(np.mean(v)) for k, v in out.items()},
@@ -516,9 +474,82 @@ def evaluate_denoise(x, *, sigma: float = 0.1, sparsity: float = 0.6, tv_denoise
           "noise": f"clip(x + {sigma} * N(0, 1), 0, 1), seed {seed}"}
 
 
-def evaluate_accuracy(apply_fn, x, y, *, sparsity=None, smooth_kwargs=None, batch_size: int = 100) -> float:
-  """Top-1 accuracy of ``apply_fn`` on ``x``, optionally behind test-time smoothing at ``sparsity``."""
-  xf = as_float_images(x)
-  y = _check_labels(y, len(xf))
-  return float(np.mean(_Runner(apply_fn, batch_size, smooth_kwargs).predict_defended(xf, sparsity) == y))
 
+
+# ----------------------------------------------------------------------------------------------------------
+# One defended model across the evaluations (a row of ``python -m eval.compare``)
+
+
+def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense, *,
+                     eps: float = 8 / 255, pgd_steps: int = 10, step_size_factor: float = 2.5,
+                     eot_samples: int = 4, corruptions: Sequence[str] = (),
+                     severities: Sequence[int] = (3,), low_res_sizes: Sequence[int] = (16,),
+                     batch_size: int = 100, seed: int = 0, progress: bool = True) -> dict:
+  """Every evaluation of one defended classifier, each through the same runner as the others.
+
+  The columns come from :func:`evaluate_accuracy`, :func:`evaluate_corruptions`,
+  :func:`evaluate_low_resolution` and :func:`evaluate_adversarial` (FGSM and PGD at one ``eps``).
+
+  Args:
+    apply_fn: the classifier, ``(N, H, W, C)`` float ``[0, 1]`` -> logits (inference mode).
+    x: ``(N, H, W, C)`` test images, uint8 or float in ``[0, 1]``.
+    y: ``(N,)`` int labels.
+    defense: the defense (``iss_jax.robustness.no_defense()`` for the bare model).
+    eps: L-infinity radius of FGSM and PGD (pixel space ``[0, 1]``).
+    pgd_steps: PGD iterations; step ``step_size_factor * eps / pgd_steps``.
+    step_size_factor: see above (2.5: 2/255 for 8/255 and 10 steps).
+    eot_samples: EOT draws per gradient step against a random defense.
+    corruptions: names for the offline corruption generator; empty skips them.
+    severities: corruption severities.
+    low_res_sizes: sizes of the low-resolution column(s).
+    batch_size: images per jitted batch.
+    seed: PRNG seed (attacks, random defenses).
+    progress: tqdm bars.
+
+  Returns:
+    ``{"defense": name, "accuracy": {column: value}, "attacks": {column: description}, ...}`` with
+    columns ``clean``, ``corruptions``, ``lowres<size>``, ``fgsm``, ``fgsm_adaptive``, ``pgd``,
+    ``pgd_adaptive``. ``fgsm``/``pgd``: the attack on the bare classifier, then the defense (the paper's
+    gray-box protocol; white-box for the bare model). ``*_adaptive``: per example the stronger of that and
+    the attack through the defense (its :attr:`Defense.gradient`, with EOT if random).
+  """
+  xf = as_float_images(x)
+  y = check_labels(y, len(xf))
+  kw = {"batch_size": batch_size, "seed": seed}
+  defended = [] if defense.transform is None else [defense]
+  name = defense.name
+  acc, desc = {}, {}
+  acc["clean"] = evaluate_accuracy(apply_fn, xf, y, defense=defense, **kw)
+  desc["clean"] = "no attack"
+  adv = evaluate_adversarial(apply_fn, xf, y, eps_grid=[eps], defenses=defended, steps=pgd_steps,
+                             step_size_factor=step_size_factor, eot_samples=eot_samples,
+                             progress=progress, **kw)
+  table = {(r["attack"], r["defense"], r["protocol"]): r["accuracy"] for r in adv["rows"]}
+  e = f"eps={eps * 255:.3g}/255"
+  pgd = f"PGD-{pgd_steps} {e} step={step_size_factor:g}*eps/{pgd_steps} random start"
+  for a, label in (("fgsm", f"FGSM {e}"), ("pgd", pgd)):
+    if not defended:
+      acc[a] = acc[f"{a}_adaptive"] = table[(a, NONE, NONE)]
+      desc[a] = f"{label} white-box"
+      desc[f"{a}_adaptive"] = "same as the non-adaptive attack (no defense)"
+      continue
+    acc[a] = table[(a, name, "transfer")]
+    desc[a] = f"{label} on the bare classifier, then {name} (gray-box, the paper's protocol)"
+    acc[f"{a}_adaptive"] = table[(a, name, "worst")]
+    desc[f"{a}_adaptive"] = (f"{label} through {name}: {defense.describe_gradient()}"
+                             + (f", {eot_samples} draws per step" if defense.random else "")
+                             + "; per example the stronger of this and the gray-box attack")
+  if corruptions:
+    res = evaluate_corruptions(apply_fn, xf, y, names=list(corruptions), severities=list(severities),
+                               defenses=defended, progress=progress, **kw)
+    acc["corruptions"] = float(res["mean"][name])
+    desc["corruptions"] = (f"mean over {len(corruptions)} corruption types x severities "
+                           f"{list(severities)}: {res['source']}")
+  for size in low_res_sizes:
+    res = evaluate_low_resolution(apply_fn, xf, y, sizes=[int(size)], defenses=defended, progress=False,
+                                  **kw)
+    acc[f"lowres{size}"] = float(res["accuracy"][str(size)][name])
+    desc[f"lowres{size}"] = f"down to {size}x{size} ({res['filter']})"
+  return {"defense": name, "accuracy": acc, "attacks": desc, "num_examples": int(len(xf)),
+          "random": defense.random, "gradient": defense.gradient,
+          "checks": adv["checks"], "violations": adv["violations"]}

@@ -13,6 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from iss_jax._src.checks import as_float_images, check_image, check_labels
+from iss_jax.robustness._defenses import no_defense
+from iss_jax.robustness._runner import Runner
+
 Array = jax.Array
 
 
@@ -39,16 +43,14 @@ def frequency_split(x, radius: float) -> tuple[Array, Array]:
   Examples:
     >>> import jax, iss_jax
     >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
-    >>> low, high = iss_jax.frequency_split(x, 2)
+    >>> low, high = iss_jax.robustness.frequency_split(x, 2)
     >>> bool(jax.numpy.allclose(low + high, x, atol=1e-5))
     True
 
   References:
     H. Wang et al., High-frequency component helps explain the generalization of CNNs, CVPR 2020.
   """
-  x = jnp.asarray(x)
-  if x.ndim not in (3, 4):
-    raise ValueError(f"x must be (H, W, C) or (N, H, W, C); got shape {x.shape}.")
+  x = check_image(x, "x", ranks=(3, 4), min_size=1, finite=False)
   if radius < 0:
     raise ValueError(f"radius must be >= 0; got {radius}.")
   h, w = x.shape[-3:-1]
@@ -85,29 +87,39 @@ def fourier_difference(a, b) -> Array:
   return centred_spectrum(a - b)
 
 
-def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16),
-                       batch_size: int = 100) -> dict:
+def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16), defense=None,
+                       batch_size: int = 100, seed: int = 0) -> dict:
   """Accuracy on low/high-frequency components and the low-frequency fraction (Tables 9-10, Fig. 4).
 
   The low-frequency fraction is the share of the correctly classified (clean) images that are still
   correct from their low-frequency component alone (the paper's definition, Sec. 4.3).
 
-  Returns:
-    ``{"clean": acc, "radii": [...], "low": {r: acc}, "high": {r: acc}, "low_fraction": {r: frac}}``.
-  """
-  from iss_jax._src.evaluation import _check_labels, _Runner, as_float_images
+  Args:
+    apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> logits.
+    x: ``(N, H, W, C)`` images, uint8 or float in ``[0, 1]``.
+    y: ``(N,)`` integer labels.
+    radii: cut-off radii of :func:`frequency_split`.
+    defense: an ``iss_jax.robustness.Defense`` in front of the model (None: the bare model); the
+      components are split first, then defended.
+    batch_size: images per jitted batch.
+    seed: PRNG seed of a random defense.
 
+  Returns:
+    ``{"clean": acc, "radii": [...], "low": {r: acc}, "high": {r: acc}, "low_fraction": {r: frac},
+    "defense": name}``.
+  """
   xf = as_float_images(x)
-  y = _check_labels(y, len(xf))
-  run = _Runner(apply_fn, batch_size)
-  clean = run.predict(xf) == y
+  y = check_labels(y, len(xf))
+  defense = defense or no_defense()
+  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
+  clean = run.correct(xf, y, defense)
   out = {"clean": float(np.mean(clean)), "radii": [float(r) for r in radii], "low": {}, "high": {},
-         "low_fraction": {}, "num_examples": int(len(xf))}
+         "low_fraction": {}, "num_examples": int(len(xf)), "defense": defense.name}
   for r in radii:
-    low = run.map(jax.jit(lambda xb, r=float(r): frequency_split(xb, r)[0]), xf)
-    high = run.map(jax.jit(lambda xb, r=float(r): frequency_split(xb, r)[1]), xf)
-    lo = run.predict(low) == y
-    hi = run.predict(high) == y
+    low = run.map(jax.jit(lambda xb, k, r=float(r): frequency_split(xb, r)[0]), xf)
+    high = run.map(jax.jit(lambda xb, k, r=float(r): frequency_split(xb, r)[1]), xf)
+    lo = run.correct(low, y, defense)
+    hi = run.correct(high, y, defense)
     key = f"{float(r):g}"
     out["low"][key] = float(np.mean(lo))
     out["high"][key] = float(np.mean(hi))

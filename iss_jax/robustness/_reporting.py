@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 
 import numpy as np
+
+from iss_jax._src.io import atomic_write
 
 
 def markdown_table(header, rows) -> str:
@@ -20,20 +21,6 @@ def markdown_table(header, rows) -> str:
   lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
   return "\n".join(lines)
-
-
-def _atomic_write(path: str, data: bytes):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
 
 
 def _jsonable(obj):
@@ -65,8 +52,8 @@ def write_report(out_dir: str, name: str, markdown: str, data: dict, figure=None
 
   paths = {"md": os.path.join(out_dir, f"{name}.md"), "json": os.path.join(out_dir, f"{name}.json"),
            "png": None}
-  _atomic_write(paths["md"], (markdown.rstrip() + "\n").encode())
-  _atomic_write(paths["json"], (json.dumps(_jsonable(data), indent=2) + "\n").encode())
+  atomic_write(paths["md"], (markdown.rstrip() + "\n").encode())
+  atomic_write(paths["json"], (json.dumps(_jsonable(data), indent=2) + "\n").encode())
   if figure is not None:
     import matplotlib.pyplot as plt
 
@@ -74,7 +61,7 @@ def write_report(out_dir: str, name: str, markdown: str, data: dict, figure=None
     figure.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(figure)
     paths["png"] = os.path.join(out_dir, f"{name}.png")
-    _atomic_write(paths["png"], buf.getvalue())
+    atomic_write(paths["png"], buf.getvalue())
   return paths
 
 
@@ -94,7 +81,7 @@ def device_description() -> str:
 
   Examples:
     >>> import iss_jax
-    >>> iss_jax.device_description().startswith(("CPU", "GPU", "TPU"))
+    >>> iss_jax.robustness.device_description().startswith(("CPU", "GPU", "TPU"))
     True
   """
   import jax

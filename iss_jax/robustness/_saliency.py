@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from iss_jax._src.checks import check_image
+
 Array = jax.Array
 
 
@@ -53,9 +55,7 @@ def grad_cam(model, variables, x, *, target=None, layer=None, call_kwargs=None):
   """
   import flax.linen as nn
 
-  x = jnp.asarray(x, jnp.float32)
-  if x.ndim != 4:
-    raise ValueError(f"x must be (N, H, W, C); got shape {x.shape}.")
+  x = check_image(x, "x", ranks=(4,), min_size=1).astype(jnp.float32)
   call_kwargs = {"train": False} if call_kwargs is None else dict(call_kwargs)
   paths = _call_paths(model, variables, x, call_kwargs)
   if layer is None:

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
-from iss_jax._src.models import ResNet, create_model
+from iss_jax.training._models import ResNet, create_model
 
 
 def load_variables(workdir: str | os.PathLike, step: int | None = None
@@ -32,7 +32,7 @@ def load_variables(workdir: str | os.PathLike, step: int | None = None
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
-    >>> model, variables, config = iss_jax.load_variables("workdirs/fixed06")  # doctest: +SKIP
+    >>> model, variables, config = iss_jax.training.load_variables("workdirs/fixed06")  # doctest: +SKIP
   """
   workdir = Path(workdir)
   cfg_path = workdir / "config.json"
@@ -72,7 +72,7 @@ def load_classifier(workdir: str | os.PathLike, step: int | None = None
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
-    >>> apply_fn, config = iss_jax.load_classifier("workdirs/vanilla")  # doctest: +SKIP
+    >>> apply_fn, config = iss_jax.training.load_classifier("workdirs/vanilla")  # doctest: +SKIP
     >>> logits = apply_fn(x)  # doctest: +SKIP
   """
   model, variables, config = load_variables(workdir, step)

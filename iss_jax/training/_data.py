@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PATH = _REPO_ROOT / "data" / "cifar10_sample.npz"
-EXACT_PATH = _REPO_ROOT.parent / "shared" / "data" / "cifar10_exact.npz"
+# The 1,000 / 500 real CIFAR-10 images the quick preset and the tests use ship inside the package.
+SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "cifar10_sample.npz"
+DATA_DIR_ENV = "ISS_JAX_DATA_DIR"
 EXACT_TEST_COUNT = 1017  # official test images 0..1016: natural class mix.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 NUM_CLASSES = {"cifar10_sample": 10, "cifar10_exact": 10, "cifar10": 10, "cifar100": 100,
@@ -40,6 +40,18 @@ def _finish(x, y, source: str):
   return np.ascontiguousarray(x), y
 
 
+def find_data_file(filename: str, data_dir: str | None = None) -> Path:
+  """Where a dataset file is looked for: ``data_dir`` if given, else ``$ISS_JAX_DATA_DIR``, else ``./data``.
+
+  Returns the first candidate (existing or not, so an error can name it); nothing is looked up
+  relative to the installed package.
+  """
+  if data_dir:
+    return Path(data_dir) / filename
+  env = os.environ.get(DATA_DIR_ENV)
+  return (Path(env) if env else Path("data")) / filename
+
+
 def _load_sample(split, data_dir):
   path = Path(data_dir) / "cifar10_sample.npz" if data_dir else SAMPLE_PATH
   if not path.exists():
@@ -51,11 +63,11 @@ def _load_sample(split, data_dir):
 
 
 def _load_exact(split, data_dir):
-  path = Path(data_dir) / "cifar10_exact.npz" if data_dir else EXACT_PATH
+  path = find_data_file("cifar10_exact.npz", data_dir)
   if not path.exists():
     raise DatasetNotFoundError(
-        f"cifar10_exact: {path} not found; pass --data_dir=DIR with the folder that holds "
-        "cifar10_exact.npz (e.g. --data_dir=../shared/data).")
+        f"cifar10_exact: {path} not found; pass --data_dir=DIR (or set ${DATA_DIR_ENV}=DIR) with the "
+        "folder that holds cifar10_exact.npz, e.g. --data_dir=../shared/data beside a clone.")
   with np.load(path) as d:
     idx = d[f"idx_{split}"]
     x = d[f"x_{split}"]
@@ -176,7 +188,8 @@ def load_dataset(name: str, split: str = "train", data_dir: str | None = None, *
   Args:
     name: ``"cifar10_sample"`` (1,000 train / 500 test real CIFAR-10 images shipped in
       ``data/cifar10_sample.npz``; the offline default), ``"cifar10_exact"`` (5,085 real train images;
-      test = official test images 0..1016; from ``../shared/data/cifar10_exact.npz`` or ``data_dir``),
+      test = official test images 0..1016; from ``cifar10_exact.npz`` in ``data_dir``,
+      ``$ISS_JAX_DATA_DIR`` or ``./data``),
       ``"cifar10"``, ``"cifar100"`` (the official python pickle folder in ``data_dir`` if given, else
       TFDS), ``"imagenette"`` (an image folder in ``data_dir`` with ``train/`` and ``val``/``test``
       sub-folders, else TFDS; resized to ``image_size``, default 160), ``"npz:/path/file.npz"`` (arrays
@@ -197,7 +210,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | None = None, *
 
   Examples:
     >>> import iss_jax
-    >>> x, y = iss_jax.load_dataset("cifar10_sample", "test")
+    >>> x, y = iss_jax.training.load_dataset("cifar10_sample", "test")
     >>> x.shape, x.dtype, y.shape
     ((500, 32, 32, 3), dtype('uint8'), (500,))
   """
@@ -259,12 +272,21 @@ def dataset_fingerprint(x: np.ndarray) -> str:
   return h.hexdigest()[:16]
 
 
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-  """Writes ``array`` to ``path`` (.npy) atomically: a temporary file in the same folder, then rename."""
-  path = Path(path)
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  with open(tmp, "wb") as f:
-    np.save(f, array)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+def official_test_indices(name: str, data_dir: str | None = None) -> np.ndarray | None:
+  """Official CIFAR-10 test indices of the dataset's test split, in its order, or None if unknown.
+
+  ``cifar10`` and ``cifar10_exact`` are in the official order from image 0; ``cifar10_sample`` and
+  ``npz:`` files carry an ``idx_test`` array (used to pair images with the official CIFAR-10-C files).
+  """
+  if name in ("cifar10", "cifar10_exact"):
+    return np.arange(10_000)
+  if name == "cifar10_sample":
+    path = Path(data_dir) / "cifar10_sample.npz" if data_dir else SAMPLE_PATH
+  elif name.startswith("npz:"):
+    path = Path(name[4:])
+  else:
+    return None
+  if not path.exists():
+    return None
+  with np.load(path) as d:
+    return np.asarray(d["idx_test"]) if "idx_test" in d else None

@@ -148,7 +148,7 @@ def resnet18(num_classes: int = 10, stem: str = "cifar", **kwargs) -> ResNet:
 
   Examples:
     >>> import jax, jax.numpy as jnp, iss_jax
-    >>> model = iss_jax.resnet18()
+    >>> model = iss_jax.training.resnet18()
     >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
     >>> model.apply(variables, jnp.zeros((2, 32, 32, 3))).shape
     (2, 10)

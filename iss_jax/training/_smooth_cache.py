@@ -24,23 +24,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from iss_jax._src import lbi
-from iss_jax._src.data import dataset_fingerprint
+from iss_jax._src.io import atomic_write
 from iss_jax._src.smooth import smooth_path
+from iss_jax.training._data import dataset_fingerprint
+
+
+def _json(obj) -> str:
+  return json.dumps(obj, indent=1, sort_keys=True)
+
 
 SmoothFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array, jax.Array]]
-
-
-def _atomic_write_bytes(path: Path, write: Callable) -> None:
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  with open(tmp, "wb") as f:
-    write(f)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-
-
-def _atomic_write_json(path: Path, obj) -> None:
-  _atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1, sort_keys=True).encode()))
 
 
 def _default_smooth_fn(kappa, nu, step_factor, maxiter) -> SmoothFn:
@@ -116,7 +109,7 @@ def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str
     >>> import numpy as np, iss_jax
     >>> x = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
     >>> import tempfile
-    >>> out = iss_jax.smooth_dataset(x, [0.5], cache_dir=tempfile.mkdtemp(), progress=False)
+    >>> out = iss_jax.training.smooth_dataset(x, [0.5], cache_dir=tempfile.mkdtemp(), progress=False)
     >>> out.shape, out.dtype
     ((1, 4, 8, 8, 3), dtype('uint8'))
   """
@@ -156,7 +149,7 @@ def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str
   else:
     meta = {"sparsities": want, "batch_size": batch_size, "num_images": n,
             "num_chunks": -(-n // batch_size), "settings": settings, "shape": list(x.shape)}
-    _atomic_write_json(meta_path, {**meta, "root": str(root)})
+    atomic_write(meta_path, _json({**meta, "root": str(root)}))
   num_chunks = meta["num_chunks"]
   fn = smooth_fn or _default_smooth_fn(kappa, nu, step_factor, maxiter)
   targets = jnp.asarray(want, jnp.float32)
@@ -175,12 +168,12 @@ def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str
     images, steps, capped = fn(jnp.asarray(xb, jnp.float32) / 255.0, targets)
     images = np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0).astype(jnp.uint8))[:, :m]
     steps, capped = np.asarray(steps)[:, :m], np.asarray(capped)[:, :m]
-    _atomic_write_bytes(entry / f"chunk_{i:05d}.npz",
+    atomic_write(entry / f"chunk_{i:05d}.npz",
                         lambda f, a=images, s=steps, c=capped: np.savez(f, images=a, steps=s, capped=c))
     computed += 1
     bar.update(m)
   bar.close()
-  _atomic_write_json(entry / "complete.json", {"num_images": n})
+  atomic_write(entry / "complete.json", _json({"num_images": n}))
   images, info = _load_entry(entry, n)
   info["reused"] = computed == 0
   return (images, info) if return_info else images

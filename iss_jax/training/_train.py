@@ -34,12 +34,12 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from iss_jax._src import lbi
-from iss_jax._src.adversarial_training import pgd_at_loss, trades_loss
-from iss_jax._src.data import load_dataset, num_classes_of
-from iss_jax._src.models import count_params, create_model
-from iss_jax._src.regularizers import smooth_kernel_penalty
-from iss_jax._src.smooth_cache import smooth_dataset
+from iss_jax._src.io import atomic_write
+from iss_jax.baselines._adversarial_training import pgd_at_loss, trades_loss
+from iss_jax.baselines._regularizers import smooth_kernel_penalty
+from iss_jax.training._data import load_dataset, num_classes_of
+from iss_jax.training._models import count_params, create_model
+from iss_jax.training._smooth_cache import smooth_dataset
 
 PROCEDURES = ("vanilla", "fixed", "iterative", "finetune")
 
@@ -50,67 +50,42 @@ class TrainState(train_state.TrainState):
   batch_stats: Any = None
 
 
-def base_config() -> ml_collections.ConfigDict:
-  """Every field :func:`train_and_evaluate` reads, with the paper's CIFAR-10 ResNet-18 defaults.
+# Every field train_and_evaluate reads. The values (the paper's defaults and the quick / cpu / paper
+# presets) live in the repository's train/configs/ (default.py), which this library never imports.
+CONFIG_FIELDS = (
+    "procedure", "preset",
+    "dataset", "data_dir", "image_size", "num_classes", "train_limit", "test_limit",
+    "model", "stem", "width",
+    "sparsity", "start_sparsity", "end_sparsity", "num_levels", "kappa", "nu", "step_factor", "maxiter",
+    "smooth_batch_size", "cache_dir",
+    "epochs", "batch_size", "eval_batch_size", "learning_rate", "momentum", "nesterov", "weight_decay",
+    "warmup_epochs", "label_smoothing", "crop_padding", "flip",
+    "smooth_kernel_weight", "adversarial", "adv_eps", "adv_step_size", "adv_steps", "trades_beta",
+    "init_checkpoint",
+    "seed", "checkpoint_every_epochs", "keep_checkpoints", "stop_after_steps", "progress", "tensorboard",
+    "distributed",
+)
 
-  Returns:
-    A ``ConfigDict``; the per-procedure configs in ``train/configs/`` start from it.
+
+def validate_config(config) -> None:
+  """Checks that ``config`` has every field of ``CONFIG_FIELDS`` and a known procedure and loss.
+
+  Args:
+    config: a ``ConfigDict`` (or mapping) such as ``train/configs/fixed.py:get_config()`` returns.
+
+  Raises:
+    ValueError: missing fields (all of them named), an unknown ``procedure`` or ``adversarial``.
   """
-  c = ml_collections.ConfigDict()
-  c.procedure = "vanilla"        # vanilla | fixed | iterative | finetune
-  c.preset = "full"              # a label printed and stored in the summary ("quick" / "full")
-  # Data.
-  c.dataset = "cifar10"          # see iss_jax.load_dataset
-  c.data_dir = ""                # "" = default location / TFDS
-  c.image_size = 0               # 0 = native size (image folders / TFDS are resized when > 0)
-  c.num_classes = 0              # 0 = from the dataset
-  c.train_limit = 0              # > 0: use only the first N training images (smoke tests)
-  c.test_limit = 0               # > 0: evaluate on the first N test images only
-  # Model.
-  c.model = "resnet18"           # resnet18 | resnet34 | resnet50 | resnet_small
-  c.stem = "cifar"               # cifar (3x3 conv, no max-pool) | imagenet (7x7/2 + max-pool)
-  c.width = 0                    # 0 = the model's default width
-  # Smoothing (Split LBI settings of iss_jax.smooth; part of the cache key).
-  c.sparsity = 0.6               # fixed / finetune
-  c.start_sparsity = 0.3         # iterative
-  c.end_sparsity = 0.8           # iterative
-  c.num_levels = 6               # iterative: 0.3, 0.4, ..., 0.8
-  c.kappa = lbi.DEFAULT_KAPPA
-  c.nu = lbi.DEFAULT_NU
-  c.step_factor = lbi.DEFAULT_STEP_FACTOR
-  c.maxiter = lbi.DEFAULT_MAXITER
-  c.smooth_batch_size = 256
-  c.cache_dir = "cache"
-  # Optimisation (paper CIFAR setting: SGD 0.1, momentum 0.9, wd 5e-4, cosine, 200 epochs, batch 128).
-  c.epochs = 200
-  c.batch_size = 128
-  c.eval_batch_size = 500
-  c.learning_rate = 0.1
-  c.momentum = 0.9
-  c.nesterov = False
-  c.weight_decay = 5e-4
-  c.warmup_epochs = 0
-  c.label_smoothing = 0.0
-  c.crop_padding = 4             # random crop after zero padding (0 = off)
-  c.flip = True                  # random horizontal flip
-  # Loss terms owned by the baselines (default off).
-  c.smooth_kernel_weight = 0.0   # weight of iss_jax.smooth_kernel_penalty (0 = off)
-  c.adversarial = "none"         # none | pgd | trades
-  c.adv_eps = 8 / 255            # L-inf radius of the inner PGD (Madry, CIFAR-10)
-  c.adv_step_size = 2 / 255      # inner PGD step
-  c.adv_steps = 10               # inner PGD iterations
-  c.trades_beta = 6.0            # TRADES trade-off weight
-  # Finetune.
-  c.init_checkpoint = ""         # workdir of a trained model
-  # Bookkeeping.
-  c.seed = 0
-  c.checkpoint_every_epochs = 1
-  c.keep_checkpoints = 2
-  c.stop_after_steps = -1        # > 0: stop (without saving) after this global step: simulates a kill
-  c.progress = True
-  c.tensorboard = True           # write TensorBoard summaries when a writer is importable
-  c.distributed = False          # call jax.distributed.initialize() (multi-host pods)
-  return c
+  missing = [k for k in CONFIG_FIELDS if k not in config]
+  if missing:
+    raise ValueError(f"the training config lacks the fields {', '.join(missing)}. Configs come from "
+                     "train/configs/<procedure>.py:get_config() in the repository (e.g. "
+                     "`from train.configs import fixed; config = fixed.get_config('quick')`), which set "
+                     "every field.")
+  if config["procedure"] not in PROCEDURES:
+    raise ValueError(f"config.procedure must be one of {PROCEDURES}; got {config['procedure']!r}.")
+  if config["adversarial"] not in ("none", "pgd", "trades"):
+    raise ValueError(f"config.adversarial must be 'none', 'pgd' or 'trades'; got {config['adversarial']!r}.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -122,7 +97,7 @@ def make_loss_fn(config, model) -> Callable:
 
   Args:
     config: reads ``label_smoothing``, ``smooth_kernel_weight`` (adds that times
-      ``iss_jax.smooth_kernel_penalty(params)``) and ``adversarial`` (``"pgd"``: Madry's loss on PGD
+      ``iss_jax.baselines.smooth_kernel_penalty(params)``) and ``adversarial`` (``"pgd"``: Madry's loss on PGD
       examples, ``"trades"``: TRADES with ``trades_beta``; inner PGD ``adv_eps``, ``adv_step_size``,
       ``adv_steps``).
     model: the Flax model.
@@ -253,7 +228,7 @@ def sparsity_schedule(config) -> list[float]:
     >>> import ml_collections, iss_jax
     >>> c = ml_collections.ConfigDict(dict(procedure="iterative", epochs=6, sparsity=0.6,
     ...     start_sparsity=0.3, end_sparsity=0.8, num_levels=3))
-    >>> iss_jax.sparsity_schedule(c)
+    >>> iss_jax.training.sparsity_schedule(c)
     [0.3, 0.3, 0.55, 0.55, 0.8, 0.8]
   """
   if config.procedure not in PROCEDURES:
@@ -301,7 +276,7 @@ class _MetricsWriter:
       return
     rows = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r["epoch"] <= epochs_done]
-    _atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in rows))
 
   def write(self, row: dict) -> None:
     if jax.process_index() != 0:
@@ -317,12 +292,6 @@ class _MetricsWriter:
   def close(self):
     if self.tb is not None:
       self.tb.close()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  tmp.write_text(text)
-  os.replace(tmp, path)
 
 
 def _to_jsonable(config) -> dict:
@@ -426,7 +395,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   """Trains and evaluates one model; resumes from ``workdir`` if it holds checkpoints.
 
   Args:
-    config: a ``ConfigDict`` with the fields of :func:`base_config` (see ``train/configs/``).
+    config: a ``ConfigDict`` with every training field (``CONFIG_FIELDS`` above), as
+      ``train/configs/<procedure>.py:get_config()`` in the repository returns.
     workdir: output folder: ``checkpoints/`` (orbax, one per epoch, atomic), ``config.json``,
       ``metrics.jsonl`` (one JSON object per epoch: epoch, step, sparsity, learning_rate, train_loss,
       train_accuracy, test_loss, test_accuracy, epoch_time_s), ``summary.json`` and ``tensorboard/``.
@@ -436,24 +406,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     count, schedule, timings and the smoothing cache info.
 
   Raises:
-    ValueError: bad config values (procedure, batch size vs device count, missing init checkpoint).
+    ValueError: a config lacking fields (raised before ``workdir`` is created), bad config values
+      (procedure, batch size vs device count, missing init checkpoint).
     DatasetNotFoundError: the dataset is not available (the message names the flag to use).
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
-    >>> cfg = iss_jax.training_config("fixed", "quick")  # doctest: +SKIP
-    >>> summary = iss_jax.train_and_evaluate(cfg, "workdirs/fixed")  # doctest: +SKIP
+    >>> from train.configs import fixed  # doctest: +SKIP
+    >>> cfg = fixed.get_config("quick")  # doctest: +SKIP
+    >>> summary = iss_jax.training.train_and_evaluate(cfg, "workdirs/fixed")  # doctest: +SKIP
   """
+  validate_config(config)  # before anything touches the workdir
   config = ml_collections.ConfigDict(config.to_dict())
-  base = base_config()
-  for k, v in base.items():  # fill fields an older / partial config lacks
-    if k not in config:
-      config[k] = v
+  schedule = sparsity_schedule(config)
   if config.distributed:
     jax.distributed.initialize()
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  schedule = sparsity_schedule(config)
   t_start = time.time()
 
   # Data.
@@ -491,7 +460,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   if config.procedure == "finetune":
     if not config.init_checkpoint:
       raise ValueError("procedure 'finetune' needs --init_checkpoint=WORKDIR of a trained model.")
-    from iss_jax._src.checkpoint import load_variables
+    from iss_jax.training._checkpoint import load_variables
 
     _, init_vars, init_cfg = load_variables(config.init_checkpoint)
     if (init_cfg.get("model"), init_cfg.get("width", 0)) != (config.model, config.width):
@@ -513,7 +482,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     state = manager.restore(start_epoch, args=ocp.args.StandardRestore(abstract))
   if proc == 0:
-    _atomic_write_text(workdir / "config.json", config.to_json(indent=1))
+    atomic_write(workdir / "config.json", config.to_json(indent=1))
   writer = _MetricsWriter(workdir, config.tensorboard)
   writer.truncate(start_epoch)
 
@@ -586,5 +555,5 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       "wall_time_s": time.time() - t_start, "smoothing": smooth_info, "config": _to_jsonable(config),
   }
   if proc == 0 and not stopped:
-    _atomic_write_text(workdir / "summary.json", json.dumps(summary, indent=1))
+    atomic_write(workdir / "summary.json", json.dumps(summary, indent=1))
   return summary

@@ -1,0 +1,91 @@
+"""``iss_jax.robustness``: attacks, the defense protocol, the one evaluation runner and the evaluations.
+
+A :class:`Defense` is a named test-time preprocessing with the gradient an adaptive attacker gets through
+it and whether it is random; :func:`smoothing_defense` makes ISS smoothing one, and
+``iss_jax.baselines.make_defense`` names every defense (competitors included). Each evaluation takes a
+classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner`.
+"""
+
+from iss_jax.robustness._attacks import cross_entropy as cross_entropy
+from iss_jax.robustness._attacks import eot as eot
+from iss_jax.robustness._attacks import eot_pgd as eot_pgd
+from iss_jax.robustness._attacks import fgsm as fgsm
+from iss_jax.robustness._attacks import pgd as pgd
+from iss_jax.robustness._attacks import pgd_maximize as pgd_maximize
+from iss_jax.robustness._corruptions import AVAILABLE_CORRUPTIONS as AVAILABLE_CORRUPTIONS
+from iss_jax.robustness._corruptions import CORRUPTIONS as CORRUPTIONS
+from iss_jax.robustness._corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
+from iss_jax.robustness._corruptions import corrupt as corrupt
+from iss_jax.robustness._corruptions import load_cifar10c as load_cifar10c
+from iss_jax.robustness._corruptions import load_tfds_cifar10c as load_tfds_cifar10c
+from iss_jax.robustness._defenses import Defense as Defense
+from iss_jax.robustness._defenses import custom_defense as custom_defense
+from iss_jax.robustness._defenses import no_defense as no_defense
+from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
+from iss_jax.robustness._evaluation import adversarial_sanity_checks as adversarial_sanity_checks
+from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
+from iss_jax.robustness._evaluation import evaluate_adversarial as evaluate_adversarial
+from iss_jax.robustness._evaluation import evaluate_corruptions as evaluate_corruptions
+from iss_jax.robustness._evaluation import evaluate_defense as evaluate_defense
+from iss_jax.robustness._evaluation import evaluate_denoise as evaluate_denoise
+from iss_jax.robustness._evaluation import evaluate_low_resolution as evaluate_low_resolution
+from iss_jax.robustness._evaluation import low_resolution as low_resolution
+from iss_jax.robustness._evaluation import nearest_upsample as nearest_upsample
+from iss_jax.robustness._evaluation import nonzero_edge_fraction as nonzero_edge_fraction
+from iss_jax.robustness._frequency import centred_spectrum as centred_spectrum
+from iss_jax.robustness._frequency import evaluate_frequency as evaluate_frequency
+from iss_jax.robustness._frequency import first_conv_kernel as first_conv_kernel
+from iss_jax.robustness._frequency import fourier_difference as fourier_difference
+from iss_jax.robustness._frequency import frequency_split as frequency_split
+from iss_jax.robustness._frequency import high_frequency_energy as high_frequency_energy
+from iss_jax.robustness._frequency import kernel_spectra as kernel_spectra
+from iss_jax.robustness._frequency import kernel_tv as kernel_tv
+from iss_jax.robustness._frequency import radial_mask as radial_mask
+from iss_jax.robustness._reporting import device_description as device_description
+from iss_jax.robustness._reporting import markdown_table as markdown_table
+from iss_jax.robustness._reporting import write_report as write_report
+from iss_jax.robustness._runner import Runner as Runner
+from iss_jax.robustness._saliency import grad_cam as grad_cam
+
+__all__ = (
+    "AVAILABLE_CORRUPTIONS",
+    "CORRUPTIONS",
+    "PAPER_CORRUPTIONS",
+    "Defense",
+    "Runner",
+    "adversarial_sanity_checks",
+    "centred_spectrum",
+    "corrupt",
+    "cross_entropy",
+    "custom_defense",
+    "device_description",
+    "eot",
+    "eot_pgd",
+    "evaluate_accuracy",
+    "evaluate_adversarial",
+    "evaluate_corruptions",
+    "evaluate_defense",
+    "evaluate_denoise",
+    "evaluate_frequency",
+    "evaluate_low_resolution",
+    "fgsm",
+    "first_conv_kernel",
+    "fourier_difference",
+    "frequency_split",
+    "grad_cam",
+    "high_frequency_energy",
+    "kernel_spectra",
+    "kernel_tv",
+    "load_cifar10c",
+    "load_tfds_cifar10c",
+    "low_resolution",
+    "markdown_table",
+    "nearest_upsample",
+    "no_defense",
+    "nonzero_edge_fraction",
+    "pgd",
+    "pgd_maximize",
+    "radial_mask",
+    "smoothing_defense",
+    "write_report",
+)

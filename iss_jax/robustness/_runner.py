@@ -1,0 +1,96 @@
+"""The one evaluation runner: a classifier behind any defense, over host arrays in fixed-size jitted batches.
+
+Every batch has the same shape (the last one is padded by repeating its first image and the padding is
+dropped from the result), so a sweep over ``eps``, sparsities or corruptions compiles each function once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from iss_jax._src.checks import check_labels
+from iss_jax.robustness._defenses import Defense, no_defense
+
+Array = jax.Array
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+  if len(a) == size:
+    return a
+  return np.concatenate([a, np.repeat(a[:1], size - len(a), axis=0)])
+
+
+class Runner:
+  """Evaluates one classifier, bare or behind a :class:`Defense`, in fixed-size jitted batches.
+
+  Args:
+    apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode.
+    batch_size: images per jitted batch.
+    seed: the PRNG seed every key of the run derives from (attack starts, random defenses).
+    progress: tqdm bars for passes of more than one batch.
+
+  Examples:
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from iss_jax.robustness import Runner
+    >>> run = Runner(lambda x: jnp.stack([x.mean((1, 2, 3)), 0.5 - x.mean((1, 2, 3))], -1), batch_size=2)
+    >>> run.correct(np.ones((3, 4, 4, 1), np.float32), np.zeros(3, np.int32)).tolist()
+    [True, True, True]
+  """
+
+  def __init__(self, apply_fn: Callable[[Array], Array], *, batch_size: int = 100, seed: int = 0,
+               progress: bool = True):
+    if not isinstance(batch_size, int) or batch_size < 1:
+      raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+    self.apply_fn = apply_fn
+    self.batch_size = batch_size
+    self.key = jax.random.key(seed)
+    self.progress = progress
+    self._predict = {}
+
+  def key_for(self, *salt: int) -> Array:
+    """A key for one pass of the run, derived from the seed and ``salt`` (distinct passes, distinct keys)."""
+    key = self.key
+    for s in salt:
+      key = jax.random.fold_in(key, s)
+    return key
+
+  def map(self, fn: Callable, *arrays: np.ndarray, key: Array | None = None, desc: str | None = None
+          ) -> np.ndarray:
+    """``fn(*batches, batch_key)`` over equal-length host arrays in padded batches, concatenated.
+
+    ``fn`` should be jitted; ``batch_key`` is ``fold_in(key, batch_index)`` (``key`` defaults to the run's).
+    """
+    n = len(arrays[0])
+    key = self.key if key is None else key
+    starts = range(0, n, self.batch_size)
+    outs = []
+    for i, a in enumerate(tqdm(starts, desc=desc, leave=False,
+                               disable=not self.progress or len(starts) < 2)):
+      b = min(a + self.batch_size, n)
+      batch = [jnp.asarray(_pad(arr[a:b], self.batch_size)) for arr in arrays]
+      outs.append(np.asarray(fn(*batch, jax.random.fold_in(key, i)))[: b - a])
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+  def logits_fn(self, defense: Defense | None = None) -> Callable[[Array, Array], Array]:
+    """``(x, key) -> logits`` of the classifier behind ``defense`` (None: the bare model)."""
+    return (defense or no_defense()).logits_fn(self.apply_fn)
+
+  def predict(self, x: np.ndarray, defense: Defense | None = None, *, key: Array | None = None,
+              desc: str | None = None) -> np.ndarray:
+    """``(N,)`` predicted classes of ``x`` behind ``defense``; a random defense draws per batch."""
+    defense = defense or no_defense()
+    if defense not in self._predict:
+      logits = self.logits_fn(defense)
+      self._predict[defense] = jax.jit(lambda xb, k: jnp.argmax(logits(xb, k), -1))
+    return self.map(self._predict[defense], x, key=key, desc=desc)
+
+  def correct(self, x: np.ndarray, y, defense: Defense | None = None, *, key: Array | None = None,
+              desc: str | None = None) -> np.ndarray:
+    """``(N,)`` bool, prediction behind ``defense`` equals the label."""
+    y = check_labels(y, len(x))
+    return self.predict(x, defense, key=key, desc=desc) == y

@@ -1,0 +1,154 @@
+"""The defense protocol, the one runner and the one BPDA helper (iss_jax.robustness, iss_jax.baselines)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from toys import EPS, linear_model, toy_data
+
+import iss_jax
+from iss_jax.baselines import make_defense
+from iss_jax.robustness import (
+  Runner,
+  custom_defense,
+  eot_pgd,
+  evaluate_adversarial,
+  evaluate_defense,
+  no_defense,
+  smoothing_defense,
+)
+
+_model, _data = linear_model, toy_data
+
+
+# ------------------------------------------------------------------------------------------ straight-through
+
+
+def test_straight_through_forward_exact_backward_surrogate():
+  x = jnp.array([0.2, 1.6, -0.7])
+  f = lambda v: iss_jax.straight_through(jnp.round, v)
+  np.testing.assert_array_equal(f(x), jnp.round(x))
+  np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(f(v) * jnp.arange(3.0)))(x), jnp.arange(3.0))
+  # A surrogate of another shape: the cotangent of a (2, 3) broadcast sums back to x.
+  g = lambda v: iss_jax.straight_through(lambda u, k: jnp.stack([u * k, u * k]), v, 3.0,
+                                         surrogate=lambda u: jnp.stack([u, u]))
+  np.testing.assert_array_equal(g(x), jnp.stack([3 * x, 3 * x]))
+  np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(g(v)))(x), jnp.full(3, 2.0))
+  # Auxiliary integer outputs and non-float arguments get no gradient.
+  h = lambda v: iss_jax.straight_through(lambda u, n: (u + n, n), v, jnp.int32(2), has_aux=True)
+  out, aux = h(x)
+  assert int(aux) == 2
+  np.testing.assert_array_equal(jax.grad(lambda v: jnp.sum(h(v)[0]))(x), jnp.ones(3))
+
+
+def test_smoothing_and_splic_share_the_identity_gradient():
+  x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3))
+  w = jax.random.normal(jax.random.key(1), x.shape)
+  for fn in (lambda v: iss_jax.smooth(v, 0.5),
+             lambda v: iss_jax.baselines.splic(v, rank=2, key=jax.random.key(2), maxiter=7)):
+    np.testing.assert_allclose(jax.grad(lambda v, fn=fn: jnp.sum(fn(v) * w))(x), w, rtol=0, atol=0)
+  path = jax.grad(lambda v: jnp.sum(iss_jax.smooth_path(v, [0.3, 0.6])))(x)  # one cotangent per target
+  np.testing.assert_array_equal(path, jnp.full(x.shape, 2.0))
+
+
+# ----------------------------------------------------------------------------------------------- defenses
+
+
+@pytest.mark.parametrize("spec,name,gradient,random", [
+    ("none", "none", "none", False), ("smooth@0.6", "smooth@0.6", "bpda", False),
+    ("tv@0.1", "tv@0.1", "exact", False), ("lowpass@1", "lowpass@1", "exact", False),
+    ("splic@2", "splic@2", "bpda", True)])
+def test_make_defense_names_every_defense(spec, name, gradient, random):
+  d = make_defense(spec)
+  assert (d.name, d.gradient, d.random) == (name, gradient, random)
+
+
+@pytest.mark.parametrize("spec,match", [("jpeg@75", "unknown defense 'jpeg@75'"), ("tv@abc", "tv@<number>"),
+                                        ("smooth@1.5", r"sparsity must be in \[0, 1\]"),
+                                        ("splic@2.5", "rank must be an integer"), ("tv@-1", ">= 0")])
+def test_make_defense_rejects_bad_specs_with_one_sentence(spec, match):
+  with pytest.raises(ValueError, match=match):
+    make_defense(spec)
+
+
+def test_smoothing_defense_is_the_smoothing():
+  x = jax.random.uniform(jax.random.key(3), (3, 8, 8, 3))
+  d = smoothing_defense(0.5, maxiter=500)
+  np.testing.assert_array_equal(d.transform(x, jax.random.key(0)), iss_jax.smooth(x, 0.5, maxiter=500))
+  assert smoothing_defense(0.5, gradient="unrolled", maxiter=10).gradient == "exact"
+  with pytest.raises(ValueError, match="gradient must be one of"):
+    custom_defense("x", lambda x, k: x, gradient="approximate")
+
+
+# ------------------------------------------------------------------------------------------------- runner
+
+
+def test_runner_batches_do_not_change_results():
+  _, f = _model()
+  x, y = _data(7)
+  want = np.asarray(jnp.argmax(f(x), -1) == y)
+  for batch_size in (1, 3, 7, 10):
+    run = Runner(f, batch_size=batch_size, progress=False)
+    np.testing.assert_array_equal(run.correct(np.asarray(x), np.asarray(y)), want)
+
+
+def test_runner_draws_a_new_key_per_batch_for_random_defenses():
+  noise = custom_defense("noise", lambda x, k: x + jax.random.normal(k, x.shape), gradient="exact",
+                         random=True)
+  run = Runner(lambda z: z.reshape(z.shape[0], -1)[:, :2], batch_size=2, progress=False)
+  x = np.zeros((4, 4, 4, 3), np.float32)
+  a = run.predict(x, noise, key=run.key_for(0))
+  logits = run.map(jax.jit(lambda xb, k: noise.transform(xb, k)), x, key=run.key_for(0))
+  assert not np.allclose(logits[:2], logits[2:])  # batches drew different noise
+  np.testing.assert_array_equal(a, run.predict(x, noise, key=run.key_for(0)))  # same key, same draws
+
+
+# ------------------------------------------------------------------------------------------------ attacks
+
+
+def test_eot_pgd_stays_in_the_ball_and_averages_draws():
+  w, f = _model()
+  x, y = _data()
+  # A random defense adding noise: its EOT gradient has the sign of f's, so PGD ends at the
+  # closed-form vertex of the toy model.
+  noisy = lambda z, k: f(z + 0.01 * jax.random.normal(k, z.shape))
+  x_adv = eot_pgd(noisy, x, y, key=jax.random.key(0), eps=EPS, step_size=2 / 255, steps=10, samples=3)
+  assert float(jnp.abs(x_adv - x).max()) <= EPS + 1e-6
+  away = np.where(np.asarray(y) == 0, 1, -1)[:, None]
+  direction = np.sign(np.asarray(w[:, 1] - w[:, 0]))[None, :] * away
+  np.testing.assert_allclose(np.asarray(x_adv).reshape(len(y), -1),
+                             np.asarray(x).reshape(len(y), -1) + EPS * direction, atol=1e-6)
+
+
+def test_evaluate_defense_columns_and_protocol():
+  _, f = _model()
+  x = (np.random.default_rng(5).random((6, 4, 4, 3)) * 255).astype(np.uint8)
+  y = np.asarray([0, 1, 0, 1, 0, 1], np.int32)
+  r = evaluate_defense(f, x, y, make_defense("lowpass@1"), pgd_steps=2, low_res_sizes=(2,), batch_size=4,
+                       progress=False)
+  acc = r["accuracy"]
+  assert set(acc) == {"clean", "fgsm", "fgsm_adaptive", "pgd", "pgd_adaptive", "lowres2"}
+  assert acc["pgd_adaptive"] <= acc["pgd"]  # adaptive = per example the stronger attack
+  assert all(0.0 <= a <= 1.0 for a in acc.values())
+  assert "exact gradient" in r["attacks"]["pgd_adaptive"]
+  bare = evaluate_defense(f, x, y, no_defense(), pgd_steps=2, low_res_sizes=(), batch_size=4,
+                          progress=False)["accuracy"]
+  assert bare["pgd"] == bare["pgd_adaptive"] and bare["fgsm"] == bare["fgsm_adaptive"]
+
+
+def test_compare_row_is_the_single_defense_adversarial_evaluation():
+  """eval.adversarial and eval.compare run one harness: the same seed gives the same numbers."""
+  _, f = _model()
+  x, y = _data(8)
+  x, y = np.asarray(x), np.asarray(y)
+  for d in (make_defense("lowpass@1"), custom_defense("noise", lambda z, k: z + 0.05 * jax.random.normal(
+      k, z.shape), gradient="exact", random=True)):
+    row = evaluate_defense(f, x, y, d, eps=EPS, pgd_steps=3, low_res_sizes=(), batch_size=4, seed=3,
+                           progress=False)
+    adv = evaluate_adversarial(f, x, y, eps_grid=[EPS], defenses=[d], steps=3, batch_size=4, seed=3,
+                               progress=False)
+    table = {(r["attack"], r["protocol"]): r["accuracy"] for r in adv["rows"] if r["defense"] == d.name}
+    for a in ("fgsm", "pgd"):
+      assert row["accuracy"][a] == table[(a, "transfer")]
+      assert row["accuracy"][f"{a}_adaptive"] == table[(a, "worst")] <= table[(a, "adaptive")]
+    assert adv["defenses"][d.name].endswith("EOT (gradient averaged over random draws)") == d.random

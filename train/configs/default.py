@@ -1,0 +1,137 @@
+"""The one source of the training configuration: every field with the paper's defaults, and the presets.
+
+``get_config()`` holds every field :func:`iss_jax.training.train_and_evaluate` reads, set to the paper's
+CIFAR-10 ResNet-18 setting; ``apply_preset`` turns it into one of the presets; the per-procedure configs
+(``vanilla.py``, ``fixed.py``, ``iterative.py``, ``finetune.py``, ``adversarial.py``) start from both and
+carry the commands, runtimes and accuracies. ``FLAG_HELP`` is the help text of the fields that the
+``python -m train.<procedure>`` entry points also offer as short flags (``--epochs`` for
+``--config.epochs``).
+
+Presets:
+  * ``"quick"`` (the offline default): the 1,000-image real CIFAR-10 sample shipped with the package
+    (``cifar10_sample``; test: 500 real test images), ``resnet_small`` (ResNet-8, 78k params), 15 epochs,
+    batch 100.
+  * ``"cpu"``: ``cifar10_exact`` (5,085 real train images; test = official test images 0..1016),
+    ``resnet_small``, 12 epochs, batch 128.
+  * ``"paper"``: the paper's CIFAR-10 setting, i.e. ``get_config()`` unchanged: full CIFAR-10 (TFDS or
+    ``--data_dir``), ResNet-18, SGD 0.1 / momentum 0.9 / weight decay 5e-4, cosine schedule, 200 epochs,
+    batch 128.
+"""
+
+import ml_collections
+
+PRESETS = ("quick", "cpu", "paper")
+
+PRESET_HELP = ("quick: offline CPU demo on the shipped 1,000-image CIFAR-10 sample (ResNet-8, 15 epochs); "
+               "cpu: the 5,085-image real subset cifar10_exact (ResNet-8, 12 epochs); paper: the paper's "
+               "ResNet-18 / full CIFAR-10 / 200-epoch run.")
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Every training field, with the paper's CIFAR-10 ResNet-18 defaults (the ``"paper"`` preset)."""
+  c = ml_collections.ConfigDict()
+  c.procedure = "vanilla"        # vanilla | fixed | iterative | finetune (iss_jax.training.PROCEDURES)
+  c.preset = "paper"             # a label, printed and stored in the summary: quick | cpu | paper
+  # Data.
+  c.dataset = "cifar10"          # see iss_jax.training.load_dataset
+  c.data_dir = ""                # "" = default location / TFDS
+  c.image_size = 0               # 0 = native size (image folders / TFDS are resized when > 0)
+  c.num_classes = 0              # 0 = from the dataset
+  c.train_limit = 0              # > 0: use only the first N training images (smoke tests)
+  c.test_limit = 0               # > 0: evaluate on the first N test images only
+  # Model.
+  c.model = "resnet18"           # resnet18 | resnet34 | resnet50 | resnet_small
+  c.stem = "cifar"               # cifar (3x3 conv, no max-pool) | imagenet (7x7/2 + max-pool)
+  c.width = 0                    # 0 = the model's default width
+  # Smoothing (Split LBI settings of iss_jax.smooth, whose defaults these are; part of the cache key).
+  c.sparsity = 0.6               # fixed / finetune
+  c.start_sparsity = 0.3         # iterative
+  c.end_sparsity = 0.8           # iterative
+  c.num_levels = 6               # iterative: 0.3, 0.4, ..., 0.8
+  c.kappa = 10.0
+  c.nu = 1.0
+  c.step_factor = 1.9
+  c.maxiter = 20_000
+  c.smooth_batch_size = 256
+  c.cache_dir = "cache"
+  # Optimisation (paper CIFAR setting: SGD 0.1, momentum 0.9, wd 5e-4, cosine, 200 epochs, batch 128).
+  c.epochs = 200
+  c.batch_size = 128
+  c.eval_batch_size = 500
+  c.learning_rate = 0.1
+  c.momentum = 0.9
+  c.nesterov = False
+  c.weight_decay = 5e-4
+  c.warmup_epochs = 0
+  c.label_smoothing = 0.0
+  c.crop_padding = 4             # random crop after zero padding (0 = off)
+  c.flip = True                  # random horizontal flip
+  # Loss terms owned by the baselines (default off).
+  c.smooth_kernel_weight = 0.0   # weight of iss_jax.baselines.smooth_kernel_penalty (0 = off)
+  c.adversarial = "none"         # none | pgd | trades
+  c.adv_eps = 8 / 255            # L-inf radius of the inner PGD (Madry, CIFAR-10)
+  c.adv_step_size = 2 / 255      # inner PGD step
+  c.adv_steps = 10               # inner PGD iterations
+  c.trades_beta = 6.0            # TRADES trade-off weight
+  # Finetune.
+  c.init_checkpoint = ""         # workdir of a trained model
+  # Bookkeeping.
+  c.seed = 0
+  c.checkpoint_every_epochs = 1
+  c.keep_checkpoints = 2
+  c.stop_after_steps = -1        # > 0: stop (without saving) after this global step: simulates a kill
+  c.progress = True
+  c.tensorboard = True           # write TensorBoard summaries when a writer is importable
+  c.distributed = False          # call jax.distributed.initialize() (multi-host pods)
+  return c
+
+
+# Help text of the fields the entry points also offer as short flags (--FIELD, same as --config.FIELD).
+FLAG_HELP = {
+    "dataset": "Dataset name: cifar10 (TFDS), cifar10_sample, cifar10_exact, npz:PATH, ... "
+               "(see iss_jax.training.load_dataset).",
+    "data_dir": "Folder with the dataset files / TFDS data_dir.",
+    "model": "resnet18 | resnet34 | resnet50 | resnet_small.",
+    "epochs": "Training epochs.",
+    "batch_size": "Global batch size.",
+    "learning_rate": "Peak learning rate (cosine schedule).",
+    "seed": "Random seed (same seed, same result).",
+    "sparsity": "Edge sparsity of the smoothed training images.",
+    "start_sparsity": "Sparsity of the first epochs (coarse structure).",
+    "end_sparsity": "Sparsity of the last epochs.",
+    "init_checkpoint": "Workdir of the trained model to start from.",
+    "adversarial": "pgd: PGD-AT (Madry et al.); trades: TRADES (Zhang et al.); none: no adversary.",
+    "trades_beta": "TRADES trade-off weight (paper: 6).",
+    "smooth_kernel_weight": "Weight of iss_jax.baselines.smooth_kernel_penalty (0 = off).",
+}
+
+# What the small presets change; "paper" keeps the defaults above.
+_PRESET_FIELDS = {
+    "quick": {"dataset": "cifar10_sample", "model": "resnet_small", "epochs": 15, "batch_size": 100,
+              "eval_batch_size": 500},
+    "cpu": {"dataset": "cifar10_exact", "model": "resnet_small", "epochs": 12, "batch_size": 128,
+            "eval_batch_size": 339},
+}
+
+# The short flags every entry point offers.
+COMMON_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "learning_rate", "seed")
+
+
+def apply_preset(config: ml_collections.ConfigDict, preset: str) -> ml_collections.ConfigDict:
+  """Sets the data, model and schedule of a preset on ``config`` (in place) and returns it.
+
+  Args:
+    config: a config from :func:`get_config`.
+    preset: ``"quick"``, ``"cpu"`` or ``"paper"`` (see the module docstring).
+
+  Returns:
+    ``config``, with ``config.preset = preset``.
+
+  Raises:
+    ValueError: an unknown preset.
+  """
+  if preset not in PRESETS:
+    raise ValueError(f"preset must be one of {PRESETS}; got {preset!r}.")
+  config.preset = preset
+  config.update(_PRESET_FIELDS.get(preset, {}))  # "paper" is get_config() itself
+  return config
