@@ -33,7 +33,7 @@ def main(argv=None):
   print(f"device: {iss_jax.robustness.device_description()}\ndata: {source}, n={len(x)}; sigma {args.sigma}, "
         f"sparsity {args.sparsity}, seed {args.seed}")
   noise = np.asarray(jax.random.normal(jax.random.key(args.seed), x.shape, jnp.float32))
-  smooth = jax.jit(lambda v: iss_jax.smooth(v, args.sparsity, return_info=True))
+  smooth = jax.jit(lambda v: iss_jax.smooth(v, args.sparsity, return_info=True, value_range=None))
   print("| noise | noisy PSNR (dB) | smoothed PSNR (dB) | gain (dB) | images improved | capped |")
   print("|---|---|---|---|---|---|")
   for name, noisy in (("clipped to [0, 1]", np.clip(x + args.sigma * noise, 0, 1)),

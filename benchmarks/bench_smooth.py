@@ -44,7 +44,7 @@ def main(argv=None):
   rss0 = peak_rss_gib()
 
   # NumPy/SciPy baseline: same algorithm, same stopping rule, explicit sparse D, scipy components.
-  hnorm = float(iss_jax.hessian_norm(32, 32, dtype=jnp.float64))
+  hnorm = float(iss_jax.hessian_norm(32, 32))
   sf = iss_jax.DEFAULT_STEP_FACTOR
   t0 = time.perf_counter()
   np_steps = []

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 import time
 from fractions import Fraction
 
@@ -70,6 +72,13 @@ def defense_specs(args) -> list[str]:
   return [s for i, s in enumerate(specs) if s not in specs[:i] and s != "none"]
 
 
+def defenses(args) -> list:
+  """The defenses :func:`prepare` built (built now if it did not run)."""
+  if getattr(args, "defense_values", None) is None:
+    args.defense_values = make_defenses(args)
+  return args.defense_values
+
+
 def make_defenses(args, specs=None, selections: dict | None = None) -> list:
   """``iss_jax.robustness.Defense`` values for ``specs`` (default: :func:`defense_specs`).
 
@@ -103,8 +112,6 @@ def load_data(args):
   """``(x uint8 (N, H, W, C), y int32 (N,))``: the first ``--num_examples`` images of the split."""
   x, y = iss_jax.training.load_dataset(args.dataset, args.split, args.data_dir)
   if args.num_examples is not None:
-    if args.num_examples < 1:
-      raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
     x, y = x[: args.num_examples], y[: args.num_examples]
   return x, y
 
@@ -137,16 +144,82 @@ def header(args, title: str, n: int) -> str:
   return "\n".join(lines)
 
 
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def class_names(dataset: str):
+  """``label -> name`` for the CIFAR-10 datasets; the label number otherwise."""
+  if dataset.startswith("cifar10") and not dataset.startswith("cifar100"):
+    return lambda k: CIFAR10_CLASSES[k]
+  return str
+
+
 def pct(v: float) -> str:
   return f"{100 * v:.2f}"
 
 
+def pct_ci(v: float, n: int) -> str:
+  """An accuracy in % with half the width of its 95% Wilson interval on ``n`` images."""
+  lo, hi = iss_jax.robustness.wilson_interval(v, n)
+  return f"{100 * v:.1f} \u00b1 {50 * (hi - lo):.1f}"
+
+
+# The project's user-facing errors: one line on stderr and exit status 2, no traceback (tracebacks are for
+# bugs; ISS_JAX_DEBUG=1 shows them for these too).
+USER_ERRORS = (ValueError, FileNotFoundError, iss_jax.KernelUnavailableError)
+
+
+@contextlib.contextmanager
+def user_errors():
+  """Turns the project's user-facing errors into ``error: <message>`` on stderr and exit status 2."""
+  try:
+    yield
+  except USER_ERRORS as e:
+    if os.environ.get("ISS_JAX_DEBUG"):
+      raise
+    message = " ".join(str(e).split()) or type(e).__name__
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_workdir(workdir: str) -> None:
+  """A checkpoint folder written by ``train/`` (its ``config.json``), checked before anything loads."""
+  if not os.path.isfile(os.path.join(workdir, "config.json")):
+    raise FileNotFoundError(f"--workdir={workdir} is not a training workdir (no config.json); train one "
+                            "first, e.g. python -m train.vanilla, or pass the folder a train.* run wrote.")
+
+
+def prepare(args) -> None:
+  """Validates the flags and builds the defenses before the model or data load (``args.defense_values``)."""
+  if args.num_examples is not None and args.num_examples < 1:
+    raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
+  check_workdir(args.workdir)
+  args.defense_values = make_defenses(args)
+
+
+def exit_on_violations(args, results) -> None:
+  """Exit status 1 when an adversarial table failed a sanity check beyond sampling noise, unless
+  ``--accept_violations``; the report is written first."""
+  count = sum(int(r.get("violations", 0)) for r in results if isinstance(r, dict))
+  if count and not getattr(args, "accept_violations", False):
+    print(f"error: {count} sanity check(s) of the adversarial evaluation failed beyond sampling noise "
+          f"(see the report in {getattr(args, 'out', None) or out_dir(args)}); pass --accept_violations "
+          "to accept them.", file=sys.stderr)
+    sys.exit(1)
+
+
 def main(module_doc: str, add_args, run, argv=None):
-  """The shared ``main`` of one evaluation: common flags, the evaluation's own flags, then ``run``."""
+  """The shared ``main`` of one evaluation: common flags, the evaluation's own flags, validation before
+  anything loads, then ``run``; user errors end in one line (exit 2), sanity violations in exit 1."""
   parser = argparse.ArgumentParser(description=module_doc.split("\n")[0])
   add_common_args(parser)
   add_args(parser)
-  return run(parser.parse_args(argv))
+  args = parser.parse_args(argv)
+  with user_errors():
+    prepare(args)
+    res = run(args)
+  exit_on_violations(args, [res])
+  return res
 
 
 def finish(args, name: str, md: list, res: dict, fig) -> dict:

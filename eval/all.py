@@ -25,16 +25,18 @@ def main(argv=None):
     m.add_args(parser)
   args = parser.parse_args(argv)
   names = [n for n in (args.only or MODULES) if n not in args.skip]
-  for n in names:
-    if n not in MODULES:
-      raise ValueError(f"--only/--skip names must be in {list(MODULES)}; got {n!r}.")
-  data = _common.load_data(args)
-  apply_fn = _common.load_model(args)[0] if set(names) - {"kernels", "denoise", "saliency"} else None
-  failed = []
+  unknown = [n for n in names + args.skip if n not in MODULES]
+  if unknown:
+    parser.error(f"--only/--skip take names among {', '.join(MODULES)}; got {', '.join(unknown)}.")
+  with _common.user_errors():
+    _common.prepare(args)
+    data = _common.load_data(args)
+    apply_fn = _common.load_model(args)[0] if set(names) - {"kernels", "denoise", "saliency"} else None
+  failed, results = [], []
   for n in names:
     print(f"=== eval.{n} ===", flush=True)
     try:
-      MODULES[n].run(args, apply_fn=apply_fn, data=data)
+      results.append(MODULES[n].run(args, apply_fn=apply_fn, data=data))
     except Exception:  # noqa: BLE001 - keep going, report at the end
       traceback.print_exc()
       failed.append(n)
@@ -42,6 +44,7 @@ def main(argv=None):
     print(f"FAILED: {failed}", file=sys.stderr)
     sys.exit(1)
   print(f"all evaluations written to {_common.out_dir(args)}")
+  _common.exit_on_violations(args, results)
 
 
 if __name__ == "__main__":

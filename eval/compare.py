@@ -3,8 +3,8 @@ and adaptive), Markdown + JSON + PNG.
 
   python -m eval.compare --dataset=cifar10_exact --num_examples=500 \
       --defense=vanilla=workdirs/vanilla \
-      --defense=iss_fixed06=workdirs/fixed06:smooth@0.6 \
-      --defense=smooth_kernel=workdirs/smooth_kernel \
+      --defense=iss_fixed=workdirs/fixed_s0.6_cpu:smooth@0.6 \
+      --defense=pgd_at=workdirs/pgd_at_cpu \
       --defense=vanilla+tv=workdirs/vanilla:tv@auto \
       --out=results/compare
 
@@ -74,28 +74,34 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", default="results/compare")
   p.add_argument("--no_progress", action="store_true")
+  p.add_argument("--accept_violations", action="store_true",
+                 help="exit 0 even when a sanity check of the attacks fails beyond sampling noise")
   p.add_argument("--recompute", action="store_true",
                  help="ignore the per-row cache in <out>/rows/ (a row is reused when its settings "
                       "match: an interrupted run resumes, rows can be added later)")
   return p
 
 
-def _figure(rows, columns):
+def _figure(rows, columns, subtitle: str):
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, ax = plt.subplots(figsize=(1.3 * len(columns) + 2, 4))
+  fig, ax = plt.subplots(figsize=(1.3 * len(columns) + 2, 4.3))
   width = 0.8 / max(len(rows), 1)
   for i, r in enumerate(rows):
-    vals = [100 * r["accuracy"].get(c, np.nan) for c in columns]
-    ax.bar(np.arange(len(columns)) + i * width, vals, width, label=r["label"])
+    vals = np.array([r["accuracy"].get(c, np.nan) for c in columns])
+    ci = np.array([iss_jax.robustness.wilson_interval(v, r["num_examples"]) for v in vals])
+    err = 100 * np.abs(ci - vals[:, None]).T
+    ax.bar(np.arange(len(columns)) + i * width, 100 * vals, width, yerr=err, capsize=2,
+           error_kw={"elinewidth": 0.8}, label=f"{r['label']} ({r['defense']})")
   ax.set_xticks(np.arange(len(columns)) + width * (len(rows) - 1) / 2)
   ax.set_xticklabels([title(c) for c in columns], rotation=20)
-  ax.set_ylabel("accuracy (%)")
+  ax.set_ylabel("accuracy (%), 95% Wilson interval")
   ax.set_ylim(0, 100)
-  ax.legend(fontsize=8)
+  ax.set_title(f"Defenses x evaluations: {subtitle}", fontsize=10)
+  ax.legend(fontsize=8, title="defense (checkpoint + test-time transform)", title_fontsize=8)
   ax.grid(axis="y", alpha=0.3)
   return fig
 
@@ -115,14 +121,29 @@ def _save_row(path: str, row: dict) -> None:
 
 def main(argv=None) -> dict:
   args = build_parser().parse_args(argv)
+  with _common.user_errors():
+    data = _compare(args)
+  _common.exit_on_violations(args, data["rows"])
+  return data
+
+
+def _compare(args) -> dict:
+  labels = [label for label, _, _ in args.defense]
+  if len(set(labels)) != len(labels):
+    raise ValueError(f"--defense labels must be unique; got {labels}.")
+  if args.num_examples is not None and args.num_examples < 1:
+    raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
+  for _, workdir, _ in args.defense:  # every row is checked before anything loads
+    _common.check_workdir(workdir)
+  for _, _, transform in args.defense:
+    if transform != "tv@auto":
+      _common.make_defenses(args, [transform])
   x, y = iss_jax.training.load_dataset(args.dataset, "test", args.data_dir)
   if args.num_examples:
     x, y = x[: args.num_examples], y[: args.num_examples]
-  args.smooth_sparsity = []  # the flags _common.make_defenses reads besides the specs it is given
   rows, selections = [], {}
   for label, workdir, transform in args.defense:
-    defense = _common.make_defenses(args, [transform], selections)
-    defense = defense[0] if defense else iss_jax.robustness.no_defense()
+    defense = _common.make_defenses(args, [transform], selections)[0]
     transform = defense.name
     key = {"workdir": os.path.abspath(workdir), "transform": transform,
            "checkpoint_mtime": os.path.getmtime(os.path.join(workdir, "config.json")),
@@ -146,12 +167,13 @@ def main(argv=None) -> dict:
   columns = [c for c in ("clean", "corruptions", *[f"lowres{s}" for s in args.low_res], "fgsm",
                          "fgsm_adaptive", "pgd", "pgd_adaptive") if c in rows[0]["accuracy"]]
   md = [f"# Defenses x evaluations ({args.dataset} test, first {len(x)} images)", "",
-        "Accuracy (%). Non-adaptive attacks hit the bare classifier, then the test-time transform "
+        f"Accuracy (%) on n = {len(x)} images, \u00b1 half the 95% Wilson interval. "
+        "Non-adaptive attacks hit the bare classifier, then the test-time transform "
         "is applied; adaptive attacks go through the transform. BatchNorm in inference mode. "
         f"L-inf eps = {args.eps * 255:.3g}/255 in [0, 1] pixel space.", ""]
   header = ["defense", "checkpoint", "transform"] + [title(c) for c in columns]
   table = [[r["label"], r["workdir"], r["defense"]]
-           + [_common.pct(r["accuracy"][c]) for c in columns] for r in rows]
+           + [_common.pct_ci(r["accuracy"][c], len(x)) for c in columns] for r in rows]
   md.append(iss_jax.robustness.markdown_table(header, table))
   md += ["", "## Attack and evaluation used for each number", ""]
   for r in rows:
@@ -168,7 +190,13 @@ def main(argv=None) -> dict:
   data = {"rows": rows, "columns": columns, "tv_selection": selections.get("tv"),
           "settings": {k: v for k, v in vars(args).items() if k != "defense"},
           "defenses": [list(d) for d in args.defense]}
-  paths = iss_jax.robustness.write_report(args.out, NAME, "\n".join(md), data, _figure(rows, columns))
+  violations = [(r["label"], c) for r in rows for c in r.get("checks", []) if not c["ok"]]
+  if violations:
+    md += ["", "## Sanity check violations", ""] + [f"- **{label}**: {c['check']}: {c['detail']}"
+                                                     for label, c in violations]
+  fig = _figure(rows, columns, f"{args.dataset} test, n = {len(x)}, eps = {args.eps * 255:.3g}/255, "
+                f"PGD-{args.pgd_steps}")
+  paths = iss_jax.robustness.write_report(args.out, NAME, "\n".join(md), data, fig)
   print("\n".join(md))
   print(f"[compare] wrote {paths}", file=sys.stderr)
   return data

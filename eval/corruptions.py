@@ -27,6 +27,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--source", choices=("generate", "npy", "tfds"), default="generate")
   g.add_argument("--cifar10c_dir", default=None, help="folder of the official CIFAR-10-C .npy files")
   g.add_argument("--tfds_data_dir", default=None)
+  g.add_argument("--frost_dir", default=None,
+                 help="folder of the official frost photographs (frost1.png ... frost6.jpg); default: "
+                 "$ISS_JAX_FROST_DIR or an installed imagecorruptions package")
 
 
 def run(args, apply_fn=None, data=None) -> dict:
@@ -41,9 +44,10 @@ def run(args, apply_fn=None, data=None) -> dict:
     raise ValueError(f"--source=npy needs the official test indices of {args.dataset!r}; use "
                      "cifar10, cifar10_exact, cifar10_sample or an npz with idx_test.")
   res = iss_jax.robustness.evaluate_corruptions(
-      apply_fn, x, y, names=names, severities=args.severities, defenses=_common.make_defenses(args),
+      apply_fn, x, y, names=names, severities=args.severities, defenses=_common.defenses(args),
       source=args.source, seed=args.seed, cifar10c_dir=args.cifar10c_dir, indices=indices,
-      tfds_data_dir=args.tfds_data_dir, batch_size=args.batch_size, progress=not args.no_progress)
+      tfds_data_dir=args.tfds_data_dir, frost_dir=args.frost_dir, batch_size=args.batch_size,
+      progress=not args.no_progress)
   defenses = list(res["clean"])
   md = [_common.header(args, f"Common corruptions - {res['source']}", len(x))]
   md.append("Clean accuracy (%): " + ", ".join(f"{d} {_common.pct(a)}" for d, a in res["clean"].items())
@@ -63,32 +67,40 @@ def run(args, apply_fn=None, data=None) -> dict:
           for n in names for d in defenses]
   md.append(iss_jax.robustness.markdown_table(["type", "test-time"] + [f"s={s}" for s in res["severities"]],
                                               rows))
-  fig = _plot(res, names, defenses)
+  fig = _plot(res, names, defenses, f"{args.dataset} {args.split}, n = {len(x)}")
   return _common.finish(args, NAME, md, res, fig)
 
 
-def _plot(res, names, defenses):
+def _plot(res, names, defenses, data: str):
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
   sev = res["severities"]
-  fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-  for d in defenses:
-    axes[0].plot(sev, [100 * res["mean_over_types"][str(s)][d] for s in sev], marker="o", label=d)
-  axes[0].set_xlabel("severity")
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+  for i, d in enumerate(defenses):
+    axes[0].plot(sev, [100 * res["mean_over_types"][str(s)][d] for s in sev], marker="o", color=f"C{i}",
+                 label=d)
+    axes[0].axhline(100 * res["clean"][d], color=f"C{i}", linestyle=":", linewidth=1,
+                    label=f"{d}, clean")
+  axes[0].set_xticks(sev)
+  axes[0].set_ylim(0, 100)
+  axes[0].set_xlabel("corruption severity")
   axes[0].set_ylabel("accuracy (%), mean over types")
-  axes[0].set_title(res["source"][:60], fontsize=8)
-  axes[0].legend()
+  axes[0].grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
   width = 0.8 / max(len(defenses), 1)
   for i, d in enumerate(defenses):
     axes[1].bar([j + i * width for j in range(len(names))],
                 [100 * res["mean_over_severities"][n][d] for n in names], width, label=d)
   axes[1].set_xticks([j + 0.4 - width / 2 for j in range(len(names))])
   axes[1].set_xticklabels(names, rotation=45, ha="right", fontsize=7)
-  axes[1].set_ylabel("accuracy (%), mean over severities")
-  axes[1].legend()
+  axes[1].set_ylim(0, 100)
+  axes[1].set_ylabel(f"accuracy (%), mean over severities {', '.join(map(str, sev))}")
+  axes[1].legend(fontsize=8, title="test-time defense", title_fontsize=8)
+  source = res["source"].split(" (")[0]
+  fig.suptitle(f"Common corruptions ({source}): {data}", fontsize=11)
   return fig
 
 

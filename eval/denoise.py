@@ -54,8 +54,10 @@ def run(args, apply_fn=None, data=None) -> dict:
   fig, ax = plt.subplots(figsize=(6, 4))
   for k, v in res["psnr"].items():
     ax.hist(np.asarray(v), bins=40, alpha=0.55, label=f"{k} (mean {res['mean'][k]:.2f} dB)")
-  ax.set_xlabel("PSNR (dB)")
-  ax.set_ylabel("images")
+  ax.set_xlabel("PSNR against the clean image (dB)")
+  ax.set_ylabel("number of images")
+  ax.set_title(f"Denoising (App. K): Gaussian noise std {res['sigma']:g}, {args.dataset} {args.split}, "
+               f"n = {len(x)}", fontsize=9)
   ax.legend(fontsize=8)
   return _common.finish(args, NAME, md, res, fig)
 

@@ -44,11 +44,12 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
 
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
   axes[0].hist(tv, bins=30)
-  axes[0].set_xlabel("TV of first-layer kernels")
+  axes[0].set_xlabel("total variation of a first-layer kernel")
   axes[1].hist(res["tv_over_l1"], bins=30, color="tab:orange")
-  axes[1].set_xlabel("TV / L1")
+  axes[1].set_xlabel("TV / L1 norm of a first-layer kernel")
   for ax in axes:
-    ax.set_ylabel("filters")
+    ax.set_ylabel("number of filters")
+  fig.suptitle(f"Smoothness of the first-layer kernels of {args.workdir} ({len(tv)} filters)", fontsize=10)
   return _common.finish(args, NAME, md, res, fig)
 
 

@@ -44,17 +44,26 @@ def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
+  names = _common.class_names(args.dataset)
+  preds = {"original": pred, **{f"smooth@{k}": v[2] for k, v in extra.items()}}
   sets = [("original", imgs, cams)] + [(f"smooth@{k}", v[0], v[1]) for k, v in extra.items()]
-  fig, axes = plt.subplots(2 * len(sets), len(idx), figsize=(1.6 * len(idx), 3.4 * len(sets)),
+  fig, axes = plt.subplots(2 * len(sets), len(idx), figsize=(1.7 * len(idx) + 0.6, 3.9 * len(sets)),
                            squeeze=False)
   for r, (name, im, cm) in enumerate(sets):
-    for j in range(len(idx)):
+    for j, i in enumerate(idx):
       axes[2 * r, j].imshow(np.clip(im[j], 0, 1))
       axes[2 * r + 1, j].imshow(np.clip(im[j], 0, 1))
       axes[2 * r + 1, j].imshow(cm[j], cmap="jet", alpha=0.5, vmin=0, vmax=1)
-      axes[2 * r, j].axis("off")
-      axes[2 * r + 1, j].axis("off")
-    axes[2 * r, 0].set_title(name, fontsize=8, loc="left")
+      ok = int(preds[name][j]) == int(y[i])
+      axes[2 * r, j].set_title(f"#{i} {names(int(y[i]))}\npred: {names(int(preds[name][j]))}", fontsize=7,
+                               color="black" if ok else "red")
+      for ax in axes[2 * r:2 * r + 2, j]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[2 * r, 0].set_ylabel(f"{name}\nimage", fontsize=8)
+    axes[2 * r + 1, 0].set_ylabel(f"{name}\nGrad-CAM", fontsize=8)
+  fig.suptitle(f"Grad-CAM of the predicted class ({layer}); {args.dataset} {args.split}; red: wrong "
+               "prediction", fontsize=10)
   return _common.finish(args, NAME, md, res, fig)
 
 

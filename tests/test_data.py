@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 from PIL import Image
-from sample_data import EXACT_PATH, SAMPLE_PATH
+from sample_data import EXACT_PATH, REPO, SAMPLE_PATH
 
 import iss_jax
 from iss_jax.training import _data as data_lib
@@ -102,10 +102,71 @@ def test_missing_dataset_names_the_flag(tmp_path, monkeypatch):
     iss_jax.training.load_dataset("cifar10", "train")
   with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
     iss_jax.training.load_dataset("cifar10", "train", str(tmp_path))  # an empty folder
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
-    iss_jax.training.load_dataset("cifar10_exact", "train", str(tmp_path))
+  with pytest.raises(iss_jax.training.DatasetNotFoundError,
+                     match=r"--data_dir.*python -m train\.make_cifar10_exact --cifar10_dir=DIR"):
+    iss_jax.training.load_dataset("cifar10_exact", "train", str(tmp_path))  # names the script that makes it
   with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
     iss_jax.training.load_dataset("imagenette", "train")
+
+
+def test_make_cifar10_exact_from_the_official_pickles(tmp_path):
+  """The script writes the cifar10_exact arrays that the loader reads, from (fake) official pickles."""
+  from train import make_cifar10_exact
+
+  expected = _write_cifar10_pickles(tmp_path / "cifar-10-batches-py", per_batch=4)
+  x_train = np.concatenate([e[0] for e in expected["train"]])
+  y_train = np.asarray(sum((e[1] for e in expected["train"]), []))
+  x_test, y_test = expected["test"][0][0], np.asarray(expected["test"][0][1])
+  out = tmp_path / "data" / "cifar10_exact.npz"
+  n = make_cifar10_exact.build(tmp_path, out, per_batch=2, test_prefix=1)  # the parent folder works too
+  idx_train = np.array([0, 1, 4, 5, 8, 9, 12, 13, 16, 17])  # the first 2 of each batch of 4
+  idx_test = np.union1d([0], np.flatnonzero(np.isin(y_test, [0, 1, 8, 9])))
+  assert n == {"num_train": 10, "num_test": len(idx_test), "of_train": 20, "of_test": 4}
+  with np.load(out) as d:
+    assert {k: d[k].dtype for k in ("idx_train", "idx_test", "y_train_full", "y_test_full")} == {
+        "idx_train": np.int32, "idx_test": np.int32, "y_train_full": np.uint8, "y_test_full": np.uint8}
+    np.testing.assert_array_equal(d["idx_train"], idx_train)
+    np.testing.assert_array_equal(d["idx_test"], idx_test)
+  x, y = iss_jax.training.load_dataset("cifar10_exact", "train", str(out.parent))
+  np.testing.assert_array_equal(x, x_train[idx_train])
+  assert y.tolist() == y_train[idx_train].tolist()
+  x, y = iss_jax.training.load_dataset("cifar10_exact", "test", str(out.parent))
+  np.testing.assert_array_equal(x, x_test[idx_test])
+  assert y.tolist() == y_test[idx_test].tolist()
+  if EXACT_PATH.exists():  # the same arrays as the shared file
+    with np.load(EXACT_PATH) as shared, np.load(out) as made:
+      kinds = lambda d: {k: (d[k].dtype.str if d[k].dtype.kind != "U" else "str", d[k].ndim) for k in d.files}
+      assert kinds(shared) == kinds(made)
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--cifar10_dir"):
+    make_cifar10_exact.build(tmp_path / "data", tmp_path / "other.npz")
+
+
+def test_make_cifar10_exact_command(tmp_path):
+  import subprocess
+  import sys
+
+  _write_cifar10_pickles(tmp_path / "cifar-10-batches-py")
+  out = tmp_path / "data" / "cifar10_exact.npz"
+  run = lambda *a: subprocess.run([sys.executable, "-m", "train.make_cifar10_exact", *a], capture_output=True,
+                                  text=True, cwd=str(REPO))
+  done = run(f"--cifar10_dir={tmp_path / 'cifar-10-batches-py'}", f"--out={out}")
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.startswith(f"wrote {out}: 15 train / 3 test images (of 15 / 3)")
+  x, _ = iss_jax.training.load_dataset("cifar10_exact", "train", str(out.parent))
+  assert x.shape == (15, 32, 32, 3)
+  missing = run(f"--cifar10_dir={tmp_path / 'data'}")
+  lines = missing.stderr.strip().splitlines()
+  assert missing.returncode == 2 and len(lines) == 1 and "no official CIFAR-10 python pickles" in lines[0]
+
+
+@pytest.mark.skipif(not EXACT_PATH.exists(), reason="needs ../shared/data/cifar10_exact.npz")
+def test_make_cifar10_exact_keeps_the_images_of_the_shared_file():
+  from train import make_cifar10_exact
+
+  with np.load(EXACT_PATH) as d:
+    idx_train, idx_test = make_cifar10_exact.select_indices(d["y_train_full"], d["y_test_full"])
+    np.testing.assert_array_equal(idx_train, d["idx_train"])
+    np.testing.assert_array_equal(idx_test, d["idx_test"])
 
 
 def test_bad_names():

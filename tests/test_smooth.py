@@ -254,6 +254,31 @@ def test_bad_images(bad, match):
     iss_jax.smooth(bad, 0.5)
 
 
+def test_forgotten_division_by_255_is_an_error_not_another_smoothing():
+  x = real_images(2, size=12)
+  with pytest.raises(ValueError, match=r"values in \[.*\], outside the expected \[0, 1\]; divide 0..255"):
+    iss_jax.smooth(jnp.asarray(x * 255, jnp.float32), 0.6)
+  with pytest.raises(ValueError, match="outside the expected"):  # below 0 too (e.g. mean-subtracted input)
+    iss_jax.smooth(jnp.asarray(x - 0.5, jnp.float32), 0.6)
+  with pytest.raises(Exception, match="outside the expected"):  # inside jit: when the call runs
+    jax.jit(iss_jax.smooth)(jnp.asarray(x * 255, jnp.float32), 0.6).block_until_ready()
+  # Rounding above 1 passes; value_range=None accepts anything (e.g. unclipped noisy images).
+  iss_jax.smooth(jnp.asarray(x, jnp.float32) * (1 + 1e-6), 0.6)
+  noisy = jnp.asarray(x + 0.3 * np.random.default_rng(0).standard_normal(x.shape), jnp.float32)
+  assert iss_jax.smooth(noisy, 0.6, value_range=None).shape == x.shape
+
+
+def test_channels_first_is_an_error_and_many_channels_warn():
+  x = jnp.asarray(real_images(2, size=8), jnp.float32)
+  for bad in (jnp.moveaxis(x, -1, 1), jnp.moveaxis(x[0], -1, 0)):  # (N, 3, H, W) and (3, H, W)
+    with pytest.raises(ValueError, match="looks channels-first"):
+      iss_jax.smooth(bad, 0.5)
+  grey_batch = x[..., 0]  # (2, 8, 8): read as one 2x8 image with 8 channels
+  with pytest.warns(UserWarning, match=r"pass x\[\.\.\., None\]"):
+    iss_jax.smooth(grey_batch, 0.5)
+  assert iss_jax.smooth(grey_batch[..., None], 0.5).shape == (2, 8, 8, 1)
+
+
 def test_bad_arguments():
   x = jnp.ones((4, 4, 3)) * jnp.linspace(0, 1, 4)[:, None, None]
   for s in (-0.1, 1.5, float("nan")):
@@ -302,3 +327,13 @@ def test_mesh_sharded_batch_matches_single_device(tmp_path):
 def test_empty_batch():
   out, info = iss_jax.smooth(jnp.zeros((0, 4, 4, 3)), 0.5, return_info=True)
   assert out.shape == (0, 4, 4, 3) and info.steps.shape == (0,)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_exact_tie_targets_stop_where_the_definition_stops(x64, impl):
+  """A target that count / m meets exactly (7x9 grey: m = 110 edges, 0.2 = 22 / 110) stops at that step."""
+  with jax.enable_x64(False):  # float32, where XLA's count * (1 / m) gave 0.19999999 and ran on
+    img = real_images(1, start=3)[0, :7, :9].mean(-1)
+    _, info = iss_jax.smooth(jnp.asarray(img, jnp.float32), 0.2, return_info=True, implementation=impl)
+  _, steps, reached = reference.smooth_reference(img[..., None], 0.2, step_factor=SF)
+  assert reached == 0.2 and int(info.steps) == steps

@@ -306,11 +306,175 @@ def test_config_missing_a_field_is_refused_before_the_workdir(tiny, tmp_path):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("sparsity", 1.5, r"config\.sparsity must be a number in \[0, 1\]; got 1\.5\."),
+    ("sparsity", float("nan"), r"config\.sparsity must be a number in \[0, 1\]"),
+    ("dataset", "cifar11", r"config\.dataset must be one of cifar10, .*npz:/path/file\.npz or folder:/path; "
+                           r"got 'cifar11'"),
+    ("dataset", "npz:", r"config\.dataset must be one of"),
+    ("model", "resnet19", r"config\.model must be one of resnet18, .*resnet_small; got 'resnet19'"),
+    ("epochs", 0, r"config\.epochs must be an integer >= 1; got 0"),
+    ("batch_size", -8, r"config\.batch_size must be an integer >= 1"),
+    ("learning_rate", -0.1, r"config\.learning_rate must be a number >= 0; got -0\.1"),
+    ("step_factor", 2.0, r"config\.step_factor must be a number in \(0, 2\)"),
+    ("adversarial", "fgsm", r"config\.adversarial must be one of none, pgd, trades; got 'fgsm'"),
+    ("train_limit", -1, r"config\.train_limit must be an integer >= 0"),
+])
+def test_config_values_are_refused_before_the_workdir(tiny, tmp_path, field, value, message):
+  c = _config("fixed", tiny)
+  c[field] = value
+  with pytest.raises(iss_jax.training.ConfigError, match=message):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+  assert issubclass(iss_jax.training.ConfigError, ValueError)
+
+
+def test_iterative_sparsities_must_rise(tiny, tmp_path):
+  c = _config("iterative", tiny, start_sparsity=0.8, end_sparsity=0.3)
+  with pytest.raises(ValueError, match=r"config\.start_sparsity \(0\.8\) must be <= config\.end_sparsity"):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+  iss_jax.training.validate_config(_config("fixed", tiny, start_sparsity=0.8, end_sparsity=0.3))  # unused
+
+
+def test_missing_or_malformed_data_is_refused_before_the_workdir(tiny, tmp_path):
+  c = _config("fixed", tiny, dataset=f"npz:{tmp_path / 'missing.npz'}")
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--dataset=npz"):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  bad = tmp_path / "bad.npz"
+  np.savez(bad, images=_images(4))
+  c = _config("fixed", tiny, dataset=f"npz:{bad}")
+  with pytest.raises(iss_jax.training.ConfigError, match=r"config\.dataset .*expected arrays"):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  c = _config("fixed", tiny, batch_size=32)  # more than the 16 training images
+  with pytest.raises(iss_jax.training.ConfigError, match=r"config\.batch_size must be at most the 16"):
+    iss_jax.training.train_and_evaluate(c, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
+def test_workdir_is_bound_to_its_config(tiny, tmp_path):
+  """Another sparsity in the same workdir is refused and changes nothing; overwrite=True starts afresh."""
+  first = iss_jax.training.train_and_evaluate(_config("fixed", tiny), tmp_path)
+  files = {name: (tmp_path / name).read_bytes() for name in ("config.json", "metrics.jsonl", "summary.json")}
+  with pytest.raises(iss_jax.training.WorkdirConfigMismatchError,
+                     match=r"config\.sparsity 0\.6 there, 0\.8 now.*--workdir.*--overwrite") as e:
+    iss_jax.training.train_and_evaluate(_config("fixed", tiny, sparsity=0.8), tmp_path)
+  assert e.value.differences == {"sparsity": (0.6, 0.8)} and "\n" not in str(e.value)
+  with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match=r"config\.epochs 2 there, 3 now; "
+                     r"config\.seed 0 there, 1 now"):  # every differing field is named
+    iss_jax.training.train_and_evaluate(_config("fixed", tiny, seed=1, epochs=3), tmp_path)
+  assert {name: (tmp_path / name).read_bytes() for name in files} == files
+  # Fields that do not change the result (and fields the procedure never reads) do not count.
+  assert set(iss_jax.training.RESULT_INDEPENDENT_FIELDS) >= {"progress", "stop_after_steps", "cache_dir"}
+  c = _config("fixed", tiny, eval_batch_size=4, keep_checkpoints=3, start_sparsity=0.1, adv_steps=3)
+  again = iss_jax.training.train_and_evaluate(c, tmp_path)
+  assert again["final_test_accuracy"] == first["final_test_accuracy"]
+  assert (tmp_path / "metrics.jsonl").read_bytes() == files["metrics.jsonl"]  # nothing retrained
+  # overwrite=True deletes the run (and evaluations of it), keeps other files, trains afresh.
+  (tmp_path / "eval").mkdir()
+  (tmp_path / "eval" / "adversarial.md").write_text("results of the 0.6 model")
+  (tmp_path / "notes.txt").write_text("mine")
+  iss_jax.training.train_and_evaluate(_config("fixed", tiny, sparsity=0.8), tmp_path, overwrite=True)
+  assert [r["sparsity"] for r in _rows(tmp_path)] == [0.8, 0.8]
+  assert json.loads((tmp_path / "config.json").read_text())["sparsity"] == 0.8
+  assert not (tmp_path / "eval").exists() and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_workdir_with_output_but_no_config_is_refused(tiny, tmp_path):
+  (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
+  with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match="no config.json"):
+    iss_jax.training.check_workdir(_config("fixed", tiny), tmp_path)
+  iss_jax.training.check_workdir(_config("fixed", tiny), tmp_path / "new")  # a new workdir is fine
+
+
+def test_default_workdirs_name_the_key_settings():
+  from train import _main
+
+  expected = {"vanilla": "workdirs/vanilla", "fixed": "workdirs/fixed_s0.6",
+              "iterative": "workdirs/iterative_s0.3-0.8", "finetune": "workdirs/finetune_s0.6",
+              "adversarial": "workdirs/pgd_at"}
+  for name, workdir in expected.items():
+    assert _main.default_workdir(name, _main.get_config(name)) == workdir
+  c = _main.get_config("fixed", "cpu")
+  c.sparsity = 0.8
+  assert _main.default_workdir("fixed", c) == "workdirs/fixed_s0.8_cpu"
+
+
 def _python(*args, **kw):
   import subprocess
   import sys
 
   return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=str(REPO), **kw)
+
+
+_FAST = ["--config.epochs=1", "--config.train_limit=100", "--config.test_limit=50", "--config.progress=false",
+         "--config.tensorboard=false"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sparsity=1.5"], r"--sparsity must be a number in \[0, 1\]; got 1\.5\."),
+    (["--dataset=cifar11"], r"--dataset must be one of cifar10, .*; got 'cifar11'\."),
+    (["--config.learning_rate=-1"], r"--learning_rate must be a number >= 0; got -1"),  # its short flag
+    (["--config.momentum=1.5"], r"--config\.momentum must be a number in \[0, 1\)"),
+    (["--sparsty=0.8"], r"Unknown command line flag 'sparsty'"),
+    (["--preset=cpu", "--data_dir={tmp}"],
+     r"cifar10_exact: .* not found\. .*python -m train\.make_cifar10_exact"),
+])
+def test_entry_point_user_error_is_one_line_and_exit_2(tmp_path, args, message):
+  import re
+
+  workdir = tmp_path / "run"
+  args = [a.format(tmp=tmp_path) for a in args]
+  out = _python("-m", "train.fixed", *args, f"--workdir={workdir}", f"--config.cache_dir={tmp_path}/c",
+                *_FAST)
+  assert out.returncode == 2, out.stderr
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(message, lines[0]), out.stderr
+  assert not workdir.exists() and not (tmp_path / "c").exists()
+
+
+@pytest.fixture(scope="module")
+def fixed_cli_run(tmp_path_factory):
+  """`python -m train.fixed --sparsity=0.6` on 100 images for one epoch: (workdir, the common flags)."""
+  root = tmp_path_factory.mktemp("cli")
+  workdir = root / "run"
+  common = [f"--workdir={workdir}", f"--config.cache_dir={root}/cache", *_FAST]
+  out = _python("-m", "train.fixed", "--sparsity=0.6", *common)
+  assert out.returncode == 0, out.stderr
+  return workdir, common
+
+
+def test_entry_point_refuses_a_workdir_of_another_sparsity(fixed_cli_run, tmp_path):
+  """`train.fixed --sparsity=0.6`, then 0.8 in one workdir: exit 2 with one line, nothing touched."""
+  workdir, common = fixed_cli_run
+  files = {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()}
+  assert {"config.json", "metrics.jsonl", "summary.json"} <= set(files)
+  out = _python("-m", "train.fixed", "--sparsity=0.8", *common)
+  assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+  assert out.stderr.strip().splitlines() == [
+      f"error: {workdir} holds a run made with another config (--sparsity 0.6 there, 0.8 now); resuming it "
+      "would mix two runs, so either train into another workdir (--workdir=NEW_DIR) or delete that run and "
+      "train afresh (--overwrite; overwrite=True in Python)."]
+  assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == files
+  out = _python("-m", "train.report", f"--workdirs={workdir}", f"--out={tmp_path}/report")
+  assert out.returncode == 0 and "| run | fixed | 0.6 |" in (tmp_path / "report.md").read_text(), out.stderr
+
+
+@pytest.mark.slow  # a second training run; overwrite=True itself is tested above in the library
+def test_entry_point_overwrite_flag_trains_afresh(fixed_cli_run):
+  workdir, common = fixed_cli_run
+  out = _python("-m", "train.fixed", "--sparsity=0.8", "--overwrite", *common)
+  assert out.returncode == 0, out.stderr
+  assert [r["sparsity"] for r in _rows(workdir)] == [0.8]
+  assert json.loads((workdir / "config.json").read_text())["sparsity"] == 0.8
+
+
+def test_report_without_a_finished_run_is_one_line_and_exit_2(tmp_path):
+  out = _python("-m", "train.report", f"--out={tmp_path}/report")  # the defaults: README commands' workdirs
+  assert out.returncode == 2, out.stderr
+  lines = out.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: no finished training run in workdirs/vanilla"), lines
+  assert "python -m train.fixed --sparsity=0.6" in lines[0] and not (tmp_path / "report.md").exists()
 
 
 def test_entry_point_flag_precedence():
@@ -332,7 +496,8 @@ def test_entry_point_flag_precedence():
 def test_entry_point_help_lists_the_flags():
   out = _python("-m", "train.fixed", "--help")
   assert out.returncode == 0, out.stderr
-  for flag in ("--sparsity", "--preset", "--workdir", "--config", "--epochs", "--dataset"):
+  for flag in ("--sparsity", "--preset", "--workdir", "--overwrite", "--config", "--epochs", "--dataset"):
     assert flag in out.stdout, (flag, out.stdout)
+  assert "workdirs/fixed_s0.6" in out.stdout  # the default workdir names the sparsity
   out = _python("-m", "train.adversarial", "--help")
   assert out.returncode == 0 and "--method" in out.stdout and "--trades_beta" in out.stdout, out.stdout

@@ -7,6 +7,13 @@ field. The key and common flags are generated from the config: a flag ``--FIELD`
 the help text of ``train.configs.default.FLAG_HELP``, and sets ``config.FIELD``.
 Precedence: preset < ``--config.FIELD`` < the named flags.
 
+The default ``--workdir`` names the procedure, its key settings and a preset other than quick
+(:func:`default_workdir`: ``workdirs/fixed_s0.6``, ``workdirs/iterative_s0.3-0.8``,
+``workdirs/fixed_s0.8_cpu``). A workdir belongs to the config that made it: the same command again resumes
+it, another config is refused unless ``--overwrite``. A user's mistake (a bad flag or value, a missing
+dataset, a workdir of another config) prints one line ``error: ...`` naming the flag on stderr and exits
+with status 2, before the workdir is touched; a bug still shows its traceback.
+
 An entry point defines the flags, adopts them as its own key flags (so that ``--help`` lists them) and runs
 through :func:`parse_flags` (so that ``--help`` exits 0)::
 
@@ -19,8 +26,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 import ml_collections
 from absl import app, flags, logging
@@ -36,6 +45,24 @@ _DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFI
 
 # {flag name: config field} of the named flags defined by define_flags.
 _NAMED: dict[str, str] = {}
+# The config fields (of the quick config defined by define_flags).
+_FIELDS: set[str] = set()
+
+# The default workdir of each entry point, from its key settings (see default_workdir), and its --help.
+_WORKDIR = {
+    "vanilla": lambda c: "vanilla",
+    "fixed": lambda c: f"fixed_s{c.sparsity:g}",
+    "iterative": lambda c: f"iterative_s{c.start_sparsity:g}-{c.end_sparsity:g}",
+    "finetune": lambda c: f"finetune_s{c.sparsity:g}",
+    "adversarial": lambda c: "pgd_at" if c.adversarial == "pgd" else str(c.adversarial),
+}
+_WORKDIR_HELP = {
+    "vanilla": "workdirs/vanilla",
+    "fixed": "workdirs/fixed_s<sparsity>, e.g. workdirs/fixed_s0.6",
+    "iterative": "workdirs/iterative_s<start>-<end>, e.g. workdirs/iterative_s0.3-0.8",
+    "finetune": "workdirs/finetune_s<sparsity>, e.g. workdirs/finetune_s0.6",
+    "adversarial": "workdirs/pgd_at or workdirs/trades",
+}
 
 
 def get_config(name: str, preset: str = "quick") -> ml_collections.ConfigDict:
@@ -43,20 +70,45 @@ def get_config(name: str, preset: str = "quick") -> ml_collections.ConfigDict:
   return importlib.import_module(f"train.configs.{name}").get_config(preset)
 
 
-def define_flags(name: str, key_fields: Sequence[str] = (), *, renamed: dict[str, str] | None = None,
-                 workdir_help: str | None = None) -> None:
-  """Defines ``--preset``, ``--workdir``, the key and common fields as flags, and ``--config``.
+def default_workdir(name: str, config: ml_collections.ConfigDict) -> str:
+  """The workdir of a run without ``--workdir``: the procedure, its key settings, and a preset other than
+  quick, so that runs with other settings do not meet in one folder.
+
+  Examples:
+    >>> from train import _main
+    >>> _main.default_workdir("fixed", _main.get_config("fixed"))
+    'workdirs/fixed_s0.6'
+    >>> _main.default_workdir("iterative", _main.get_config("iterative", "cpu"))
+    'workdirs/iterative_s0.3-0.8_cpu'
+  """
+  suffix = "" if config.preset == "quick" else f"_{config.preset}"
+  return f"workdirs/{_WORKDIR[name](config)}{suffix}"
+
+
+def define_flags(name: str, key_fields: Sequence[str] = (), *,
+                 renamed: dict[str, str] | None = None) -> None:
+  """Defines ``--preset``, ``--workdir``, ``--overwrite``, the key and common fields as flags, and
+  ``--config``.
 
   Args:
     name: the config in ``train/configs/``: vanilla, fixed, iterative, finetune or adversarial.
     key_fields: the procedure's own config fields offered as flags (e.g. ``["sparsity"]``).
     renamed: ``{flag name: config field}`` for key flags named otherwise than their field
       (``{"method": "adversarial"}``).
-    workdir_help: help of ``--workdir`` (default: ``workdirs/<name>``).
   """
   quick = get_config(name, "quick")
+  _FIELDS.update(quick.keys())
   flags.DEFINE_enum("preset", "quick", default.PRESETS, default.PRESET_HELP)
-  flags.DEFINE_string("workdir", None, workdir_help or f"Output folder (default workdirs/{name}).")
+  flags.DEFINE_string(
+      "workdir", None,
+      f"Output folder. Default: {_WORKDIR_HELP[name]}, plus _<preset> for a preset other than quick "
+      "(e.g. _cpu). A workdir belongs to the config that made it: the same command again resumes it, "
+      "another config is refused (see --overwrite).")
+  flags.DEFINE_bool(
+      "overwrite", False,
+      "Delete the run already in --workdir (checkpoints/, config.json, metrics.jsonl, summary.json, "
+      "tensorboard/, eval/) and train afresh; without it a workdir holding a run of another config is "
+      "refused.")
   named = {f: f for f in key_fields} | dict(renamed or {})
   named |= {f: f for f in default.COMMON_FLAGS if f not in named.values()}
   for flag_name, field in named.items():
@@ -74,14 +126,38 @@ def define_flags(name: str, key_fields: Sequence[str] = (), *, renamed: dict[str
   FLAGS["config"].default_as_str = None  # --help lists the fields above rather than the whole quick config
 
 
+def fail(message: str) -> NoReturn:
+  """Prints ``error: <message>`` as one line on stderr and exits with status 2 (a usage error)."""
+  print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
+  sys.exit(2)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parser, except that ``--help`` (``-h``, ``--helpshort``) and ``--helpfull`` exit 0."""
+  """absl's flag parser, except that ``--help`` (``-h``, ``--helpshort``) and ``--helpfull`` exit 0 and a
+  bad flag is one line on stderr and exit status 2."""
   args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
   if any(a in ("--help", "-h", "-?", "--helpshort") for a in args):
     app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
   if "--helpfull" in args:
     app.usage(writeto_stdout=True, exitcode=0)
-  return app.parse_flags_with_usage(argv)  # a bad flag: the usage and the error, exit 1
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    fail(f"{e} (--help lists the flags)")
+
+
+def _flag_message(message: str) -> str:
+  """``message`` with each ``config.FIELD`` named as the flag that sets it: ``--sparsity`` for a named
+  flag, else ``--config.FIELD``."""
+  flag_of = {field: flag for flag, field in _NAMED.items()}
+
+  def sub(m):
+    field = m.group(1)
+    if field not in _FIELDS:
+      return m.group(0)  # e.g. config.json
+    return f"--{flag_of.get(field, 'config.' + field)}"
+
+  return re.sub(r"\bconfig\.([A-Za-z_]\w*)", sub, message)
 
 
 def build_config(name: str) -> ml_collections.ConfigDict:
@@ -100,19 +176,23 @@ def build_config(name: str) -> ml_collections.ConfigDict:
   return config
 
 
-def run(name: str, workdir_fn: Callable[[ml_collections.ConfigDict], str] | None = None) -> dict:
-  """Builds the config, announces the preset, trains, prints the summary.
+def run(name: str) -> dict:
+  """Builds and checks the config, announces the preset, trains, prints the summary.
 
   Args:
     name: the config in ``train/configs/``.
-    workdir_fn: the default workdir of a config (default ``workdirs/<name>``), used without ``--workdir``.
 
   Returns:
     The summary of :func:`iss_jax.training.train_and_evaluate`.
   """
   logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   config = build_config(name)
-  workdir = FLAGS.workdir or (workdir_fn(config) if workdir_fn else f"workdirs/{name}")
+  user_errors = (iss_jax.training.ConfigError, iss_jax.training.DatasetNotFoundError)
+  try:
+    iss_jax.training.validate_config(config)  # before the announcement and any file
+  except user_errors as e:
+    fail(_flag_message(str(e)))
+  workdir = FLAGS.workdir or default_workdir(name, config)
   if config.preset == "quick":
     print("[iss_jax] QUICK configuration (offline CPU demo: shipped 1,000-image CIFAR-10 sample, "
           "ResNet-8, few epochs). The paper's setting is one flag away: --preset=paper "
@@ -120,10 +200,9 @@ def run(name: str, workdir_fn: Callable[[ml_collections.ConfigDict], str] | None
   else:
     print(f"[iss_jax] {config.preset.upper()} configuration.", flush=True)
   try:
-    summary = iss_jax.training.train_and_evaluate(config, workdir)
-  except iss_jax.training.DatasetNotFoundError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    summary = iss_jax.training.train_and_evaluate(config, workdir, overwrite=FLAGS.overwrite)
+  except user_errors as e:
+    fail(_flag_message(str(e)))
   short = {k: v for k, v in summary.items() if k not in ("config", "smoothing")}
   print(json.dumps(short, indent=1), file=sys.stdout, flush=True)
   return summary

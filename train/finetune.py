@@ -2,6 +2,7 @@
 
 Usage: python -m train.finetune --init_checkpoint=workdirs/vanilla --sparsity=0.6 [--preset=quick|cpu|paper]
   [--workdir=...] [--config.FIELD=VALUE]
+Default workdir: workdirs/finetune_s<sparsity> (workdirs/finetune_s0.6), plus _cpu / _paper.
 Commands, runtimes and accuracies of each preset: train/configs/finetune.py.
 """
 

@@ -2,6 +2,7 @@
 
 Usage: python -m train.iterative --start_sparsity=0.3 --end_sparsity=0.8 [--preset=quick|cpu|paper]
   [--workdir=...] [--config.FIELD=VALUE] (e.g. --config.num_levels=6)
+Default workdir: workdirs/iterative_s<start>-<end> (workdirs/iterative_s0.3-0.8), plus _cpu / _paper.
 Commands, runtimes and accuracies of each preset: train/configs/iterative.py.
 """
 

@@ -1,10 +1,12 @@
 """Compares finished training runs: a Markdown/JSON table of clean test accuracy and a PNG of the curves.
 
 Usage:
-  python -m train.report --workdirs=workdirs/vanilla,workdirs/fixed,workdirs/iterative \
-      --out=results/training_cpu
+  python -m train.report    # the runs of the README's commands: workdirs/vanilla, workdirs/fixed_s0.6,
+                            # workdirs/iterative_s0.3-0.8 -> results/training_report.{md,json,png}
+  python -m train.report --workdirs=workdirs/vanilla_cpu,workdirs/fixed_s0.6_cpu --out=results/cpu
 Reads each workdir's ``summary.json`` and ``metrics.jsonl``; writes ``<out>.md``, ``<out>.json`` and
-``<out>.png``.
+``<out>.png``. A workdir without a finished run is one line on stderr (with the command that makes it) and
+exit status 2.
 """
 
 import json
@@ -13,15 +15,33 @@ from pathlib import Path
 from absl import app, flags
 
 import iss_jax
+from train import _main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("workdirs", ["workdirs/vanilla", "workdirs/fixed", "workdirs/iterative"],
-                  "Training workdirs to compare.")
-flags.DEFINE_string("out", "results/training_cpu", "Output path without extension.")
+
+# The default workdirs: those of the README's training commands (train/_main.py:default_workdir).
+_COMMANDS = {
+    "workdirs/vanilla": "python -m train.vanilla",
+    "workdirs/fixed_s0.6": "python -m train.fixed --sparsity=0.6",
+    "workdirs/iterative_s0.3-0.8": "python -m train.iterative --start_sparsity=0.3 --end_sparsity=0.8",
+}
+flags.DEFINE_list("workdirs", list(_COMMANDS), "Training workdirs to compare.")
+flags.DEFINE_string("out", "results/training_report", "Output path without extension.")
+
+
+def _check_finished(workdirs) -> None:
+  missing = [w for w in workdirs if not (Path(w) / "summary.json").exists()]
+  if missing:
+    how = ", ".join(dict.fromkeys(f"`{_COMMANDS.get(w, 'python -m train.<procedure> --workdir=' + w)}`"
+                                  for w in missing))
+    _main.fail(f"no finished training run in {', '.join(missing)} (no summary.json); train "
+               f"{'it' if len(missing) == 1 else 'them'} first ({how}) or pass --workdirs=DIR,DIR,... "
+               "with finished runs.")
 
 
 def main(argv):
   del argv
+  _check_finished(FLAGS.workdirs)
   runs = []
   for w in FLAGS.workdirs:
     w = Path(w)
@@ -67,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_main.parse_flags)

@@ -44,7 +44,29 @@ def _check_image_shape(x, name: str, ranks, min_size: int) -> None:
                      f"{tuple(spatial)} from shape {tuple(x.shape)}.")
 
 
-def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2, finite: bool = True) -> Array:
+# Channel counts above this are probably a mistake (a channels-first batch, or grey images read as one).
+MAX_CHANNELS = 4
+# How far outside ``value_range`` a value may lie before it is an error (float rounding of x / 255).
+RANGE_TOLERANCE = 1e-4
+
+
+def _check_layout(x, name: str) -> None:
+  """Rejects a channels-first batch and warns about more than ``MAX_CHANNELS`` channels."""
+  if x.ndim < 3 or x.shape[-1] <= MAX_CHANNELS:
+    return
+  if x.shape[-3] in (1, 3, 4):
+    order = "(N, C, H, W)" if x.ndim == 4 else "(C, H, W)"
+    raise ValueError(f"{name} has shape {tuple(x.shape)}, which looks channels-first {order}; images are "
+                     f"channels-last {_SHAPES[x.ndim]}: use jnp.moveaxis({name}, {x.ndim - 3}, -1).")
+  import warnings
+
+  warnings.warn(f"{name} has shape {tuple(x.shape)}: its last axis is read as {x.shape[-1]} channels "
+                f"{_SHAPES[x.ndim]}. If these are grey images (N, H, W), pass {name}[..., None].",
+                UserWarning, stacklevel=4)
+
+
+def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2, finite: bool = True,
+                value_range: tuple[float, float] | None = None) -> Array:
   """Checks an image argument and returns it as a JAX float array.
 
   Args:
@@ -53,9 +75,13 @@ def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2, finit
     ranks: accepted ranks.
     min_size: smallest accepted height and width.
     finite: also reject NaN/Inf values (eagerly, or when the jitted call runs).
+    value_range: ``(lo, hi)``: also reject values outside it by more than rounding (a forgotten
+      ``/ 255``); None: any values.
 
   Raises:
-    ValueError: wrong rank, too small, non-float dtype, or NaN/Inf values.
+    ValueError: wrong rank, too small, non-float dtype, a channels-first layout (rank 3 or 4, more than
+      4 channels, and 1, 3 or 4 on the axis before the spatial ones), values outside ``value_range``, or
+      NaN/Inf values. More than 4 channels otherwise only warns.
   """
   if not hasattr(x, "dtype"):
     x = np.asarray(x)
@@ -63,9 +89,22 @@ def check_image(x, name: str = "x", *, ranks=(2, 3, 4), min_size: int = 2, finit
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise ValueError(f"{name} must be a float array with values in [0, 1]; got dtype {x.dtype}. "
                      f"Convert with {name}.astype(jnp.float32) / 255 for uint8 images.")
+  _check_layout(x, name)
   x = jnp.asarray(x)
   if finite:
     error_if(jnp.any(~jnp.isfinite(x)), f"{name} contains NaN or Inf values.")
+  if value_range is not None and x.size:
+    lo, hi = value_range
+    tol = RANGE_TOLERANCE * (hi - lo)
+    hint = ("; divide 0..255 images by 255" if hi <= 1 else "") + (
+        ", or pass value_range=None for data that is not an image in [0, 1]" if (lo, hi) == (0, 1) else "")
+    if is_concrete(x):
+      top, bottom = float(jnp.max(x)), float(jnp.min(x))
+      error_if(top > hi + tol or bottom < lo - tol, f"{name} has values in [{bottom:.4g}, {top:.4g}], "
+               f"outside the expected [{lo:g}, {hi:g}]{hint}.")
+    else:
+      error_if((jnp.max(x) > hi + tol) | (jnp.min(x) < lo - tol),
+               f"{name} has values outside the expected [{lo:g}, {hi:g}]{hint}.")
   return x
 
 

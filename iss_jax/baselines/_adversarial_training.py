@@ -164,10 +164,9 @@ def trades_loss(logits_fn: Callable, x, y, *, key, beta=TRADES_BETA, eps=MADRY_E
 
   Examples:
     >>> import jax, jax.numpy as jnp, iss_jax
-    >>> w = jax.random.normal(jax.random.key(0), (4 * 4 * 3, 10))
-    >>> f = lambda x: x.reshape(x.shape[0], -1) @ w
-    >>> x = jax.random.uniform(jax.random.key(1), (2, 4, 4, 3))
-    >>> loss, info = iss_jax.baselines.trades_loss(f, x, jnp.array([0, 1]), key=jax.random.key(2), steps=3)
+    >>> f = lambda x: jnp.stack([x.mean((1, 2, 3)), -x.mean((1, 2, 3))], -1)  # a 2-class toy model
+    >>> x = jnp.full((2, 4, 4, 3), 0.5)
+    >>> loss, info = iss_jax.baselines.trades_loss(f, x, jnp.array([0, 1]), key=jax.random.key(0), steps=3)
     >>> bool(info["robust"] >= 0)
     True
 

@@ -6,6 +6,11 @@ it and whether it is random; :func:`smoothing_defense` makes ISS smoothing one, 
 classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner`.
 """
 
+from iss_jax.robustness._apgd import apgd as apgd
+from iss_jax.robustness._apgd import apgd_checkpoints as apgd_checkpoints
+from iss_jax.robustness._apgd import dlr_loss as dlr_loss
+from iss_jax.robustness._apgd import dlr_loss_targeted as dlr_loss_targeted
+from iss_jax.robustness._apgd import eot_apgd as eot_apgd
 from iss_jax.robustness._attacks import cross_entropy as cross_entropy
 from iss_jax.robustness._attacks import eot as eot
 from iss_jax.robustness._attacks import eot_pgd as eot_pgd
@@ -14,14 +19,17 @@ from iss_jax.robustness._attacks import pgd as pgd
 from iss_jax.robustness._attacks import pgd_maximize as pgd_maximize
 from iss_jax.robustness._corruptions import AVAILABLE_CORRUPTIONS as AVAILABLE_CORRUPTIONS
 from iss_jax.robustness._corruptions import CORRUPTIONS as CORRUPTIONS
+from iss_jax.robustness._corruptions import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
 from iss_jax.robustness._corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
 from iss_jax.robustness._corruptions import corrupt as corrupt
+from iss_jax.robustness._corruptions import frost_texture_dir as frost_texture_dir
 from iss_jax.robustness._corruptions import load_cifar10c as load_cifar10c
 from iss_jax.robustness._corruptions import load_tfds_cifar10c as load_tfds_cifar10c
 from iss_jax.robustness._defenses import Defense as Defense
 from iss_jax.robustness._defenses import custom_defense as custom_defense
 from iss_jax.robustness._defenses import no_defense as no_defense
 from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
+from iss_jax.robustness._evaluation import ATTACKS as ATTACKS
 from iss_jax.robustness._evaluation import adversarial_sanity_checks as adversarial_sanity_checks
 from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
 from iss_jax.robustness._evaluation import evaluate_adversarial as evaluate_adversarial
@@ -32,6 +40,7 @@ from iss_jax.robustness._evaluation import evaluate_low_resolution as evaluate_l
 from iss_jax.robustness._evaluation import low_resolution as low_resolution
 from iss_jax.robustness._evaluation import nearest_upsample as nearest_upsample
 from iss_jax.robustness._evaluation import nonzero_edge_fraction as nonzero_edge_fraction
+from iss_jax.robustness._evaluation import wilson_interval as wilson_interval
 from iss_jax.robustness._frequency import centred_spectrum as centred_spectrum
 from iss_jax.robustness._frequency import evaluate_frequency as evaluate_frequency
 from iss_jax.robustness._frequency import first_conv_kernel as first_conv_kernel
@@ -41,25 +50,43 @@ from iss_jax.robustness._frequency import high_frequency_energy as high_frequenc
 from iss_jax.robustness._frequency import kernel_spectra as kernel_spectra
 from iss_jax.robustness._frequency import kernel_tv as kernel_tv
 from iss_jax.robustness._frequency import radial_mask as radial_mask
+from iss_jax.robustness._minimal import cw as cw
+from iss_jax.robustness._minimal import cw_loss as cw_loss
+from iss_jax.robustness._minimal import deepfool as deepfool
+from iss_jax.robustness._minimal import eot_cw as eot_cw
 from iss_jax.robustness._reporting import device_description as device_description
 from iss_jax.robustness._reporting import markdown_table as markdown_table
 from iss_jax.robustness._reporting import write_report as write_report
 from iss_jax.robustness._runner import Runner as Runner
 from iss_jax.robustness._saliency import grad_cam as grad_cam
+from iss_jax.robustness._square import random_square as random_square
+from iss_jax.robustness._square import square as square
+from iss_jax.robustness._square import square_p_schedule as square_p_schedule
 
 __all__ = (
+    "ATTACKS",
     "AVAILABLE_CORRUPTIONS",
     "CORRUPTIONS",
+    "EXTRA_CORRUPTIONS",
     "PAPER_CORRUPTIONS",
     "Defense",
     "Runner",
     "adversarial_sanity_checks",
+    "apgd",
+    "apgd_checkpoints",
     "centred_spectrum",
     "corrupt",
     "cross_entropy",
     "custom_defense",
+    "cw",
+    "cw_loss",
+    "deepfool",
     "device_description",
+    "dlr_loss",
+    "dlr_loss_targeted",
     "eot",
+    "eot_apgd",
+    "eot_cw",
     "eot_pgd",
     "evaluate_accuracy",
     "evaluate_adversarial",
@@ -72,6 +99,7 @@ __all__ = (
     "first_conv_kernel",
     "fourier_difference",
     "frequency_split",
+    "frost_texture_dir",
     "grad_cam",
     "high_frequency_energy",
     "kernel_spectra",
@@ -86,6 +114,10 @@ __all__ = (
     "pgd",
     "pgd_maximize",
     "radial_mask",
+    "random_square",
     "smoothing_defense",
+    "square",
+    "square_p_schedule",
+    "wilson_interval",
     "write_report",
 )

@@ -98,5 +98,8 @@ def smoothing_defense(sparsity: float, **smooth_kwargs) -> Defense:
   if not 0.0 <= s <= 1.0:
     raise ValueError(f"smoothing sparsity must be in [0, 1]; got {sparsity}.")
   kw = dict(smooth_kwargs)
+  # The evaluations hand the defense [0, 1] images (iss_jax.as_float_images) or parts of them that may leave
+  # [0, 1] (frequency components), which it smooths as they are.
+  kw.setdefault("value_range", None)
   gradient = "exact" if kw.get("gradient") == "unrolled" else "bpda"
   return custom_defense(f"smooth@{s:g}", lambda x, key: smooth(x, s, **kw), gradient=gradient)

@@ -17,14 +17,21 @@ from tqdm.auto import tqdm
 from iss_jax._src.checks import as_float_images, check_image, check_labels
 from iss_jax._src.lbi import num_edges, tv_grad
 from iss_jax._src.metrics import psnr
+from iss_jax.robustness import _apgd as apgd_lib
 from iss_jax.robustness import _attacks as attacks
 from iss_jax.robustness import _corruptions as corruptions
+from iss_jax.robustness import _minimal as minimal
+from iss_jax.robustness import _square as square_lib
 from iss_jax.robustness._defenses import Defense, no_defense, smoothing_defense
 from iss_jax.robustness._runner import Runner
 
 Array = jax.Array
 NONE = "none"
-ATTACKS = ("fgsm", "pgd")
+ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "cw", "deepfool", "autoattack")
+DEFAULT_ATTACKS = ("fgsm", "pgd")
+APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted"}
+AUTOATTACK = ("apgd-ce", "apgd-t", "square")  # the per-example worst case reported as "autoattack"
+SQUARE_QUERIES = 1000
 PROTOCOLS = ("transfer", "adaptive")
 
 
@@ -55,33 +62,93 @@ def evaluate_accuracy(apply_fn, x, y, *, defense: Defense | None = None, batch_s
 # Adversarial
 
 
-def _attack_fn(name: str, steps: int, step_size_factor: float, restarts: int, random_start: bool):
+def _attack_fn(name: str, steps: int, step_size_factor: float, restarts: int, random_start: bool,
+               square_queries: int = SQUARE_QUERIES):
   """``attack(model, x, y, eps, key) -> x_adv`` for a deterministic ``model(x) -> logits``."""
+  random = _eot_attack_fn(name, steps, step_size_factor, 1, random_start, square_queries, restarts)
+
   def fn(model, xb, yb, eps, key):
     if name == "fgsm":
       return attacks.fgsm(model, xb, yb, eps=eps)
-    return attacks.pgd(model, xb, yb, eps=eps, step_size=step_size_factor * eps / steps, steps=steps,
-                       key=key, random_start=random_start, restarts=restarts)
+    if name == "pgd":
+      return attacks.pgd(model, xb, yb, eps=eps, step_size=step_size_factor * eps / steps, steps=steps,
+                         key=key, random_start=random_start, restarts=restarts)
+    return random(lambda z, _: model(z), xb, yb, eps, key)
   return fn
 
 
-def _eot_attack_fn(name: str, steps: int, step_size_factor: float, samples: int, random_start: bool):
-  """The same attack for a random ``logits(x, key)``: EOT over ``samples`` draws per gradient step."""
+def _eot_attack_fn(name: str, steps: int, step_size_factor: float, samples: int, random_start: bool,
+                   square_queries: int = SQUARE_QUERIES, restarts: int = 1):
+  """The same attack for a random ``logits(x, key)``: EOT over ``samples`` draws per gradient step.
+
+  APGD and CW average the loss gradient over ``samples`` fresh draws per iteration; Square sees one draw
+  per query (it only compares scores); DeepFool attacks the logits averaged over ``samples`` fixed draws;
+  ``autoattack`` keeps per example the first of APGD-CE, APGD-T and Square that fools the model (judged
+  on the logits averaged over ``samples`` draws).
+  """
+  def member(member_name, logits, xb, yb, eps, key):
+    if member_name in APGD_LOSSES:
+      return apgd_lib.eot_apgd(logits, xb, yb, eps=eps, key=key, steps=steps, loss=APGD_LOSSES[member_name],
+                               restarts=restarts, samples=samples)
+    if member_name == "square":
+      return square_lib.random_square(logits, xb, yb, eps=eps, key=key, queries=square_queries)
+    raise AssertionError(member_name)
+
   def fn(logits, xb, yb, eps, key):
     if name == "fgsm":
       return attacks.eot_pgd(logits, xb, yb, key=key, eps=eps, step_size=eps, steps=1, samples=samples,
                              random_start=False)
-    return attacks.eot_pgd(logits, xb, yb, key=key, eps=eps, step_size=step_size_factor * eps / steps,
-                           steps=steps, samples=samples, random_start=random_start)
+    if name == "pgd":
+      return attacks.eot_pgd(logits, xb, yb, key=key, eps=eps, step_size=step_size_factor * eps / steps,
+                             steps=steps, samples=samples, random_start=random_start)
+    if name == "cw":
+      return minimal.eot_cw(logits, xb, yb, eps=eps, step_size=step_size_factor * eps / steps, steps=steps,
+                            key=key, random_start=random_start, restarts=restarts, samples=samples)
+    averaged = lambda z, k=key: attacks.eot(logits, samples)(z, k)
+    if name == "deepfool":
+      return minimal.deepfool_linf(averaged, xb, yb, eps=eps)
+    if name == "autoattack":
+      best, fooled = xb, jnp.zeros(xb.shape[0], bool)
+      for i, m in enumerate(AUTOATTACK):
+        x_m = member(m, logits, xb, yb, eps, jax.random.fold_in(key, i))
+        ok = jnp.argmax(averaged(x_m, jax.random.fold_in(key, 100 + i)), -1) != yb
+        best = jnp.where((ok & ~fooled)[:, None, None, None], x_m, best)
+        fooled = fooled | ok
+      return best
+    return member(name, logits, xb, yb, eps, key)
   return fn
 
 
+def _deepfool_norms_fn(samples: int):
+  """``(logits, x, key) -> (N, 3)``: DeepFool's minimal L-inf and L2 norms and whether both succeeded."""
+  def fn(logits, xb, key):
+    averaged = lambda z: attacks.eot(logits, samples)(z, key)
+    x_inf, ok_inf = minimal.deepfool(averaged, xb, norm="linf")
+    x_2, ok_2 = minimal.deepfool(averaged, xb, norm="l2")
+    d_inf = jnp.where(ok_inf, jnp.max(jnp.abs(x_inf - xb), axis=(1, 2, 3)), jnp.inf)
+    d_2 = jnp.where(ok_2, jnp.sqrt(jnp.sum((x_2 - xb) ** 2, axis=(1, 2, 3))), jnp.inf)
+    return jnp.stack([d_inf, d_2, (ok_inf & ok_2).astype(jnp.float32)], axis=-1)
+  return fn
+
+
+def _median_norms(run: Runner, defense: Defense, x, y, clean_correct, samples: int, key) -> dict:
+  """DeepFool's median minimal L-inf / L2 norms over the images ``defense`` classifies correctly."""
+  logits = run.logits_fn(defense)
+  fn = jax.jit(lambda xb, k: _deepfool_norms_fn(samples if defense.random else 1)(logits, xb, k))
+  out = run.map(fn, x, key=key)[np.asarray(clean_correct, bool)]
+  if len(out) == 0:
+    return {"median_linf": None, "median_l2": None, "num_images": 0, "success_rate": None}
+  finite = lambda v: float(v) if np.isfinite(v) else None  # None: DeepFool failed on most images
+  return {"median_linf": finite(np.median(out[:, 0])), "median_l2": finite(np.median(out[:, 1])),
+          "num_images": int(len(out)), "success_rate": float(np.mean(out[:, 2]))}
+
+
 def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: Sequence[float],
-                         defenses: Sequence[Defense] = (), attacks_: Sequence[str] = ATTACKS,
+                         defenses: Sequence[Defense] = (), attacks_: Sequence[str] = DEFAULT_ATTACKS,
                          steps: int = 10, step_size_factor: float = 2.5, restarts: int = 1,
                          random_start: bool = True, protocols: Sequence[str] = PROTOCOLS,
                          eot_samples: int = 4, batch_size: int = 100, seed: int = 0,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, square_queries: int = SQUARE_QUERIES) -> dict:
   """Accuracy under FGSM/PGD at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -99,8 +166,12 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     y: ``(N,)`` integer labels.
     eps_grid: L-infinity radii in ``[0, 1]`` pixel space (e.g. ``[2/255, 4/255, 8/255]``).
     defenses: the defended models to evaluate besides the bare one.
-    attacks_: subset of ``("fgsm", "pgd")``.
-    steps: PGD iterations.
+    attacks_: subset of :data:`ATTACKS`: ``"fgsm"``, ``"pgd"``, ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``
+      (targeted DLR, 9 targets), ``"square"`` (score-based, no gradient), ``"cw"`` (PGD on the CW
+      margin), ``"deepfool"`` (minimal L-inf perturbation clipped to the ``eps`` ball; the median minimal
+      norms go to ``result["deepfool"]``) and ``"autoattack"`` (per example the worst of APGD-CE, APGD-T
+      and Square).
+    steps: PGD iterations (also APGD's and CW's).
     step_size_factor: PGD step ``= step_size_factor * eps / steps`` (Madry et al. use 2.5).
     restarts: PGD random restarts (deterministic models).
     random_start: PGD random start.
@@ -109,6 +180,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     batch_size: images per jitted batch.
     seed: PRNG seed (random starts, random defenses).
     progress: show a tqdm bar.
+    square_queries: Square's query budget per image.
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
@@ -133,8 +205,10 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       raise ValueError(f"protocols must be among {PROTOCOLS}; got {p!r}.")
   everyone = with_bare(defenses)
   run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
-  plain = {a: _attack_fn(a, steps, step_size_factor, restarts, random_start) for a in attacks_}
-  eot = {a: _eot_attack_fn(a, steps, step_size_factor, eot_samples, random_start) for a in attacks_}
+  plain = {a: _attack_fn(a, steps, step_size_factor, restarts, random_start, square_queries)
+           for a in attacks_}
+  eot = {a: _eot_attack_fn(a, steps, step_size_factor, eot_samples, random_start, square_queries, restarts)
+         for a in attacks_}
 
   def jitted(attack_name, defense):
     """The adaptive attack on ``defense`` (on the bare model for ``none``): ``(x, y, eps, key)``."""
@@ -146,6 +220,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   adaptive = [d for d in everyone[1:] if "adaptive" in protocols]
   compiled = {(a, d.name): jitted(a, d) for a in attacks_ for d in everyone[:1] + adaptive}
   correct = {}  # (attack, eps, defense, protocol) -> bool (N,)
+  deepfool_norms = {}  # defense -> DeepFool's median minimal norms
   clean = {d.name: run.correct(x, y, d, key=run.key_for(0, di)) for di, d in enumerate(everyone)}
   bar = tqdm(total=len(eps_grid) * len(attacks_) * (1 + len(adaptive)), desc="adversarial",
              disable=not progress)
@@ -159,6 +234,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
         bar.update(1)
         return x_adv
 
+      if a == "deepfool" and ei == 0:  # the minimal perturbation does not depend on eps: once per model
+        for di, d in enumerate(everyone[:1] + adaptive):
+          deepfool_norms[d.name] = _median_norms(run, d, x, y, clean[d.name], eot_samples, run.key_for(4, di))
       x_bare = adversarial(everyone[0], 0)
       correct[(a, eps, NONE, NONE)] = run.correct(x_bare, y)
       for di, d in enumerate(everyone[1:], start=1):
@@ -172,8 +250,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                                                   & correct[(a, eps, d.name, "transfer")])
   bar.close()
 
-  rows = [{"attack": a, "eps": e, "defense": d, "protocol": p, "accuracy": float(np.mean(c))}
-          for (a, e, d, p), c in correct.items()]
+  rows = [{"attack": a, "eps": e, "defense": d, "protocol": p, "accuracy": float(np.mean(c)),
+           "interval95": wilson_interval(float(np.mean(c)), len(x))} for (a, e, d, p), c in correct.items()]
   result = {
       "clean": {name: float(np.mean(c)) for name, c in clean.items()},
       "rows": rows,
@@ -185,9 +263,33 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                    "protocols": list(protocols), "seed": seed, "norm": "Linf, [0, 1] pixel space",
                    "eot": f"{eot_samples} draws per gradient step against random defenses"},
   }
+  if deepfool_norms:
+    result["deepfool"] = deepfool_norms
+    result["settings"]["deepfool"] = ("L-inf DeepFool (10 classes, overshoot 0.02, 50 iterations) clipped "
+                                      "to the eps ball; median minimal L-inf / L2 norms over correctly "
+                                      "classified images (a failure counts as infinite)")
+  if any(a in APGD_LOSSES or a in ("square", "autoattack") for a in attacks_):
+    result["settings"]["apgd"] = f"{steps} steps, {restarts} restart(s), 9 targets (apgd-t), rho 0.75"
+    result["settings"]["square_queries"] = square_queries
   result["checks"] = adversarial_sanity_checks(result)
   result["violations"] = sum(not c["ok"] for c in result["checks"])
   return result
+
+
+def wilson_interval(accuracy: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+  """The Wilson score interval of an accuracy measured on ``n`` images (95% for the default ``z``).
+
+  Examples:
+    >>> from iss_jax.robustness import wilson_interval
+    >>> [round(v, 3) for v in wilson_interval(0.5, 100)]
+    [0.404, 0.596]
+  """
+  if n <= 0:
+    return 0.0, 1.0
+  p = min(max(float(accuracy), 0.0), 1.0)
+  centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+  half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+  return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
 
 
 def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[dict]:
@@ -196,42 +298,63 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
   Checks: (1) PGD accuracy on the bare model at the largest ``eps`` is at most ``zero_tol`` when that
   ``eps >= 16/255`` (an attack that cannot break an undefended model at large ``eps`` is broken); (2) accuracy
   never increases with ``eps``; (3) PGD is never weaker than FGSM; (4) the adaptive attack is never weaker
-  than the non-adaptive (transfer) one.
+  than the non-adaptive (transfer) one; (5) APGD-CE is never weaker than PGD (same budget); (6) the
+  ``autoattack`` worst case is never weaker than any of its members that were also run. Accuracies are
+  measured on ``n`` images, so each comparison allows for sampling noise: a check fails only where the 95%
+  Wilson intervals (:func:`wilson_interval`) of the two accuracies do not overlap (for (1): where the
+  interval lies above ``zero_tol``).
 
   Args:
     result: the dict returned by :func:`evaluate_adversarial`.
     zero_tol: accuracy counted as "~0".
 
   Returns:
-    A list of ``{"check": str, "ok": bool, "detail": str}``.
+    A list of ``{"check": str, "ok": bool, "detail": str, "rows": [[attack, eps, defense, protocol]]}``
+    (``rows``: the table entries a failure points at).
   """
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in result["rows"]}
-  n = max(result.get("num_examples", 1), 1)
-  tol = 0.5 / n  # strictly-worse by at least one example
+  n = int(result.get("num_examples", 0))
+  ci = lambda v: wilson_interval(v, n)
+  above = lambda v, ref: ci(v)[0] > ci(ref)[1]  # v is higher than ref beyond sampling noise
+  show = lambda v: f"{v:.2%} [{ci(v)[0]:.1%}, {ci(v)[1]:.1%}]"
   checks = []
   eps_grid = sorted({k[1] for k in acc})
   if "pgd" in {k[0] for k in acc} and eps_grid and eps_grid[-1] >= 16 / 255 - 1e-9:
     a = acc[("pgd", eps_grid[-1], NONE, "none")]
-    checks.append({"check": "PGD drives the bare model to ~0 at the largest eps", "ok": a <= zero_tol,
-                   "detail": f"accuracy {a:.2%} at eps={eps_grid[-1] * 255:.3g}/255"})
+    checks.append({"check": "PGD drives the bare model to ~0 at the largest eps", "ok": ci(a)[0] <= zero_tol,
+                   "detail": f"accuracy {show(a)} at eps={eps_grid[-1] * 255:.3g}/255",
+                   "rows": [["pgd", eps_grid[-1], NONE, "none"]]})
   groups = {}
   for (a, e, d, p), v in acc.items():
     groups.setdefault((a, d, p), []).append((e, v))
   for (a, d, p), pts in sorted(groups.items()):
     pts.sort()
-    bad = [f"{e1 * 255:.3g}->{e2 * 255:.3g}/255: {v1:.2%}->{v2:.2%}"
-           for (e1, v1), (e2, v2) in zip(pts[:-1], pts[1:], strict=True) if v2 > v1 + tol]
-    checks.append({"check": f"accuracy non-increasing in eps ({a}, {d}, {p})", "ok": not bad,
-                   "detail": "; ".join(bad) or "ok"})
+    pairs = [(e1, v1, e2, v2) for (e1, v1), (e2, v2) in zip(pts[:-1], pts[1:], strict=True) if above(v2, v1)]
+    checks.append({"check": f"accuracy non-increasing in eps ({a}, {d}, {p})", "ok": not pairs,
+                   "detail": "; ".join(f"{e1 * 255:.3g}->{e2 * 255:.3g}/255: {show(v1)} -> {show(v2)}"
+                                       for e1, v1, e2, v2 in pairs) or "ok",
+                   "rows": [[a, e2, d, p] for _, _, e2, _ in pairs]})
   for (a, e, d, p), v in sorted(acc.items()):
     if a == "pgd" and ("fgsm", e, d, p) in acc:
       f = acc[("fgsm", e, d, p)]
-      checks.append({"check": f"PGD <= FGSM (eps={e * 255:.3g}/255, {d}, {p})", "ok": v <= f + tol,
-                     "detail": f"PGD {v:.2%} vs FGSM {f:.2%}"})
+      checks.append({"check": f"PGD <= FGSM (eps={e * 255:.3g}/255, {d}, {p})", "ok": not above(v, f),
+                     "detail": f"PGD {show(v)} vs FGSM {show(f)}", "rows": [["pgd", e, d, p]]})
+    if a == "apgd-ce" and ("pgd", e, d, p) in acc:
+      g = acc[("pgd", e, d, p)]
+      checks.append({"check": f"APGD-CE <= PGD (eps={e * 255:.3g}/255, {d}, {p})", "ok": not above(v, g),
+                     "detail": f"APGD-CE {show(v)} vs PGD {show(g)}", "rows": [["apgd-ce", e, d, p]]})
+    if a == "autoattack":
+      for m in AUTOATTACK:
+        if (m, e, d, p) in acc:
+          g = acc[(m, e, d, p)]
+          checks.append({"check": f"autoattack <= {m} (eps={e * 255:.3g}/255, {d}, {p})",
+                         "ok": not above(v, g), "detail": f"autoattack {show(v)} vs {m} {show(g)}",
+                         "rows": [["autoattack", e, d, p]]})
     if p == "adaptive" and (a, e, d, "transfer") in acc:
       t = acc[(a, e, d, "transfer")]
       checks.append({"check": f"adaptive <= transfer ({a}, eps={e * 255:.3g}/255, {d})",
-                     "ok": v <= t + tol, "detail": f"adaptive {v:.2%} vs transfer {t:.2%}"})
+                     "ok": not above(v, t), "detail": f"adaptive {show(v)} vs transfer {show(t)}",
+                     "rows": [[a, e, d, "adaptive"]]})
   return checks
 
 
@@ -242,8 +365,8 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
 def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.PAPER_CORRUPTIONS,
                          severities: Sequence[int] = (1, 2, 3, 4, 5), defenses: Sequence[Defense] = (),
                          source: str = "generate", seed: int = 0, cifar10c_dir: str | None = None,
-                         indices=None, tfds_data_dir: str | None = None, batch_size: int = 100,
-                         progress: bool = True) -> dict:
+                         indices=None, tfds_data_dir: str | None = None, frost_dir: str | None = None,
+                         batch_size: int = 100, progress: bool = True) -> dict:
   """Accuracy on CIFAR-10-C corruptions per type and severity, bare and behind each defense.
 
   Args:
@@ -260,6 +383,8 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
     cifar10c_dir: folder of the official ``.npy`` files (``source="npy"``).
     indices: official test indices of ``x`` (``source="npy"``); ``arange(N)`` when None.
     tfds_data_dir: TFDS data dir (``source="tfds"``).
+    frost_dir: folder of the official frost photographs for ``"frost"`` (see
+      :func:`iss_jax.robustness.frost_texture_dir`).
     batch_size: images per jitted batch.
     progress: show a tqdm bar.
 
@@ -283,6 +408,8 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
       if nme not in corruptions.AVAILABLE_CORRUPTIONS:
         raise ValueError(f"corruption {nme!r} not available offline; choose from "
                          f"{corruptions.AVAILABLE_CORRUPTIONS}.")
+  if source == "generate" and "frost" in names:
+    corruptions.frost_texture_dir(frost_dir)  # no photographs: say so before anything runs
   if source == "npy" and cifar10c_dir is None:
     raise ValueError("source='npy' needs cifar10c_dir (the folder with the official CIFAR-10-C .npy files).")
   run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
@@ -295,7 +422,7 @@ def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = corruptions.P
     for sev in severities:
       if source == "generate":
         xc, yc = corruptions.corrupt(x if x.dtype == np.uint8 else np.uint8(x * 255 + 0.5), nme,
-                                     int(sev), seed=seed), y
+                                     int(sev), seed=seed, frost_dir=frost_dir), y
       elif source == "npy":
         idx = np.arange(len(x)) if indices is None else np.asarray(indices)
         xc, yc = corruptions.load_cifar10c(cifar10c_dir, nme, int(sev), idx)

@@ -21,9 +21,29 @@ Array = jax.Array
 
 
 def radial_mask(height: int, width: int, radius: float) -> np.ndarray:
-  """Boolean ``(H, W)`` disc ``dist <= radius`` around the centred zero frequency ``(H // 2, W // 2)``."""
+  """Boolean ``(H, W)`` low-frequency disc of the centred spectrum: ``dist < radius``, radius excluded.
+
+  ``dist`` is the Euclidean distance of a (``fftshift``-ed) frequency sample to the zero frequency at
+  ``(H // 2, W // 2)``. This is the convention of Wang et al.'s reference helper ``mask_radial``
+  (github.com/HaohanWang/HFC, ``utility/frequencyHelper.py``): ``sqrt((i - n/2)**2 + (j - n/2)**2) < r``,
+  centre ``n / 2``. Frequencies exactly at distance ``radius`` belong to the high part (with ``<=`` there
+  would be 4 more low frequencies at ``r = 4``: ``(+-4, 0)`` and ``(0, +-4)``), and ``radius = 0`` keeps
+  nothing, not even the zero frequency.
+
+  Note: the reference is Python 2 code written for square images: its centre ``rows / 2`` is
+  ``rows // 2`` (integer division) on both axes. We centre each axis at its own ``n // 2``; for square
+  images this is the reference mask at every size (and its Python 3 reading at even sizes such as 32).
+
+  Args:
+    height: ``H``.
+    width: ``W``.
+    radius: cut-off ``r`` in frequency samples.
+
+  Returns:
+    ``(H, W)`` bool, True on the low frequencies.
+  """
   yy, xx = np.meshgrid(np.arange(height) - height // 2, np.arange(width) - width // 2, indexing="ij")
-  return (yy**2 + xx**2) <= radius**2
+  return np.sqrt(yy**2 + xx**2) < radius
 
 
 def frequency_split(x, radius: float) -> tuple[Array, Array]:

@@ -28,15 +28,24 @@ from iss_jax.training._models import resnet50 as resnet50
 from iss_jax.training._models import resnet_small as resnet_small
 from iss_jax.training._smooth_cache import smooth_dataset as smooth_dataset
 from iss_jax.training._train import PROCEDURES as PROCEDURES
+from iss_jax.training._train import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
+from iss_jax.training._train import ConfigError as ConfigError
 from iss_jax.training._train import TrainState as TrainState
+from iss_jax.training._train import WorkdirConfigMismatchError as WorkdirConfigMismatchError
+from iss_jax.training._train import check_workdir as check_workdir
 from iss_jax.training._train import sparsity_schedule as sparsity_schedule
 from iss_jax.training._train import train_and_evaluate as train_and_evaluate
+from iss_jax.training._train import validate_config as validate_config
 
 __all__ = (
     "PROCEDURES",
+    "RESULT_INDEPENDENT_FIELDS",
+    "ConfigError",
     "DatasetNotFoundError",
     "ResNet",
     "TrainState",
+    "WorkdirConfigMismatchError",
+    "check_workdir",
     "count_params",
     "create_model",
     "load_classifier",
@@ -50,4 +59,5 @@ __all__ = (
     "smooth_dataset",
     "sparsity_schedule",
     "train_and_evaluate",
+    "validate_config",
 )

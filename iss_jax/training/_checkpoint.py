@@ -32,7 +32,7 @@ def load_variables(workdir: str | os.PathLike, step: int | None = None
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
-    >>> model, variables, config = iss_jax.training.load_variables("workdirs/fixed06")  # doctest: +SKIP
+    >>> model, variables, config = iss_jax.training.load_variables("workdirs/fixed_s0.6")  # doctest: +SKIP
   """
   workdir = Path(workdir)
   cfg_path = workdir / "config.json"

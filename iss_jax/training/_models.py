@@ -21,50 +21,48 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 ModuleDef = Any
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
+class _ResidualBlock(nn.Module):
+  """The fields of a residual block and its shortcut: the identity, or a strided 1x1 projection."""
 
   filters: int
   strides: int
   conv: ModuleDef
   norm: ModuleDef
-  expansion = 1
 
-  @nn.compact
-  def __call__(self, x):
+  def _add_shortcut(self, x, y):
     residual = x
-    y = self.conv(self.filters, (3, 3), (self.strides, self.strides), name="conv1")(x)
-    y = nn.relu(self.norm(name="bn1")(y))
-    y = self.conv(self.filters, (3, 3), name="conv2")(y)
-    y = self.norm(name="bn2")(y)
     if residual.shape != y.shape:
-      residual = self.conv(self.filters, (1, 1), (self.strides, self.strides), name="proj_conv")(x)
+      residual = self.conv(y.shape[-1], (1, 1), (self.strides, self.strides), name="proj_conv")(x)
       residual = self.norm(name="proj_bn")(residual)
     return nn.relu(residual + y)
 
 
-class BottleneckBlock(nn.Module):
+class BasicBlock(_ResidualBlock):
+  """Two 3x3 convolutions with a residual connection (ResNet-18/34)."""
+
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x):
+    y = self.conv(self.filters, (3, 3), (self.strides, self.strides), name="conv1")(x)
+    y = nn.relu(self.norm(name="bn1")(y))
+    y = self.conv(self.filters, (3, 3), name="conv2")(y)
+    return self._add_shortcut(x, self.norm(name="bn2")(y))
+
+
+class BottleneckBlock(_ResidualBlock):
   """1x1 - 3x3 - 1x1 bottleneck with 4x expansion (ResNet-50), stride on the 3x3 (torchvision v1.5)."""
 
-  filters: int
-  strides: int
-  conv: ModuleDef
-  norm: ModuleDef
   expansion = 4
 
   @nn.compact
   def __call__(self, x):
-    residual = x
     y = self.conv(self.filters, (1, 1), name="conv1")(x)
     y = nn.relu(self.norm(name="bn1")(y))
     y = self.conv(self.filters, (3, 3), (self.strides, self.strides), name="conv2")(y)
     y = nn.relu(self.norm(name="bn2")(y))
     y = self.conv(self.filters * 4, (1, 1), name="conv3")(y)
-    y = self.norm(name="bn3")(y)
-    if residual.shape != y.shape:
-      residual = self.conv(self.filters * 4, (1, 1), (self.strides, self.strides), name="proj_conv")(x)
-      residual = self.norm(name="proj_bn")(residual)
-    return nn.relu(residual + y)
+    return self._add_shortcut(x, self.norm(name="bn3")(y))
 
 
 class ResNet(nn.Module):

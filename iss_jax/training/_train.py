@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import numbers
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +40,8 @@ from tqdm.auto import tqdm
 from iss_jax._src.io import atomic_write
 from iss_jax.baselines._adversarial_training import pgd_at_loss, trades_loss
 from iss_jax.baselines._regularizers import smooth_kernel_penalty
-from iss_jax.training._data import load_dataset, num_classes_of
-from iss_jax.training._models import count_params, create_model
+from iss_jax.training._data import NUM_CLASSES, load_dataset, num_classes_of
+from iss_jax.training._models import MODELS, count_params, create_model
 from iss_jax.training._smooth_cache import smooth_dataset
 
 PROCEDURES = ("vanilla", "fixed", "iterative", "finetune")
@@ -48,6 +51,28 @@ class TrainState(train_state.TrainState):
   """Flax ``TrainState`` plus the BatchNorm running statistics."""
 
   batch_stats: Any = None
+
+
+class ConfigError(ValueError):
+  """A training config, its data or its workdir cannot be used as given: a user's mistake, not a bug.
+
+  Raised before the workdir is touched. The message is one sentence that names each offending field as
+  ``config.FIELD`` (the ``python -m train.<procedure>`` entry points print it with the flag that sets the
+  field, e.g. ``--sparsity``) and what is allowed.
+  """
+
+
+class WorkdirConfigMismatchError(ConfigError):
+  """The workdir holds a run made with another config: resuming it would mix two runs.
+
+  Attributes:
+    differences: ``{field: (value in the workdir's config.json, value now)}`` of the fields that change
+      the result (see ``RESULT_INDEPENDENT_FIELDS``).
+  """
+
+  def __init__(self, message: str, differences: dict[str, tuple[Any, Any]] | None = None):
+    super().__init__(message)
+    self.differences = dict(differences or {})
 
 
 # Every field train_and_evaluate reads. The values (the paper's defaults and the quick / cpu / paper
@@ -66,26 +91,159 @@ CONFIG_FIELDS = (
     "distributed",
 )
 
+# Fields that do not change what a run computes (its checkpoints and metrics), so a workdir may be resumed
+# with other values: a label (preset), where files are (data_dir: a moved data folder still holds the
+# same data; cache_dir and smooth_batch_size: the cache is keyed on the data and solver settings), how
+# progress is shown and checkpoints are kept, a simulated kill, the multi-host switch, and the evaluation
+# batch (accuracies are counts of the same per-image predictions; the mean test loss may differ in the
+# last float bits).
+RESULT_INDEPENDENT_FIELDS = frozenset({
+    "preset", "data_dir", "cache_dir", "smooth_batch_size", "eval_batch_size", "checkpoint_every_epochs",
+    "keep_checkpoints", "stop_after_steps", "progress", "tensorboard", "distributed"})
+
+_ADVERSARIAL = ("none", "pgd", "trades")
+
+
+def _unused_fields(config) -> set[str]:
+  """Fields the procedure and loss of ``config`` never read (e.g. ``sparsity`` in a vanilla run)."""
+  procedure, adversarial = config.get("procedure"), config.get("adversarial")
+  used = {"vanilla": set(), "fixed": {"sparsity"}, "finetune": {"sparsity"},
+          "iterative": {"start_sparsity", "end_sparsity", "num_levels"}}.get(procedure, set())
+  unused = {"sparsity", "start_sparsity", "end_sparsity", "num_levels"} - used
+  if not used:
+    unused |= {"kappa", "nu", "step_factor", "maxiter"}
+  if procedure != "finetune":
+    unused.add("init_checkpoint")
+  if adversarial == "none":
+    unused |= {"adv_eps", "adv_step_size", "adv_steps", "trades_beta"}
+  elif adversarial == "pgd":
+    unused.add("trades_beta")
+  return unused
+
+
+def config_differences(stored: dict, config) -> dict[str, tuple[Any, Any]]:
+  """``{field: (stored value, value in config)}`` of the fields that change the result of a run.
+
+  Fields in ``RESULT_INDEPENDENT_FIELDS`` and fields neither procedure reads do not count.
+  """
+  current = json.loads(config.to_json())
+  ignore = RESULT_INDEPENDENT_FIELDS | (_unused_fields(stored) & _unused_fields(current))
+  missing = "(absent)"
+  return {k: (stored.get(k, missing), current.get(k, missing)) for k in CONFIG_FIELDS
+          if k not in ignore and stored.get(k, missing) != current.get(k, missing)}
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+  return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
 
 def validate_config(config) -> None:
-  """Checks that ``config`` has every field of ``CONFIG_FIELDS`` and a known procedure and loss.
+  """Checks every field of a training config: present, of the right kind, in range.
 
   Args:
     config: a ``ConfigDict`` (or mapping) such as ``train/configs/fixed.py:get_config()`` returns.
 
   Raises:
-    ValueError: missing fields (all of them named), an unknown ``procedure`` or ``adversarial``.
+    ConfigError: (a ``ValueError``) missing fields (all of them named), or the first bad value, in one
+      sentence naming ``config.FIELD`` and the allowed values: sparsities in [0, 1] (iterative:
+      start <= end), a known dataset (or ``npz:PATH`` / ``folder:PATH``), model, stem, procedure and
+      adversarial loss, positive epochs and batch sizes, a learning rate >= 0, and so on.
+
+  Examples:
+    >>> import iss_jax  # doctest: +SKIP
+    >>> from train.configs import fixed  # doctest: +SKIP
+    >>> config = fixed.get_config("quick"); config.sparsity = 1.5  # doctest: +SKIP
+    >>> iss_jax.training.validate_config(config)  # doctest: +SKIP
+    ConfigError: config.sparsity must be a number in [0, 1]; got 1.5.
   """
   missing = [k for k in CONFIG_FIELDS if k not in config]
   if missing:
-    raise ValueError(f"the training config lacks the fields {', '.join(missing)}. Configs come from "
-                     "train/configs/<procedure>.py:get_config() in the repository (e.g. "
-                     "`from train.configs import fixed; config = fixed.get_config('quick')`), which set "
-                     "every field.")
-  if config["procedure"] not in PROCEDURES:
-    raise ValueError(f"config.procedure must be one of {PROCEDURES}; got {config['procedure']!r}.")
-  if config["adversarial"] not in ("none", "pgd", "trades"):
-    raise ValueError(f"config.adversarial must be 'none', 'pgd' or 'trades'; got {config['adversarial']!r}.")
+    raise ConfigError(f"the training config lacks the fields {', '.join(missing)}. Configs come from "
+                      "train/configs/<procedure>.py:get_config() in the repository (e.g. "
+                      "`from train.configs import fixed; config = fixed.get_config('quick')`), which set "
+                      "every field.")
+
+  def need(ok, field, allowed):
+    if not ok:
+      raise ConfigError(f"config.{field} must be {allowed}; got {config[field]!r}.")
+
+  def one_of(field, options):
+    need(config[field] in options, field, "one of " + ", ".join(options))
+
+  def integer(field, low, note=""):
+    need(_is_int(config[field]) and config[field] >= low, field, f"an integer >= {low}{note}")
+
+  def number(field, low, high=None, *, open_high=False, open_low=False):
+    v = config[field]
+    ok = _is_real(v) and (v > low if open_low else v >= low)
+    if high is not None:
+      ok = ok and (v < high if open_high else v <= high)
+    lo = f"({low:g}" if open_low else f"[{low:g}"
+    need(ok, field, f"a number in {lo}, {high:g}{')' if open_high else ']'}" if high is not None
+         else f"a number {'>' if open_low else '>='} {low:g}")
+
+  def boolean(field):
+    need(isinstance(config[field], (bool, np.bool_)), field, "true or false")
+
+  def string(field):
+    need(isinstance(config[field], str), field, "a string")
+
+  one_of("procedure", PROCEDURES)
+  string("preset")
+  dataset = config["dataset"]
+  need(isinstance(dataset, str) and (dataset in NUM_CLASSES or (
+      dataset.startswith(("npz:", "folder:")) and dataset.split(":", 1)[1].strip() != "")), "dataset",
+       "one of " + ", ".join(sorted(NUM_CLASSES)) + ", npz:/path/file.npz or folder:/path")
+  string("data_dir")
+  for field in ("image_size", "num_classes", "train_limit", "test_limit", "width"):
+    integer(field, 0, " (0 = " + {"image_size": "native size", "num_classes": "from the dataset",
+                                  "width": "the model's default"}.get(field, "all") + ")")
+  one_of("model", tuple(sorted(MODELS)))
+  one_of("stem", ("cifar", "imagenet"))
+  for field in ("sparsity", "start_sparsity", "end_sparsity"):
+    number(field, 0, 1)
+  if config["procedure"] == "iterative" and config["start_sparsity"] > config["end_sparsity"]:
+    raise ConfigError(f"config.start_sparsity ({config['start_sparsity']:g}) must be <= "
+                      f"config.end_sparsity ({config['end_sparsity']:g}): iterative training goes from "
+                      "coarse (low sparsity) to fine.")
+  integer("num_levels", 1)
+  number("kappa", 0, open_low=True)
+  number("nu", 0, open_low=True)
+  number("step_factor", 0, 2, open_low=True, open_high=True)
+  integer("maxiter", 1)
+  integer("smooth_batch_size", 1)
+  need(isinstance(config["cache_dir"], str) and config["cache_dir"] != "", "cache_dir", "a folder")
+  integer("epochs", 1)
+  integer("batch_size", 1)
+  integer("eval_batch_size", 1)
+  number("learning_rate", 0)
+  number("momentum", 0, 1, open_high=True)
+  boolean("nesterov")
+  number("weight_decay", 0)
+  integer("warmup_epochs", 0)
+  number("label_smoothing", 0, 1, open_high=True)
+  integer("crop_padding", 0, " (0 = no random crop)")
+  boolean("flip")
+  number("smooth_kernel_weight", 0)
+  one_of("adversarial", _ADVERSARIAL)
+  number("adv_eps", 0)
+  number("adv_step_size", 0)
+  integer("adv_steps", 1)
+  number("trades_beta", 0)
+  string("init_checkpoint")
+  if config["procedure"] == "finetune":
+    need(config["init_checkpoint"] != "", "init_checkpoint",
+         "the workdir of a trained model for procedure 'finetune'")
+  integer("seed", 0)
+  integer("checkpoint_every_epochs", 1)
+  integer("keep_checkpoints", 1)
+  need(_is_int(config["stop_after_steps"]), "stop_after_steps", "an integer (<= 0 = never)")
+  for field in ("progress", "tensorboard", "distributed"):
+    boolean(field)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -391,8 +549,68 @@ def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int
 # The entry point.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
-  """Trains and evaluates one model; resumes from ``workdir`` if it holds checkpoints.
+# Everything train_and_evaluate and the evaluations write into a workdir: what overwrite=True deletes.
+WORKDIR_OUTPUTS = ("checkpoints", "config.json", "metrics.jsonl", "summary.json", "tensorboard", "eval")
+
+
+def check_workdir(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
+  """Checks that ``workdir`` is new, or holds a run of ``config`` (one that may be resumed); reads only.
+
+  Args:
+    config: the run's config.
+    workdir: the training workdir.
+
+  Raises:
+    WorkdirConfigMismatchError: ``workdir/config.json`` differs from ``config`` in a field that changes
+      the result (``RESULT_INDEPENDENT_FIELDS`` and fields neither procedure reads do not count), or the
+      workdir holds checkpoints or metrics without a ``config.json``.
+  """
+  workdir = Path(workdir)
+  ways_out = ("either train into another workdir (--workdir=NEW_DIR) or delete that run and train afresh "
+              "(--overwrite; overwrite=True in Python).")
+  path = workdir / "config.json"
+  if not path.exists():
+    ckpt = workdir / "checkpoints"
+    if (workdir / "metrics.jsonl").exists() or (ckpt.is_dir() and any(ckpt.iterdir())):
+      raise WorkdirConfigMismatchError(
+          f"{workdir} holds training output (checkpoints/ or metrics.jsonl) but no config.json, so the "
+          f"config that made it is unknown; {ways_out}")
+    return
+  try:
+    stored = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise WorkdirConfigMismatchError(f"{path} cannot be read ({e}); {ways_out}") from e
+  diffs = config_differences(stored, config)
+  if diffs:
+    named = "; ".join(f"config.{k} {json.dumps(a)} there, {json.dumps(b)} now" for k, (a, b) in diffs.items())
+    raise WorkdirConfigMismatchError(
+        f"{workdir} holds a run made with another config ({named}); resuming it would mix two runs, so "
+        f"{ways_out}", diffs)
+
+
+def _clear_workdir(workdir: Path) -> None:
+  if jax.process_index() == 0:
+    for name in WORKDIR_OUTPUTS:
+      path = workdir / name
+      if path.is_dir():
+        shutil.rmtree(path)
+      elif path.exists():
+        path.unlink()
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices("iss_jax_overwrite")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+                       overwrite: bool = False) -> dict:
+  """Trains and evaluates one model; resumes from ``workdir`` if it holds checkpoints of the same config.
+
+  A workdir belongs to the config that made it (its ``config.json``): a second call with the same config
+  resumes from the last checkpoint (after a kill, with the result of an uninterrupted run); a config that
+  differs in a field that changes the result is refused unless ``overwrite=True``. Everything that can be
+  checked without training (the config's values, the workdir's config, the data, the init checkpoint,
+  batch sizes) is checked before the workdir is created or changed.
 
   Args:
     config: a ``ConfigDict`` with every training field (``CONFIG_FIELDS`` above), as
@@ -400,55 +618,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     workdir: output folder: ``checkpoints/`` (orbax, one per epoch, atomic), ``config.json``,
       ``metrics.jsonl`` (one JSON object per epoch: epoch, step, sparsity, learning_rate, train_loss,
       train_accuracy, test_loss, test_accuracy, epoch_time_s), ``summary.json`` and ``tensorboard/``.
+    overwrite: delete what an earlier run left in ``workdir`` (``WORKDIR_OUTPUTS``: checkpoints, config,
+      metrics, summary, TensorBoard and evaluation outputs; other files stay) and train afresh, whatever
+      config made it.
 
   Returns:
     The summary dict (also written to ``summary.json``): final and best clean test accuracy, parameter
     count, schedule, timings and the smoothing cache info.
 
   Raises:
-    ValueError: a config lacking fields (raised before ``workdir`` is created), bad config values
-      (procedure, batch size vs device count, missing init checkpoint).
+    ConfigError: (a ``ValueError``) a config lacking fields or with a bad value, a malformed dataset, a
+      missing or incompatible init checkpoint, batch sizes that do not fit the devices or the data.
+    WorkdirConfigMismatchError: (a ``ConfigError``) ``workdir`` holds a run of another config (the
+      message names the differing fields with both values; see :func:`check_workdir`).
     DatasetNotFoundError: the dataset is not available (the message names the flag to use).
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
     >>> from train.configs import fixed  # doctest: +SKIP
     >>> cfg = fixed.get_config("quick")  # doctest: +SKIP
-    >>> summary = iss_jax.training.train_and_evaluate(cfg, "workdirs/fixed")  # doctest: +SKIP
+    >>> summary = iss_jax.training.train_and_evaluate(cfg, "workdirs/fixed_s0.6")  # doctest: +SKIP
   """
-  validate_config(config)  # before anything touches the workdir
+  # Every check before the workdir is created or changed.
+  validate_config(config)
   config = ml_collections.ConfigDict(config.to_dict())
   schedule = sparsity_schedule(config)
   if config.distributed:
     jax.distributed.initialize()
   workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
+  if not overwrite:
+    check_workdir(config, workdir)
   t_start = time.time()
 
   # Data.
   data_dir = config.data_dir or None
   image_size = config.image_size or None
-  x_train, y_train = load_dataset(config.dataset, "train", data_dir, image_size=image_size)
-  x_test, y_test = load_dataset(config.dataset, "test", data_dir, image_size=image_size)
+  try:
+    x_train, y_train = load_dataset(config.dataset, "train", data_dir, image_size=image_size)
+    x_test, y_test = load_dataset(config.dataset, "test", data_dir, image_size=image_size)
+  except ConfigError:
+    raise
+  except ValueError as e:  # malformed files: the user's data, not a bug here
+    raise ConfigError(f"config.dataset {config.dataset!r}: {e}") from e
   if config.train_limit > 0:
     x_train, y_train = x_train[:config.train_limit], y_train[:config.train_limit]
   if config.test_limit > 0:
     x_test, y_test = x_test[:config.test_limit], y_test[:config.test_limit]
   num_classes = config.num_classes or num_classes_of(config.dataset, y_train)
-  train_images, smooth_info = _training_images(config, x_train, schedule)
 
   # Devices.
   mesh = _mesh()
   n_dev = mesh.devices.size
   if config.batch_size % n_dev or config.eval_batch_size % n_dev:
-    raise ValueError(f"batch_size ({config.batch_size}) and eval_batch_size ({config.eval_batch_size}) "
-                     f"must be multiples of the device count {n_dev}.")
+    raise ConfigError(f"config.batch_size ({config.batch_size}) and config.eval_batch_size "
+                      f"({config.eval_batch_size}) must be multiples of the device count {n_dev}.")
   n_proc, proc = jax.process_count(), jax.process_index()
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
   steps_per_epoch = x_train.shape[0] // config.batch_size
   if steps_per_epoch < 1:
-    raise ValueError(f"batch_size {config.batch_size} exceeds the {x_train.shape[0]} training images.")
+    raise ConfigError(f"config.batch_size must be at most the {x_train.shape[0]} training images; got "
+                      f"{config.batch_size}.")
   total_steps = steps_per_epoch * config.epochs
 
   # Model, optimiser, state.
@@ -458,15 +688,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   steps = _Steps.build(config, model, steps_per_epoch, total_steps, n_dev)
   variables = steps.init(k_init, jnp.zeros((1,) + x_train.shape[1:], jnp.float32))
   if config.procedure == "finetune":
-    if not config.init_checkpoint:
-      raise ValueError("procedure 'finetune' needs --init_checkpoint=WORKDIR of a trained model.")
     from iss_jax.training._checkpoint import load_variables
 
-    _, init_vars, init_cfg = load_variables(config.init_checkpoint)
+    try:
+      _, init_vars, init_cfg = load_variables(config.init_checkpoint)
+    except FileNotFoundError as e:
+      raise ConfigError(f"config.init_checkpoint must be the workdir of a trained model: {e}") from e
     if (init_cfg.get("model"), init_cfg.get("width", 0)) != (config.model, config.width):
-      raise ValueError(f"init_checkpoint {config.init_checkpoint} holds a {init_cfg.get('model')} "
-                       f"(width {init_cfg.get('width', 0)}); set --model / --config.width to match.")
+      raise ConfigError(f"config.init_checkpoint {config.init_checkpoint} holds a {init_cfg.get('model')} "
+                        f"(width {init_cfg.get('width', 0)}); set config.model / config.width to match.")
     variables = jax.tree_util.tree_map(jnp.asarray, dict(init_vars))
+
+  # The workdir: cleared on request, bound to the config (config.json before any checkpoint).
+  if overwrite:
+    _clear_workdir(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if proc == 0:
+    atomic_write(workdir / "config.json", config.to_json(indent=1))
+  train_images, smooth_info = _training_images(config, x_train, schedule)
   schedule_fn, tx = steps.schedule_fn, steps.tx
   state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
                             batch_stats=variables["batch_stats"])
@@ -481,8 +720,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     start_epoch = manager.latest_step()
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
     state = manager.restore(start_epoch, args=ocp.args.StandardRestore(abstract))
-  if proc == 0:
-    atomic_write(workdir / "config.json", config.to_json(indent=1))
   writer = _MetricsWriter(workdir, config.tensorboard)
   writer.truncate(start_epoch)
 
@@ -494,7 +731,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     print(f"[iss_jax] {config.procedure} ({config.preset} configuration): {config.model} "
           f"({n_params:,} params) on {config.dataset} ({x_train.shape[0]} train / {x_test.shape[0]} test), "
           f"{config.epochs} epochs x {steps_per_epoch} steps, batch {config.batch_size}, {n_dev} "
-          f"{jax.devices()[0].platform} device(s); workdir {workdir}", flush=True)
+          f"{jax.devices()[0].platform} device(s); workdir {workdir}"
+          + (f" (resumed after epoch {start_epoch})" if start_epoch else ""), flush=True)
 
   stopped = False
   for epoch in range(start_epoch, config.epochs):

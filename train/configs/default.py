@@ -12,7 +12,8 @@ Presets:
     (``cifar10_sample``; test: 500 real test images), ``resnet_small`` (ResNet-8, 78k params), 15 epochs,
     batch 100.
   * ``"cpu"``: ``cifar10_exact`` (5,085 real train images; test = official test images 0..1016),
-    ``resnet_small``, 12 epochs, batch 128.
+    ``resnet_small``, 12 epochs, batch 128. ``cifar10_exact.npz`` is found through ``--data_dir``; build it
+    from the official CIFAR-10 python pickles with ``python -m train.make_cifar10_exact``.
   * ``"paper"``: the paper's CIFAR-10 setting, i.e. ``get_config()`` unchanged: full CIFAR-10 (TFDS or
     ``--data_dir``), ResNet-18, SGD 0.1 / momentum 0.9 / weight decay 5e-4, cosine schedule, 200 epochs,
     batch 128.
@@ -23,7 +24,8 @@ import ml_collections
 PRESETS = ("quick", "cpu", "paper")
 
 PRESET_HELP = ("quick: offline CPU demo on the shipped 1,000-image CIFAR-10 sample (ResNet-8, 15 epochs); "
-               "cpu: the 5,085-image real subset cifar10_exact (ResNet-8, 12 epochs); paper: the paper's "
+               "cpu: the 5,085-image real subset cifar10_exact (ResNet-8, 12 epochs; cifar10_exact.npz in "
+               "--data_dir, made by python -m train.make_cifar10_exact); paper: the paper's "
                "ResNet-18 / full CIFAR-10 / 200-epoch run.")
 
 

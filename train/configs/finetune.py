@@ -7,14 +7,17 @@ Split LBI kappa 10, nu 1, step factor 1.9, maxiter 20k):
   quick (default, offline): ``python -m train.finetune --init_checkpoint=workdirs/vanilla --sparsity=0.6``
       shipped 1,000-image CIFAR-10 sample (test: 500 real images), ResNet-8, 5 epochs at 0.02; a few minutes
       on the 2-core CPU (the first run also fills ``cache/``); accuracy not measured.
-  cpu: ``python -m train.finetune --init_checkpoint=workdirs/vanilla --sparsity=0.6 --preset=cpu \\
+  cpu: ``python -m train.finetune --init_checkpoint=workdirs/vanilla_cpu --sparsity=0.6 --preset=cpu \\
       --data_dir=../shared/data``
       cifar10_exact (5,085 real train images; test = official test images 0..1016), ResNet-8, 4 epochs at
       0.02: 54.7% in 63 s on the 2-core CPU (from a cpu vanilla run at 54.1%).
-  paper: ``python -m train.finetune --init_checkpoint=workdirs/vanilla --sparsity=0.6 --preset=paper``
+  paper: ``python -m train.finetune --init_checkpoint=workdirs/vanilla_paper --sparsity=0.6 --preset=paper``
       (add ``--data_dir=...`` without TFDS)
       ResNet-18 on full CIFAR-10, 20 epochs at 0.01 (SGD, momentum 0.9, wd 5e-4, cosine), batch 128; on one
       GPU, not run here.
+
+Default workdirs: ``workdirs/finetune_s0.6`` (quick), ``workdirs/finetune_s0.6_cpu``, ...; the vanilla runs
+above write ``workdirs/vanilla``, ``workdirs/vanilla_cpu`` and ``workdirs/vanilla_paper``.
 
 Any field can be overridden: ``--config.FIELD=VALUE`` (e.g. ``--config.width=32``).
 """

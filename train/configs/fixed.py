@@ -14,6 +14,9 @@ Split LBI kappa 10, nu 1, step factor 1.9, maxiter 20k):
       on one GPU (not run here). The paper reports fixed training comparable to vanilla (about 95%) from
       sparsity 0.6 up (its App. Tab. 4).
 
+Default workdirs: ``workdirs/fixed_s0.6`` (quick), ``workdirs/fixed_s0.6_cpu``, ``workdirs/fixed_s0.6_paper``
+(the sparsity is part of the name).
+
 Any field can be overridden: ``--config.FIELD=VALUE`` (e.g. ``--config.width=32``).
 """
 

@@ -16,6 +16,9 @@ Split LBI kappa 10, nu 1, step factor 1.9, maxiter 20k):
       on one GPU (not run here). The paper reports iterative training comparable to vanilla (about 95%)
       (its App. Tab. 4).
 
+Default workdirs: ``workdirs/iterative_s0.3-0.8`` (quick), ``workdirs/iterative_s0.3-0.8_cpu``,
+``workdirs/iterative_s0.3-0.8_paper``.
+
 Any field can be overridden: ``--config.FIELD=VALUE`` (e.g. ``--config.num_levels=3``).
 """
 

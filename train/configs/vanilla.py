@@ -11,6 +11,8 @@ Commands (from the repository root), with the clean test accuracy measured on a 
       ResNet-18 on full CIFAR-10, SGD 0.1 / momentum 0.9 / wd 5e-4, cosine, 200 epochs, batch 128; hours
       on one GPU, about 95% clean test accuracy expected (not run here).
 
+Default workdirs: ``workdirs/vanilla`` (quick), ``workdirs/vanilla_cpu``, ``workdirs/vanilla_paper``.
+
 Any field can be overridden: ``--config.FIELD=VALUE`` (e.g. ``--config.width=32``).
 """
 
