@@ -56,6 +56,7 @@ def run(args, apply_fn=None, data=None) -> dict:
     ax.hist(np.asarray(v), bins=40, alpha=0.55, label=f"{k} (mean {res['mean'][k]:.2f} dB)")
   ax.set_xlabel("PSNR against the clean image (dB)")
   ax.set_ylabel("number of images")
+  ax.yaxis.get_major_locator().set_params(integer=True)
   ax.set_title(f"Denoising (App. K): Gaussian noise std {res['sigma']:g}, {args.dataset} {args.split}, "
                f"n = {len(x)}", fontsize=9)
   ax.legend(fontsize=8)

@@ -47,8 +47,11 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
   axes[0].set_xlabel("total variation of a first-layer kernel")
   axes[1].hist(res["tv_over_l1"], bins=30, color="tab:orange")
   axes[1].set_xlabel("TV / L1 norm of a first-layer kernel")
+  from matplotlib.ticker import MaxNLocator
+
   for ax in axes:
     ax.set_ylabel("number of filters")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
   fig.suptitle(f"Smoothness of the first-layer kernels of {args.workdir} ({len(tv)} filters)", fontsize=10)
   return _common.finish(args, NAME, md, res, fig)
 
