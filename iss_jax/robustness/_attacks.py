@@ -180,7 +180,7 @@ def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int,
     raise ValueError("key is required when random_start=True.")
   keys = jax.random.split(key, restarts) if key is not None else [None] * restarts
   objective = lambda z: cross_entropy(apply_fn(z), y)
-  best, best_score = None, None
+  best = None
   for r in range(restarts):
     x_adv = pgd_maximize(objective, x, eps=eps, step_size=step_size, steps=steps, key=keys[r],
                          random_start=random_start)
@@ -189,13 +189,16 @@ def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int,
     logits = apply_fn(x_adv)
     # Misclassification dominates; the loss breaks ties (finite, so +1e9 keeps the order).
     score = cross_entropy(logits, y) + 1e9 * (jnp.argmax(logits, -1) != y)
-    if best is None:
-      best, best_score = x_adv, score
-    else:
-      better = score > best_score
-      best = jnp.where(better[:, None, None, None], x_adv, best)
-      best_score = jnp.maximum(score, best_score)
-  return best
+    best = keep_stronger(best, x_adv, score)
+  return best[0]
+
+
+def keep_stronger(best, x_adv: Array, score: Array):
+  """Per example the restart with the higher score: ``best`` is ``(x_adv, score)`` so far, or None."""
+  if best is None:
+    return x_adv, score
+  better = score > best[1]
+  return jnp.where(better[:, None, None, None], x_adv, best[0]), jnp.maximum(score, best[1])
 
 
 def eot(fn: Callable, n: int) -> Callable:

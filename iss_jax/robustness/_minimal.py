@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from iss_jax._src.checks import check_labels
-from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positive_int, _project
+from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positive_int, _project, keep_stronger
 from iss_jax.robustness._square import margin
 
 Array = jax.Array
@@ -61,20 +61,15 @@ def eot_cw(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, step_size, 
     per = lax.map(lambda ki: cw_loss(logits_fn(z, ki), y, kappa), jax.random.split(k, samples))
     return jnp.mean(per, 0)
 
-  best, best_score = None, None
+  best = None
   for r in range(restarts):
     x_adv = sign_ascent(value, x, eps=eps, step_size=step_size, steps=steps, key=jax.random.fold_in(key, r),
                         random_start=random_start)
     if restarts == 1:
       return x_adv
     score = value(x_adv, jax.random.fold_in(key, 10_000 + r))
-    if best is None:
-      best, best_score = x_adv, score
-    else:
-      better = score > best_score
-      best = jnp.where(better[:, None, None, None], x_adv, best)
-      best_score = jnp.maximum(score, best_score)
-  return best
+    best = keep_stronger(best, x_adv, score)
+  return best[0]
 
 
 def cw(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int, key,
