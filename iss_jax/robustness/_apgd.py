@@ -21,8 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from iss_jax._src.checks import check_labels
-from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positive_int, _project, cross_entropy
+from iss_jax.robustness._attacks import (
+  _check_attack,
+  _check_positive_int,
+  _project,
+  cross_entropy,
+)
 
 Array = jax.Array
 LOSSES = ("ce", "dlr", "dlr-targeted")
@@ -196,12 +200,7 @@ def eot_apgd(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key, step
   Returns:
     ``(N, H, W, C)`` adversarial images within ``eps`` of ``x`` and in ``[0, 1]``.
   """
-  x = _check_batch(x)
-  y = jnp.asarray(check_labels(y, x.shape[0]))
-  _check_eps(eps)
-  _check_positive_int(steps, "steps")
-  _check_positive_int(restarts, "restarts")
-  _check_positive_int(samples, "samples")
+  x, y = _check_attack(x, y, eps, steps=steps, restarts=restarts, samples=samples)
   if loss not in LOSSES:
     raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}.")
   eps = jnp.asarray(eps, x.dtype)

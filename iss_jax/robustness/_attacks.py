@@ -36,6 +36,17 @@ def _check_eps(eps):
     raise ValueError(f"eps must be in [0, 1] (pixel space); got {eps}.")
 
 
+def _check_attack(x, y, eps, **counts):
+  """The checks an attack starts with: a float ``(N, H, W, C)`` batch, ``(N,)`` labels, ``eps`` in
+  ``[0, 1]`` and each of ``counts`` (steps, restarts, samples, ...) a Python int ``>= 1``."""
+  x = _check_batch(x)
+  y = jnp.asarray(check_labels(y, x.shape[0]))
+  _check_eps(eps)
+  for name, value in counts.items():
+    _check_positive_int(value, name)
+  return x, y
+
+
 def cross_entropy(logits: Array, y: Array) -> Array:
   """Per-example softmax cross-entropy, ``(N, K)`` logits and ``(N,)`` int labels -> ``(N,)``."""
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
@@ -262,11 +273,7 @@ def eot_pgd(logits_fn: Callable[[Array, Array], Array], x, y, *, key, eps, step_
     ks = jax.random.split(k, samples)
     return jnp.mean(jnp.stack([jnp.sum(cross_entropy(logits_fn(z, ki), y)) for ki in ks]))
 
-  x = _check_batch(x)
-  y = check_labels(y, x.shape[0])
-  _check_eps(eps)
-  _check_positive_int(steps, "steps")
-  _check_positive_int(samples, "samples")
+  x, y = _check_attack(x, y, eps, steps=steps, samples=samples)
   k0, key = jax.random.split(key)
   x_adv = x
   if random_start:

@@ -15,8 +15,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from iss_jax._src.checks import check_labels
-from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positive_int, _project, keep_stronger
+from iss_jax.robustness._attacks import (
+  _check_attack,
+  _check_batch,
+  _check_positive_int,
+  _project,
+  keep_stronger,
+)
 from iss_jax.robustness._square import margin
 
 Array = jax.Array
@@ -48,12 +53,7 @@ def sign_ascent(value_fn: Callable[[Array, Array], Array], x, *, eps, step_size,
 def eot_cw(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, step_size, steps: int, key,
            random_start: bool = True, restarts: int = 1, samples: int = 1, kappa: float = 50.0) -> Array:
   """:func:`cw` on a random ``logits_fn(x, key)``, the loss averaged over ``samples`` draws per step."""
-  x = _check_batch(x)
-  y = jnp.asarray(check_labels(y, x.shape[0]))
-  _check_eps(eps)
-  _check_positive_int(steps, "steps")
-  _check_positive_int(restarts, "restarts")
-  _check_positive_int(samples, "samples")
+  x, y = _check_attack(x, y, eps, steps=steps, restarts=restarts, samples=samples)
   eps = jnp.asarray(eps, x.dtype)
   step_size = jnp.asarray(step_size, x.dtype)
 
