@@ -9,12 +9,12 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data", "cifar10_exact.npz")
-SAMPLE = os.path.join(ROOT, "data", "cifar10_sample.npz")
+SAMPLE = os.path.join(ROOT, "iss_jax", "training", "data", "cifar10_sample.npz")
 
 
 def cifar_test_images(n: int | None = None) -> tuple[np.ndarray, str]:
   """Real CIFAR-10 test images as float32 in [0, 1], official order: ../shared/data if present, else
-  the sample shipped in data/. Returns ``(images, source description)``."""
+  the sample shipped in iss_jax/training/data/. Returns ``(images, source description)``."""
   path = SHARED if os.path.exists(SHARED) else SAMPLE
   x = np.load(path)["x_test"]
   if n is not None:

@@ -32,7 +32,13 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                  help="comma-separated, from: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t (targeted DLR), square "
                       "(score-based, no gradient), cw (PGD on the CW margin), deepfool (minimal L-inf "
                       "perturbation clipped to eps; median norms reported), autoattack (per-example worst "
-                      "of apgd-ce, apgd-t, square); APGD and CW use --pgd_steps, Square 1000 queries")
+                      "of apgd-ce, apgd-t, square); APGD and CW use --pgd_steps, Square --square_queries. "
+                      "transfer (black-box PGD from an independent model) runs when --substitute is given")
+  g.add_argument("--square_queries", type=int, default=1000, help="Square's queries per image")
+  g.add_argument("--substitute", default=None, metavar="WORKDIR",
+                 help="an independently trained model (e.g. python -m train.vanilla --seed=1 "
+                      "--workdir=workdirs/vanilla_seed1): PGD examples made on it are fed to the bare "
+                      "model and every defense (attack 'transfer', protocol 'black-box')")
   g.add_argument("--pgd_steps", type=int, default=10)
   g.add_argument("--pgd_step_factor", type=float, default=2.5, help="step size = factor * eps / steps")
   g.add_argument("--pgd_restarts", type=int, default=1)
@@ -49,6 +55,9 @@ def _values(v, parse):
 
 def run(args, apply_fn=None, data=None) -> dict:
   apply_fn = apply_fn or _common.load_model(args)[0]
+  substitute = getattr(args, "substitute", None)
+  if substitute:
+    _common.check_workdir(substitute)
   x, y = data if data is not None else _common.load_data(args)
   eps = _values(args.eps, _common.number_list)
   res = iss_jax.robustness.evaluate_adversarial(
@@ -56,14 +65,17 @@ def run(args, apply_fn=None, data=None) -> dict:
       steps=args.pgd_steps, step_size_factor=args.pgd_step_factor, restarts=args.pgd_restarts,
       random_start=not args.no_random_start, defenses=_common.defenses(args),
       protocols=_values(args.protocols, _common.str_list), eot_samples=args.eot_samples,
-      batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress)
+      batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
+      square_queries=getattr(args, "square_queries", 1000),
+      substitute_fn=iss_jax.training.load_classifier(substitute)[0] if substitute else None)
   md = [_common.header(args, "Adversarial robustness (L-inf, [0, 1] pixel space)", len(x))]
   s = res["settings"]
   md.append(f"PGD: {s['pgd_steps']} steps, step {s['pgd_step_size']}, {s['restarts']} restart(s), "
             f"random start {s['random_start']}. BatchNorm in inference mode. EOT: {s['eot']}.\n")
   md.append("Protocols: `none` = bare model; `transfer` = attack the bare model, then defend "
             "(paper protocol); `adaptive` = attack through the defense with the gradient it gives; "
-            "`worst` = per example the stronger of transfer and adaptive.\n")
+            "`worst` = per example the stronger of transfer and adaptive; `black-box` = attack "
+            "`transfer`: PGD examples of an independently trained substitute model.\n")
   md.append("Adaptive gradients: " + "; ".join(f"`{d}`: {how}" for d, how in res["defenses"].items()
                                                if d != "none") + "\n")
   n = res["num_examples"]
@@ -80,7 +92,7 @@ def run(args, apply_fn=None, data=None) -> dict:
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
   keys = sorted({(a, d, p) for a, _, d, p in acc}, key=lambda k: (k[0], k[1] != "none", k[1],
                                                                    ["none", "transfer", "adaptive",
-                                                                    "worst"].index(k[2])))
+                                                                    "worst", "black-box"].index(k[2])))
   rows = [[a, d, p] + [_common.pct_ci(acc[(a, e, d, p)], n) for e in eps] for a, d, p in keys]
   md.append(f"Accuracy (%) on n = {n} images, \u00b1 half the 95% Wilson interval (a sanity check fails only "
             "where two intervals do not overlap):\n")
@@ -101,9 +113,10 @@ def run(args, apply_fn=None, data=None) -> dict:
   return _common.finish(args, NAME, md, res, fig)
 
 
-LINESTYLES = {"none": "-", "transfer": "-", "adaptive": "--", "worst": ":"}
+LINESTYLES = {"none": "-", "transfer": "-", "adaptive": "--", "worst": ":", "black-box": "-."}
 PROTOCOL_NAMES = {"none": "bare model (no defense)", "transfer": "transfer (attack bare, then defend)",
-                  "adaptive": "adaptive (attack through the defense)", "worst": "worst case of the two"}
+                  "adaptive": "adaptive (attack through the defense)", "worst": "worst case of the two",
+                  "black-box": "black-box (PGD on a substitute model)"}
 
 
 def _plot(res, eps, keys, acc, data: str):

@@ -1,20 +1,26 @@
-r"""One table of defenses x evaluations (clean, corruptions, low resolution, FGSM/PGD non-adaptive
-and adaptive), Markdown + JSON + PNG.
+r"""One table of defenses x evaluations: clean, corruptions, low resolution, gray-box and adaptive PGD,
+APGD-CE, APGD-DLR, Square, a black-box transfer attack and the per-example worst case; Markdown + JSON + PNG.
 
   python -m eval.compare --dataset=cifar10_exact --num_examples=500 \
       --defense=vanilla=workdirs/vanilla \
       --defense=iss_fixed=workdirs/fixed_s0.6_cpu:smooth@0.6 \
       --defense=pgd_at=workdirs/pgd_at_cpu \
       --defense=vanilla+tv=workdirs/vanilla:tv@auto \
+      --defense=tvlayer=workdirs/tvlayer_smooth_cpu --defense=pni=workdirs/pni_layerwise_cpu \
+      --defense=menet=workdirs/menet_0.5_cpu --substitute=workdirs/vanilla_seed1 \
       --out=results/compare
 
-Each ``--defense`` is ``LABEL=WORKDIR[:TRANSFORM]`` with TRANSFORM one of ``none``, ``smooth@S``
-(ISS smoothing at sparsity S), ``tv@W`` or ``tv@auto`` (Chambolle TV; ``auto`` picks the weight with
-the best PSNR on held-out noisy training images), ``lowpass@SIGMA``, ``splic@R``. Non-adaptive
-attacks hit the bare classifier and are then transformed; adaptive ones go through the transform
-(exact gradient for TV and low-pass, BPDA for ISS smoothing, BPDA + EOT for SPLIC, which is random).
-Every row runs ``iss_jax.robustness.evaluate_defense``, whose attack columns are
-``iss_jax.robustness.evaluate_adversarial`` (``python -m eval.adversarial``) at one eps.
+Each ``--defense`` is ``LABEL=WORKDIR[:TRANSFORM]``: a model trained by ``train/`` (vanilla, ISS
+fixed / iterative / finetune, PGD-AT, TRADES, smooth kernels, ``tvlayer``, ``pni``, ``menet``, ``splic``)
+and a test-time TRANSFORM: ``none``, ``smooth@S`` (ISS smoothing at sparsity S), ``tv@W`` or ``tv@auto``
+(Chambolle TV; ``auto`` picks the weight with the best PSNR on held-out noisy training images),
+``lowpass@SIGMA``, ``splic@R``, ``menet@P``. Without ``:TRANSFORM`` a model trained on preprocessed
+images (``train.menet``, ``train.splic``) keeps its preprocessing at test time; others run bare.
+Gray-box attacks (``pgd``) hit the bare classifier and are then transformed (the main paper's protocol);
+adaptive ones go through the transform (exact gradient for TV and low-pass, BPDA for ISS smoothing, BPDA +
+EOT for SPLIC and ME-Net, EOT over PNI's weight noise); ``transfer`` (with ``--substitute``) is black-box:
+PGD on an independently trained model. Every row runs ``iss_jax.robustness.evaluate_defense``, whose attack
+columns are ``iss_jax.robustness.evaluate_adversarial`` (``python -m eval.adversarial``) at one eps.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -30,8 +37,12 @@ import iss_jax
 from eval import _common
 
 NAME = "compare"
-TITLES = {"clean": "clean", "corruptions": "corrupt.", "fgsm": "FGSM",
-          "fgsm_adaptive": "FGSM adapt.", "pgd": "PGD", "pgd_adaptive": "PGD adapt."}
+TITLES = {"clean": "clean", "corruptions": "corrupt.", "lowres": "low-res mean", "fgsm": "FGSM gray-box",
+          "fgsm_adaptive": "FGSM adapt.", "pgd": "PGD gray-box", "pgd_adaptive": "PGD adapt.",
+          "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T", "square": "Square", "cw": "CW",
+          "deepfool": "DeepFool", "autoattack": "AutoAttack", "transfer": "transfer (black-box)",
+          "worst": "worst case"}
+DEFAULT_ATTACKS = "pgd,apgd-ce,apgd-dlr,square"
 
 
 def title(column: str) -> str:
@@ -39,12 +50,18 @@ def title(column: str) -> str:
 
 
 def parse_defense(text: str) -> tuple[str, str, str]:
-  """``LABEL=WORKDIR[:TRANSFORM]`` -> ``(label, workdir, transform)``."""
+  """``LABEL=WORKDIR[:TRANSFORM]`` -> ``(label, workdir, transform)``; transform ``""``: the workdir's own."""
   label, sep, rest = text.partition("=")
   if not sep or not label or not rest:
     raise argparse.ArgumentTypeError(f"--defense must be LABEL=WORKDIR[:TRANSFORM]; got {text!r}.")
   workdir, _, transform = rest.partition(":")
-  return label, workdir, transform or "none"
+  return label, workdir, transform
+
+
+def own_transform(workdir: str) -> str:
+  """The test-time transform of a model trained on preprocessed images (its ``preprocess``), else none."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    return json.load(f).get("preprocess", "none")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--data_dir", default=None)
   p.add_argument("--num_examples", type=int, default=None, help="first N test images")
   p.add_argument("--eps", type=_common.number, default=8 / 255)
-  p.add_argument("--pgd_steps", type=int, default=10)
+  p.add_argument("--pgd_steps", type=int, default=10, help="iterations of PGD, APGD and CW")
+  p.add_argument("--attacks", type=_common.str_list, default=DEFAULT_ATTACKS,
+                 help="comma-separated, from: " + ", ".join(iss_jax.robustness.ATTACKS)
+                 + "; fgsm and pgd give a gray-box and an adaptive column, the others attack through the "
+                   "defense; the worst case over all of them (and transfer) is a column of its own")
+  p.add_argument("--square_queries", type=int, default=1000, help="Square's queries per image")
+  p.add_argument("--substitute", default=None, metavar="WORKDIR",
+                 help="an independently trained model (e.g. python -m train.vanilla --seed=1): the "
+                      "black-box 'transfer' column feeds its PGD examples to every row")
   p.add_argument("--eot_samples", type=int, default=4, help="EOT draws per step (random defenses)")
   p.add_argument("--corruptions", type=_common.str_list,
                  default=",".join(iss_jax.robustness.PAPER_CORRUPTIONS), help="comma-separated ('' = skip)")
@@ -83,26 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _figure(rows, columns, subtitle: str):
+  """A heat map: one row per defense, one column per evaluation, each cell its accuracy +- half its 95%
+  Wilson interval (reads at a glance with a dozen rows, where grouped bars do not)."""
   import matplotlib
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  fig, ax = plt.subplots(figsize=(1.3 * len(columns) + 2, 4.3))
-  width = 0.8 / max(len(rows), 1)
+  vals = np.array([[r["accuracy"].get(c, np.nan) for c in columns] for r in rows]) * 100
+  fig, ax = plt.subplots(figsize=(1.05 * len(columns) + 3.5, 0.5 * len(rows) + 2.2))
+  im = ax.imshow(vals, cmap="viridis", vmin=0, vmax=100, aspect="auto")
   for i, r in enumerate(rows):
-    vals = np.array([r["accuracy"].get(c, np.nan) for c in columns])
-    ci = np.array([iss_jax.robustness.wilson_interval(v, r["num_examples"]) for v in vals])
-    err = 100 * np.abs(ci - vals[:, None]).T
-    ax.bar(np.arange(len(columns)) + i * width, 100 * vals, width, yerr=err, capsize=2,
-           error_kw={"elinewidth": 0.8}, label=f"{r['label']} ({r['defense']})")
-  ax.set_xticks(np.arange(len(columns)) + width * (len(rows) - 1) / 2)
-  ax.set_xticklabels([title(c) for c in columns], rotation=20)
-  ax.set_ylabel("accuracy (%), 95% Wilson interval")
-  ax.set_ylim(0, 100)
-  ax.set_title(f"Defenses x evaluations: {subtitle}", fontsize=10)
-  ax.legend(fontsize=8, title="defense (checkpoint + test-time transform)", title_fontsize=8)
-  ax.grid(axis="y", alpha=0.3)
+    for j, c in enumerate(columns):
+      v = r["accuracy"].get(c)
+      if v is None:
+        continue
+      lo, hi = iss_jax.robustness.wilson_interval(v, r["num_examples"])
+      ax.text(j, i, f"{100 * v:.1f}\n\u00b1{50 * (hi - lo):.1f}", ha="center", va="center", fontsize=7,
+              color="white" if 100 * v < 55 else "black")
+  ax.set_xticks(np.arange(len(columns)))
+  ax.set_xticklabels([title(c) for c in columns], rotation=30, ha="right", fontsize=8)
+  ax.set_yticks(np.arange(len(rows)))
+  ax.set_yticklabels([f"{r['label']} ({r['defense']})" for r in rows], fontsize=8)
+  ax.set_xlabel("evaluation")
+  ax.set_ylabel("defense (checkpoint + test-time transform)")
+  ax.set_title(f"Accuracy (%) \u00b1 half the 95% Wilson interval: {subtitle}", fontsize=9)
+  fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="accuracy (%)")
+  fig.tight_layout()
   return fig
 
 
@@ -133,8 +165,12 @@ def _compare(args) -> dict:
     raise ValueError(f"--defense labels must be unique; got {labels}.")
   if args.num_examples is not None and args.num_examples < 1:
     raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
-  for _, workdir, _ in args.defense:  # every row is checked before anything loads
-    _common.check_workdir(workdir)
+  unknown = [a for a in args.attacks if a not in iss_jax.robustness.ATTACKS]
+  if unknown:
+    raise ValueError(f"--attacks must be among {', '.join(iss_jax.robustness.ATTACKS)}; got {unknown}.")
+  for workdir in [w for _, w, _ in args.defense] + ([args.substitute] if args.substitute else []):
+    _common.check_workdir(workdir)  # every row is checked before anything loads
+  args.defense = [(label, w, t or own_transform(w)) for label, w, t in args.defense]
   for _, _, transform in args.defense:
     if transform != "tv@auto":
       _common.make_defenses(args, [transform])
@@ -142,11 +178,14 @@ def _compare(args) -> dict:
   if args.num_examples:
     x, y = x[: args.num_examples], y[: args.num_examples]
   rows, selections = [], {}
+  substitute_fn = iss_jax.training.load_classifier(args.substitute)[0] if args.substitute else None
   for label, workdir, transform in args.defense:
     defense = _common.make_defenses(args, [transform], selections)[0]
     transform = defense.name
     key = {"workdir": os.path.abspath(workdir), "transform": transform,
            "checkpoint_mtime": os.path.getmtime(os.path.join(workdir, "config.json")),
+           "substitute_mtime": (os.path.getmtime(os.path.join(args.substitute, "config.json"))
+                                if args.substitute else None),
            **{k: v for k, v in vars(args).items()
               if k not in ("defense", "out", "no_progress", "recompute", "batch_size")}}
     row_path = os.path.join(args.out, "rows", f"{label}.json")
@@ -157,23 +196,31 @@ def _compare(args) -> dict:
       continue
     apply_fn, _ = iss_jax.training.load_classifier(workdir)
     print(f"[compare] {label}: {workdir} + {defense.name}", file=sys.stderr)
+    t0 = time.time()
     res = iss_jax.robustness.evaluate_defense(
-        apply_fn, x, y, defense, eps=args.eps, pgd_steps=args.pgd_steps,
+        apply_fn, x, y, defense, eps=args.eps, pgd_steps=args.pgd_steps, attacks_=args.attacks,
+        square_queries=args.square_queries, substitute_fn=substitute_fn,
         eot_samples=args.eot_samples, corruptions=args.corruptions, severities=args.severities,
         low_res_sizes=args.low_res, batch_size=args.batch_size, seed=args.seed,
         progress=not args.no_progress)
-    rows.append({"label": label, "workdir": workdir, **res, "cache_key": key})
+    rows.append({"label": label, "workdir": workdir, **res, "wall_time_s": time.time() - t0,
+                 "cache_key": key})
     _save_row(row_path, rows[-1])
-  columns = [c for c in ("clean", "corruptions", *[f"lowres{s}" for s in args.low_res], "fgsm",
-                         "fgsm_adaptive", "pgd", "pgd_adaptive") if c in rows[0]["accuracy"]]
+  attack_columns = [c for a in args.attacks for c in ((a, f"{a}_adaptive") if a in ("fgsm", "pgd") else (a,))]
+  columns = [c for c in ("clean", "corruptions", *[f"lowres{s}" for s in args.low_res], "lowres",
+                         *attack_columns, "transfer", "worst") if c in rows[0]["accuracy"]]
   md = [f"# Defenses x evaluations ({args.dataset} test, first {len(x)} images)", "",
         f"Accuracy (%) on n = {len(x)} images, \u00b1 half the 95% Wilson interval. "
-        "Non-adaptive attacks hit the bare classifier, then the test-time transform "
-        "is applied; adaptive attacks go through the transform. BatchNorm in inference mode. "
-        f"L-inf eps = {args.eps * 255:.3g}/255 in [0, 1] pixel space.", ""]
-  header = ["defense", "checkpoint", "transform"] + [title(c) for c in columns]
+        "Gray-box attacks hit the bare classifier, then the test-time transform "
+        "is applied; adaptive attacks go through the transform; the worst case counts an image as robust "
+        "only if no attack broke it. BatchNorm in inference mode. "
+        f"L-inf eps = {args.eps * 255:.3g}/255 in [0, 1] pixel space; {args.pgd_steps} steps for PGD / "
+        f"APGD / CW, Square {args.square_queries} queries, EOT {args.eot_samples} draws per step against "
+        f"random defenses; device: {iss_jax.robustness.device_description()}.", ""]
+  header = ["defense", "checkpoint", "transform"] + [title(c) for c in columns] + ["wall time"]
   table = [[r["label"], r["workdir"], r["defense"]]
-           + [_common.pct_ci(r["accuracy"][c], len(x)) for c in columns] for r in rows]
+           + [_common.pct_ci(r["accuracy"][c], len(x)) for c in columns]
+           + [f"{r['wall_time_s'] / 60:.1f} min" if "wall_time_s" in r else "?"] for r in rows]
   md.append(iss_jax.robustness.markdown_table(header, table))
   md += ["", "## Attack and evaluation used for each number", ""]
   for r in rows:
@@ -195,7 +242,7 @@ def _compare(args) -> dict:
     md += ["", "## Sanity check violations", ""] + [f"- **{label}**: {c['check']}: {c['detail']}"
                                                      for label, c in violations]
   fig = _figure(rows, columns, f"{args.dataset} test, n = {len(x)}, eps = {args.eps * 255:.3g}/255, "
-                f"PGD-{args.pgd_steps}")
+                f"{args.pgd_steps} steps, Square {args.square_queries} queries")
   paths = iss_jax.robustness.write_report(args.out, NAME, "\n".join(md), data, fig)
   print("\n".join(md))
   print(f"[compare] wrote {paths}", file=sys.stderr)

@@ -26,6 +26,7 @@ from iss_jax._src.lbi import DEFAULT_MAXITER as DEFAULT_MAXITER
 from iss_jax._src.lbi import DEFAULT_STEP_FACTOR as DEFAULT_STEP_FACTOR
 from iss_jax._src.lbi import LBIParams as LBIParams
 from iss_jax._src.lbi import LBIState as LBIState
+from iss_jax._src.lbi import default_maxiter as default_maxiter
 from iss_jax._src.lbi import hessian_norm as hessian_norm
 from iss_jax._src.lbi import init as lbi_init
 from iss_jax._src.lbi import make_params as lbi_params
@@ -56,6 +57,7 @@ __all__ = (
     "component_mean",
     "connected_components",
     "cpu_kernel_available",
+    "default_maxiter",
     "hessian_norm",
     "lbi_init",
     "lbi_params",

@@ -1,6 +1,9 @@
-"""Dataset loaders on tiny files written in tmp_path: npz, CIFAR pickle folders, image folders."""
+"""Dataset loaders on tiny files written in tmp_path (npz, CIFAR pickle folders, image folders, miniImageNet
+layouts) and on the real crops shipped in tests/data/folder_sample (image folder, ImageNet-100 class list)."""
 
 import pickle
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -194,3 +197,194 @@ def test_cifar10_exact_test_split_is_official_prefix():
     np.testing.assert_array_equal(x, d["x_test"][keep][order])
     np.testing.assert_array_equal(y, d["y_test_full"][:1017])
   assert np.bincount(y, minlength=10).min() > 50  # natural class mix
+
+
+# --------------------------------------------------------------------------------------------------
+# Image folders, miniImageNet, ImageNet-100 and CIFAR-100 (the later paper's datasets).
+
+FOLDER_SAMPLE = REPO / "tests" / "data" / "folder_sample"  # real crops of Kodak24 / Set12 (PROVENANCE.md)
+SAMPLE_CLASSES = ["kodim03", "kodim05", "kodim15", "kodim23", "set12_05"]
+
+
+def _one_sentence(message, *needles):
+  assert message.endswith(".") and not re.search(r"[.;]\s+[A-Z]", message), message
+  for needle in needles:
+    assert needle in message, (needle, message)
+
+
+def _pil_rgb(path, size=None):
+  with Image.open(path) as im:
+    im = im.convert("RGB")
+    return np.asarray(im.resize((size, size), Image.BILINEAR) if size else im)
+
+
+def test_folder_sample_labels_sizes_and_resize_match_pil():
+  files = sorted((FOLDER_SAMPLE / "train").glob("*/*.jpg"))
+  assert [f.parent.name for f in files] == [c for c in SAMPLE_CLASSES for _ in range(4)]
+  x, y = iss_jax.training.load_dataset(f"folder:{FOLDER_SAMPLE}", "train")
+  assert x.shape == (20, 96, 128, 3) and y.tolist() == [i for i in range(5) for _ in range(4)]
+  np.testing.assert_array_equal(x, np.stack([_pil_rgb(f) for f in files]))
+  grey = x[y == SAMPLE_CLASSES.index("set12_05")]
+  assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()  # grey read as RGB
+  for size in (84, 224):
+    x, _ = iss_jax.training.load_dataset(f"folder:{FOLDER_SAMPLE}", "train", image_size=size)
+    np.testing.assert_array_equal(x, np.stack([_pil_rgb(f, size) for f in files]))
+  x, y = iss_jax.training.load_dataset(f"folder:{FOLDER_SAMPLE}", "test", image_size=84)  # test = val/
+  assert x.shape == (5, 84, 84, 3) and y.tolist() == [0, 1, 2, 3, 4]
+  np.testing.assert_array_equal(x, np.stack([_pil_rgb(f, 84) for f in sorted(FOLDER_SAMPLE.glob("val/*/*"))]))
+
+
+def test_folder_without_a_test_split_is_refused(tmp_path):
+  (tmp_path / "train" / "a").mkdir(parents=True)
+  Image.fromarray(_images(1)[0]).save(tmp_path / "train" / "a" / "0.png")
+  with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
+    iss_jax.training.load_dataset(f"folder:{tmp_path}", "test")
+  _one_sentence(str(e.value), "--dataset=folder:", "test/", "val/")
+
+
+def test_imagenet100_class_list_and_center_crop():
+  """The classes of imagenet100.txt (3 of the 5 folders), labelled in sorted order, each image resized
+  to a 256 shorter side and centre-cropped to 224 (a 128x96 crop becomes 341x256, then the box
+  (58, 16, 282, 240))."""
+  listed = sorted(["kodim15", "set12_05", "kodim03"])
+  for split, sub, per_class in (("train", "train", 4), ("test", "val", 1)):
+    x, y = iss_jax.training.load_dataset("imagenet100", split, str(FOLDER_SAMPLE))
+    files = [f for c in listed for f in sorted((FOLDER_SAMPLE / sub / c).glob("*.jpg"))]
+    assert x.shape == (3 * per_class, 224, 224, 3)
+    assert y.tolist() == [i for i in range(3) for _ in range(per_class)]
+    expected = []
+    for f in files:
+      with Image.open(f) as im:
+        im = im.convert("RGB").resize((341, 256), Image.BILINEAR)
+        expected.append(np.asarray(im.crop((58, 16, 282, 240))))
+    np.testing.assert_array_equal(x, np.stack(expected))
+  assert data_lib.num_classes_of("imagenet100", y) == 3  # the classes found, not 100
+  assert iss_jax.training.imagenet100_classes(str(FOLDER_SAMPLE)) == tuple(listed)
+  cmc = iss_jax.training.imagenet100_classes()
+  assert len(cmc) == len(set(cmc)) == 100 and list(cmc) == sorted(cmc)
+  assert all(re.fullmatch(r"n\d{8}", c) for c in cmc) and {"n01558993", "n13040303"} <= set(cmc)
+
+
+def test_imagenet100_errors(tmp_path, monkeypatch):
+  monkeypatch.setattr(data_lib, "_load_tfds_imagenet_subset", lambda *a: None)  # as without TFDS
+  with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
+    iss_jax.training.load_dataset("imagenet100", "train", str(tmp_path))
+  _one_sentence(str(e.value), "--data_dir", "train/", "val/", "imagenet100.txt", "imagenet2012")
+  shutil.copytree(FOLDER_SAMPLE / "train", tmp_path / "train")  # no class list: CMC's 100 classes
+  with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
+    iss_jax.training.load_dataset("imagenet100", "train", str(tmp_path))
+  _one_sentence(str(e.value), "100 of the 100 classes of the CMC class list", "--data_dir", "imagenet100.txt")
+  (tmp_path / "imagenet100.txt").write_text("kodim03\nkodim03\n")
+  with pytest.raises(ValueError, match="each once"):
+    iss_jax.training.load_dataset("imagenet100", "train", str(tmp_path))
+
+
+def _write_mini_class(root, name, count, offset):
+  """``count`` 4x4 constant PNGs whose grey level ``offset + i`` survives any resize, named in order."""
+  (root / name).mkdir(parents=True, exist_ok=True)
+  for i in range(count):
+    Image.fromarray(np.full((4, 4, 3), offset + i, np.uint8)).save(root / name / f"{name}_{i:04d}.png")
+
+
+def _ids(x):
+  return x[:, 0, 0, 0].astype(int).tolist()
+
+
+def test_miniimagenet_split_rule_and_layouts(tmp_path):
+  import zlib
+
+  counts = {"n01532829": (103, 0), "n09246464": (105, 120)}
+  for name, (count, offset) in counts.items():
+    _write_mini_class(tmp_path / "miniimagenet" / "train", name, count, offset)
+  x_tr, y_tr = iss_jax.training.load_dataset("miniimagenet", "train", str(tmp_path))
+  x_te, y_te = iss_jax.training.load_dataset("miniimagenet", "test", str(tmp_path))
+  assert x_tr.shape == (8, 84, 84, 3) and x_te.shape == (200, 84, 84, 3)
+  assert y_te.tolist() == [0] * 100 + [1] * 100 and y_tr.tolist() == [0] * 3 + [1] * 5
+  for label, (name, (count, offset)) in enumerate(counts.items()):
+    # The documented rule, written out: the first 100 of a permutation seeded by the class name.
+    held = np.sort(np.random.default_rng(zlib.crc32(name.encode())).permutation(count)[:100])
+    np.testing.assert_array_equal(iss_jax.training.miniimagenet_test_indices(name, count), held)
+    assert _ids(x_te[y_te == label]) == (offset + held).tolist()
+    assert _ids(x_tr[y_tr == label]) == [offset + i for i in range(count) if i not in set(held)]
+  assert data_lib.num_classes_of("miniimagenet", y_tr) == 2
+  # A class's split depends on its own images only: adding a class leaves the others' unchanged.
+  _write_mini_class(tmp_path / "miniimagenet" / "train", "n01234567", 101, 150)
+  x3, y3 = iss_jax.training.load_dataset("miniimagenet", "test", str(tmp_path))
+  assert _ids(x3[y3 == 1]) == _ids(x_te[y_te == 0]) and _ids(x3[y3 == 2]) == _ids(x_te[y_te == 1])
+  # Ravi & Larochelle's images/ + train.csv, and the pickled cache, give the same split.
+  csv_root = tmp_path / "csv"
+  (csv_root / "images").mkdir(parents=True)
+  rows = ["filename,label"]
+  for f in [f for name in counts for f in sorted((tmp_path / "miniimagenet" / "train" / name).iterdir())]:
+    shutil.copy(f, csv_root / "images" / f.name)
+    rows.append(f"{f.name},{f.parent.name}")
+  (csv_root / "train.csv").write_text("\n".join(rows) + "\n")
+  pkl_root = tmp_path / "pkl"
+  pkl_root.mkdir()
+  ids = [(offset + i, name) for name, (count, offset) in counts.items() for i in range(count)]
+  with open(pkl_root / "mini-imagenet-cache-train.pkl", "wb") as f:
+    class_dict = {name: [j for j, (_, n) in enumerate(ids) if n == name] for name in counts}
+    pickle.dump({"image_data": np.stack([np.full((84, 84, 3), v, np.uint8) for v, _ in ids]),
+                 "class_dict": class_dict}, f)
+  for root in (csv_root, pkl_root):
+    for split, (x, y) in (("train", (x_tr, y_tr)), ("test", (x_te, y_te))):
+      x2, y2 = iss_jax.training.load_dataset("miniimagenet", split, str(root))
+      np.testing.assert_array_equal(x2, x)
+      np.testing.assert_array_equal(y2, y)
+
+
+def test_miniimagenet_errors(tmp_path):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
+    iss_jax.training.load_dataset("miniimagenet", "train", str(tmp_path / "none"))
+  _one_sentence(str(e.value), "--data_dir", "train/<wnid>/", "train.csv", "mini-imagenet-cache-train.pkl")
+  _write_mini_class(tmp_path / "train", "n01532829", 100, 0)
+  with pytest.raises(ValueError) as e:
+    iss_jax.training.load_dataset("miniimagenet", "test", str(tmp_path))
+  _one_sentence(str(e.value), "n01532829 has 100 images", "more than 100")
+
+
+def test_cifar100_official_pickles_fine_labels(tmp_path):
+  """The official cifar-100-python format (b'data' rows of 3072 CHW bytes, b'fine_labels' next to
+  b'coarse_labels', a meta file), read from the folder or its parent: fine labels, NHWC."""
+  folder = tmp_path / "cifar-100-python"
+  folder.mkdir()
+  rng = np.random.default_rng(1)
+  expected = {}
+  for split, n in (("train", 5), ("test", 3)):
+    chw = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    fine, coarse = rng.integers(0, 100, n).tolist(), rng.integers(0, 20, n).tolist()
+    with open(folder / split, "wb") as f:
+      pickle.dump({b"filenames": [b"x.png"] * n, b"batch_label": split.encode(), b"fine_labels": fine,
+                   b"coarse_labels": coarse, b"data": chw.reshape(n, 3072)}, f)
+    expected[split] = (np.stack([np.dstack(list(img)) for img in chw]), fine)  # CHW -> HWC per image
+  with open(folder / "meta", "wb") as f:
+    pickle.dump({b"fine_label_names": [b"apple"] * 100, b"coarse_label_names": [b"fish"] * 20}, f)
+  for data_dir in (tmp_path, folder):
+    for split in ("train", "test"):
+      x, y = iss_jax.training.load_dataset("cifar100", split, str(data_dir))
+      np.testing.assert_array_equal(x, expected[split][0])
+      assert y.tolist() == expected[split][1]
+
+
+def test_cifar100_missing_names_the_folder_and_tfds(tmp_path, monkeypatch):
+  monkeypatch.setattr(data_lib, "_load_tfds", lambda *a: None)  # as offline / without TFDS
+  with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
+    iss_jax.training.load_dataset("cifar100", "train", str(tmp_path))
+  _one_sentence(str(e.value), "--data_dir", "cifar-100-python", "train and test", "TFDS", "Colab")
+
+
+def test_dataset_presets_validate_with_every_procedure():
+  from train.configs import adversarial, datasets, default, finetune, fixed, iterative, vanilla
+
+  expected = {"cifar100": ("cifar100", "resnet18", "cifar", 100),
+              "miniimagenet": ("miniimagenet", "resnet34", "imagenet", 64),
+              "imagenet100": ("imagenet100", "resnet50", "imagenet", 100)}
+  assert set(datasets.PRESET_FIELDS) == set(expected) and set(expected) <= set(default.PRESETS)
+  for preset, (dataset, model, stem, classes) in expected.items():
+    assert data_lib.NUM_CLASSES[dataset] == classes
+    for module in (vanilla, fixed, iterative, finetune, adversarial):
+      c = module.get_config(preset)
+      if module is finetune:
+        c.init_checkpoint = "workdirs/vanilla_" + preset
+      iss_jax.training.validate_config(c)
+      assert (c.preset, c.dataset, c.model, c.stem) == (preset, dataset, model, stem)

@@ -127,8 +127,9 @@ def test_evaluate_defense_columns_and_protocol():
   r = evaluate_defense(f, x, y, make_defense("lowpass@1"), pgd_steps=2, low_res_sizes=(2,), batch_size=4,
                        progress=False)
   acc = r["accuracy"]
-  assert set(acc) == {"clean", "fgsm", "fgsm_adaptive", "pgd", "pgd_adaptive", "lowres2"}
+  assert set(acc) == {"clean", "fgsm", "fgsm_adaptive", "pgd", "pgd_adaptive", "lowres2", "worst"}
   assert acc["pgd_adaptive"] <= acc["pgd"]  # adaptive = per example the stronger attack
+  assert acc["worst"] <= min(acc["fgsm_adaptive"], acc["pgd_adaptive"])
   assert all(0.0 <= a <= 1.0 for a in acc.values())
   assert "exact gradient" in r["attacks"]["pgd_adaptive"]
   bare = evaluate_defense(f, x, y, no_defense(), pgd_steps=2, low_res_sizes=(), batch_size=4,
@@ -152,3 +153,30 @@ def test_compare_row_is_the_single_defense_adversarial_evaluation():
       assert row["accuracy"][a] == table[(a, "transfer")]
       assert row["accuracy"][f"{a}_adaptive"] == table[(a, "worst")] <= table[(a, "adaptive")]
     assert adv["defenses"][d.name].endswith("EOT (gradient averaged over random draws)") == d.random
+
+
+def test_evaluate_defense_worst_case_and_black_box_transfer_are_per_example():
+  """The worst case is the per-example AND of every attack's survivors (recomputed here from
+  evaluate_adversarial), and the black-box column feeds a substitute's PGD examples to the defense."""
+  _, f = _model()
+  _, g = _model(seed=1)  # an independently drawn substitute
+  x, y = _data(8)
+  x, y = np.asarray(x), np.asarray(y)
+  d = make_defense("lowpass@1")
+  attacks = ("pgd", "apgd-ce", "square")
+  row = evaluate_defense(f, x, y, d, eps=EPS, pgd_steps=3, low_res_sizes=(), batch_size=4, seed=3,
+                         attacks_=attacks, square_queries=20, substitute_fn=g, progress=False)
+  adv = evaluate_adversarial(f, x, y, eps_grid=[EPS], defenses=[d], steps=3, batch_size=4, seed=3,
+                             attacks_=attacks, square_queries=20, substitute_fn=g, progress=False,
+                             return_correct=True)
+  c = {(a, dn, p): v for (a, _, dn, p), v in adv["correct"].items()}
+  survivors = [c[("pgd", d.name, "worst")], c[("apgd-ce", d.name, "adaptive")],
+               c[("square", d.name, "adaptive")], c[("transfer", d.name, "black-box")]]
+  assert row["accuracy"]["worst"] == float(np.mean(np.logical_and.reduce(survivors)))
+  assert row["accuracy"]["transfer"] == float(np.mean(survivors[-1]))
+  assert set(row["accuracy"]) == {"clean", "pgd", "pgd_adaptive", "apgd-ce", "square", "transfer", "worst"}
+  # With the model as its own substitute (no random start), black-box transfer IS white-box PGD.
+  own = evaluate_adversarial(f, x, y, eps_grid=[EPS], steps=3, batch_size=4, attacks_=("pgd",),
+                             random_start=False, substitute_fn=f, progress=False)
+  table = {(r["attack"], r["defense"]): r["accuracy"] for r in own["rows"]}
+  assert table[("transfer", "none")] == table[("pgd", "none")] < 1.0

@@ -136,8 +136,9 @@ def test_configs_hold_every_library_field():
   c = default.get_config()
   assert sorted(c) == sorted(CONFIG_FIELDS)
   params = inspect.signature(iss_jax.smooth).parameters
-  solver = ("kappa", "nu", "step_factor", "maxiter")
+  solver = ("kappa", "nu", "step_factor")
   assert {k: c[k] for k in solver} == {k: params[k].default for k in solver}
+  assert c.maxiter == 0 and params["maxiter"].default is None  # 0 in a config: smooth's size-aware cap
   assert set(default.FLAG_HELP) <= set(c) and set(default.COMMON_FLAGS) <= set(default.FLAG_HELP)
   assert not hasattr(iss_jax.training, "training_config")
 
@@ -312,7 +313,7 @@ def test_config_missing_a_field_is_refused_before_the_workdir(tiny, tmp_path):
     ("dataset", "cifar11", r"config\.dataset must be one of cifar10, .*npz:/path/file\.npz or folder:/path; "
                            r"got 'cifar11'"),
     ("dataset", "npz:", r"config\.dataset must be one of"),
-    ("model", "resnet19", r"config\.model must be one of resnet18, .*resnet_small; got 'resnet19'"),
+    ("model", "resnet19", r"config\.model must be one of resnet18, .*resnet_small.*; got 'resnet19'"),
     ("epochs", 0, r"config\.epochs must be an integer >= 1; got 0"),
     ("batch_size", -8, r"config\.batch_size must be an integer >= 1"),
     ("learning_rate", -0.1, r"config\.learning_rate must be a number >= 0; got -0\.1"),

@@ -32,6 +32,13 @@ class SmoothInfo(NamedTuple):
   sparsity: Array
   capped: Array
 
+  @property
+  def capped_share(self) -> Array:
+    """Share of the images that hit ``maxiter`` before the target: float, ``()`` for one image or a batch,
+    ``(P,)`` for a path (one share per target)."""
+    return jnp.mean(jnp.asarray(self.capped, jnp.float32), axis=-1) if jnp.ndim(self.capped) else \
+        jnp.asarray(self.capped, jnp.float32)
+
 
 # Shape of the XLA scheduler (:func:`_schedule_shape` documents the model). On CPU a batch is smoothed by
 # ``_SLOTS`` slots at a time, refilled every ``_CHUNK`` steps; these two are read at trace time (tests
@@ -395,7 +402,7 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient, implement
   x = check_image(x, "x", value_range=value_range)
   if gradient not in ("bpda", "unrolled"):
     raise ValueError(f"gradient must be 'bpda' or 'unrolled'; got {gradient!r}.")
-  if gradient == "unrolled" and not isinstance(maxiter, int):
+  if gradient == "unrolled" and not (maxiter is None or isinstance(maxiter, int)):
     raise ValueError("gradient='unrolled' needs a static Python int maxiter (the scan length); "
                      f"got {type(maxiter).__name__}.")
   if isinstance(maxiter, int) and maxiter < 0:
@@ -406,14 +413,16 @@ def _prepare(x, sparsities, kappa, nu, step_factor, maxiter, gradient, implement
   if is_concrete(step_factor) and not float(step_factor) < 2:
     raise ValueError(f"step_factor must be < 2 for the LBI step to be stable; got {step_factor}.")
   x4 = {2: x[None, :, :, None], 3: x[None], 4: x}[x.ndim]
+  if maxiter is None:
+    maxiter = lbi.default_maxiter(*x4.shape[1:])
   params = lbi.make_params(x4.shape[1], x4.shape[2], kappa=kappa, nu=nu, step_factor=step_factor,
                            dtype=x4.dtype)
   implementation = _resolve_implementation(implementation, x4, gradient)
-  return x, x4, check_fraction(sparsities, "sparsity"), params, implementation
+  return x, x4, check_fraction(sparsities, "sparsity"), params, implementation, maxiter
 
 
 def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
-           step_factor=lbi.DEFAULT_STEP_FACTOR, maxiter=lbi.DEFAULT_MAXITER, gradient="bpda",
+           step_factor=lbi.DEFAULT_STEP_FACTOR, maxiter=None, gradient="bpda",
            return_info=False, mesh=None, implementation=None, value_range=(0.0, 1.0)):
   """Smooths images by Split LBI stopped at a target edge sparsity, then projected (Prop. 3.1).
 
@@ -431,8 +440,12 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
     step_factor: ``c`` in ``alpha = c / (kappa ||H||_2)``, in ``(0, 2)``. 1 is the paper's step; the
       default 1.9 reaches the same projected images in about half the steps
       (``benchmarks/bench_step_factor.py`` compares them).
-    maxiter: step cap per image. Reaching it before the target returns the projection of the last step
-      and sets ``info.capped``.
+    maxiter: step cap per image; may be traced. Reaching it before the target returns the projection of
+      the last step and sets ``info.capped`` (``info.capped_share``: the share of the batch). ``None``
+      (default): a cap that follows the image: 20,000 (``iss_jax.DEFAULT_MAXITER``) for a 32x32 colour
+      image, growing with the fourth root of the pixel count above (33,000 at 84x84, 53,000 at
+      224x224), twice that for one channel (``benchmarks/bench_large_images.py`` measures the steps
+      real images need).
     gradient: ``"bpda"`` (default): ``jax.grad`` sees the smoothing as the identity (straight-through,
       BPDA, Athalye et al. 2018), with the forward pass exact. ``"unrolled"``: the exact gradient of a
       run of at most ``maxiter`` steps (a ``lax.scan``, rematerialised), for adaptive attacks; needs a
@@ -500,7 +513,7 @@ def smooth(x, sparsity=0.6, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
 
 
 def smooth_path(x, sparsities, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
-                step_factor=lbi.DEFAULT_STEP_FACTOR, maxiter=lbi.DEFAULT_MAXITER, gradient="bpda",
+                step_factor=lbi.DEFAULT_STEP_FACTOR, maxiter=None, gradient="bpda",
                 return_info=False, mesh=None, implementation=None, value_range=(0.0, 1.0)):
   """The image path at several sparsities from ONE Split LBI run per image (paper Fig. 10).
 
@@ -522,8 +535,8 @@ def smooth_path(x, sparsities, *, kappa=lbi.DEFAULT_KAPPA, nu=lbi.DEFAULT_NU,
   sparsities = jnp.asarray(sparsities)
   if sparsities.ndim != 1 or sparsities.shape[0] == 0:
     raise ValueError(f"sparsities must be a non-empty 1-D array; got shape {sparsities.shape}.")
-  x, x4, targets, params, implementation = _prepare(x, sparsities, kappa, nu, step_factor, maxiter,
-                                                    gradient, implementation, value_range)
+  x, x4, targets, params, implementation, maxiter = _prepare(
+      x, sparsities, kappa, nu, step_factor, maxiter, gradient, implementation, value_range)
   if x4.shape[0] == 0:
     out = jnp.zeros((targets.shape[0],) + x.shape, x.dtype)
     empty = jnp.zeros((targets.shape[0], 0))

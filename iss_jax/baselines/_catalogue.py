@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from iss_jax.baselines._lowpass import gaussian_lowpass
+from iss_jax.baselines._menet import menet
 from iss_jax.baselines._splic import splic
 from iss_jax.baselines._tv import tv_denoise
 from iss_jax.robustness._defenses import Defense, custom_defense, no_defense, smoothing_defense
 
 # The spec forms :func:`make_defense` accepts (``tv@auto`` is resolved by the caller, which holds data).
-DEFENSE_SPECS = ("none", "smooth@S", "tv@W", "lowpass@SIGMA", "splic@R")
+DEFENSE_SPECS = ("none", "smooth@S", "tv@W", "lowpass@SIGMA", "splic@R", "menet@P")
 
 
 def tv_defense(weight: float, *, iters: int = 50) -> Defense:
@@ -36,12 +37,24 @@ def splic_defense(rank: int, *, maxiter: int = 70) -> Defense:
                         gradient="bpda", random=True)
 
 
+def menet_defense(p: float, *, method: str = "usvt") -> Defense:
+  """ME-Net at observation probability ``p`` (``"menet@P"``); random: BPDA + EOT for adaptive attacks."""
+  q = float(p)
+  if not 0.0 < q <= 1.0:
+    raise ValueError(f"ME-Net observation probability must be in (0, 1]; got {p}.")
+  name = f"menet@{q:g}" + ("" if method == "usvt" else f"-{method}")
+  return custom_defense(name, lambda x, key: menet(x, p=q, key=key, method=method), gradient="bpda",
+                        random=True)
+
+
 def make_defense(spec: str, *, tv_iters: int = 50, splic_maxiter: int = 70,
                  smooth_kwargs: dict | None = None) -> Defense:
-  """A defense from its name: ``"none"``, ``"smooth@S"``, ``"tv@W"``, ``"lowpass@SIGMA"``, ``"splic@R"``.
+  """A defense from its name: ``"none"``, ``"smooth@S"``, ``"tv@W"``, ``"lowpass@SIGMA"``, ``"splic@R"``,
+  ``"menet@P"``.
 
   Args:
-    spec: the name; the number after ``@`` is the sparsity, TV weight, low-pass std or SPLIC rank.
+    spec: the name; the number after ``@`` is the sparsity, TV weight, low-pass std, SPLIC rank or ME-Net
+      observation probability.
     tv_iters: Chambolle iterations of ``tv@``.
     splic_maxiter: gradient steps per SPLIC pass.
     smooth_kwargs: further keyword arguments of ``iss_jax.smooth`` for ``smooth@``.
@@ -65,7 +78,8 @@ def make_defense(spec: str, *, tv_iters: int = 50, splic_maxiter: int = 70,
   builders = {"smooth": lambda v: smoothing_defense(v, **dict(smooth_kwargs or {})),
               "tv": lambda v: tv_defense(v, iters=tv_iters),
               "lowpass": lowpass_defense,
-              "splic": lambda v: splic_defense(v, maxiter=splic_maxiter)}
+              "splic": lambda v: splic_defense(v, maxiter=splic_maxiter),
+              "menet": menet_defense}
   if kind not in builders:
     raise ValueError(f"unknown defense {spec!r}; use one of {forms}.")
   try:

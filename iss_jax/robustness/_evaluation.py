@@ -33,6 +33,7 @@ APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted"}
 AUTOATTACK = ("apgd-ce", "apgd-t", "square")  # the per-example worst case reported as "autoattack"
 SQUARE_QUERIES = 1000
 PROTOCOLS = ("transfer", "adaptive")
+BLACK_BOX = "black-box"
 
 
 def with_bare(defenses: Sequence[Defense]) -> list[Defense]:
@@ -134,7 +135,7 @@ def _deepfool_norms_fn(samples: int):
 def _median_norms(run: Runner, defense: Defense, x, y, clean_correct, samples: int, key) -> dict:
   """DeepFool's median minimal L-inf / L2 norms over the images ``defense`` classifies correctly."""
   logits = run.logits_fn(defense)
-  fn = jax.jit(lambda xb, k: _deepfool_norms_fn(samples if defense.random else 1)(logits, xb, k))
+  fn = jax.jit(lambda xb, k: _deepfool_norms_fn(samples if run.is_random(defense) else 1)(logits, xb, k))
   out = run.map(fn, x, key=key)[np.asarray(clean_correct, bool)]
   if len(out) == 0:
     return {"median_linf": None, "median_l2": None, "num_images": 0, "success_rate": None}
@@ -148,7 +149,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          steps: int = 10, step_size_factor: float = 2.5, restarts: int = 1,
                          random_start: bool = True, protocols: Sequence[str] = PROTOCOLS,
                          eot_samples: int = 4, batch_size: int = 100, seed: int = 0,
-                         progress: bool = True, square_queries: int = SQUARE_QUERIES) -> dict:
+                         progress: bool = True, square_queries: int = SQUARE_QUERIES,
+                         substitute_fn: Callable[[Array], Array] | None = None,
+                         return_correct: bool = False) -> dict:
   """Accuracy under FGSM/PGD at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -159,6 +162,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     (EOT) when the defense is random.
   * ``"worst"`` (reported whenever both run): per example the stronger of the two (an example counts as
     broken if either breaks it), never weaker than the paper's protocol by construction.
+  * ``"black-box"`` (with ``substitute_fn``): attack ``"transfer"``, PGD examples of an independently
+    trained substitute model fed to the bare and the defended classifier (SPLIC's Table 1 protocol).
 
   Args:
     apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode.
@@ -181,6 +186,11 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     seed: PRNG seed (random starts, random defenses).
     progress: show a tqdm bar.
     square_queries: Square's query budget per image.
+    substitute_fn: an independently trained classifier: the black-box ``"transfer"`` attack makes PGD
+      examples on it (white-box there, EOT if it is random) and feeds them to the bare model and to every
+      defense (rows with protocol ``"black-box"``). None: no transfer attack.
+    return_correct: also return ``result["correct"]``, ``{(attack, eps, defense, protocol): (N,) bool}``
+      per example (for per-example worst cases across calls; not JSON-ready).
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
@@ -199,7 +209,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       raise ValueError(f"eps_grid values must be in [0, 1] (pixel space); got {e}.")
   for a in attacks_:
     if a not in ATTACKS:
-      raise ValueError(f"attacks must be among {ATTACKS}; got {a!r}.")
+      hint = (" (the black-box 'transfer' attack runs when a substitute model is given)"
+              if a == "transfer" else "")
+      raise ValueError(f"attacks must be among {ATTACKS}; got {a!r}{hint}.")
   for p in protocols:
     if p not in PROTOCOLS:
       raise ValueError(f"protocols must be among {PROTOCOLS}; got {p!r}.")
@@ -213,7 +225,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   def jitted(attack_name, defense):
     """The adaptive attack on ``defense`` (on the bare model for ``none``): ``(x, y, eps, key)``."""
     logits = run.logits_fn(defense)
-    if defense.random:
+    if run.is_random(defense):
       return jax.jit(lambda xb, yb, eps, k: eot[attack_name](logits, xb, yb, eps, k))
     return jax.jit(lambda xb, yb, eps, k: plain[attack_name](lambda z: logits(z, k), xb, yb, eps, k))
 
@@ -248,6 +260,18 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
           if "transfer" in protocols:
             correct[(a, eps, d.name, "worst")] = (correct[(a, eps, d.name, "adaptive")]
                                                   & correct[(a, eps, d.name, "transfer")])
+  if substitute_fn is not None:
+    sub = Runner(substitute_fn, batch_size=batch_size, seed=seed, progress=False)
+    pgd = _eot_attack_fn("pgd", steps, step_size_factor, eot_samples if sub.is_random() else 1,
+                         random_start)
+    logits = sub.logits_fn()
+    make = jax.jit(lambda xb, yb, eps, k: pgd(logits, xb, yb, eps, k))
+    for ei, eps in enumerate(eps_grid):
+      x_sub = sub.map(lambda xb, yb, k, eps=eps: make(xb, yb, jnp.float32(eps), k), x, y,
+                      key=run.key_for(5, ei))
+      for di, d in enumerate(everyone):
+        protocol = NONE if d.name == NONE else BLACK_BOX
+        correct[("transfer", eps, d.name, protocol)] = run.correct(x_sub, y, d, key=run.key_for(6, ei, di))
   bar.close()
 
   rows = [{"attack": a, "eps": e, "defense": d, "protocol": p, "accuracy": float(np.mean(c)),
@@ -256,7 +280,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       "clean": {name: float(np.mean(c)) for name, c in clean.items()},
       "rows": rows,
       "num_examples": int(len(x)),
-      "defenses": {d.name: d.describe_gradient() for d in everyone},
+      "defenses": {d.name: run.describe(d) for d in everyone},
       "settings": {"eps_grid": eps_grid, "attacks": list(attacks_), "pgd_steps": steps,
                    "pgd_step_size": f"{step_size_factor} * eps / {steps}", "restarts": restarts,
                    "random_start": random_start, "defenses": [d.name for d in everyone[1:]],
@@ -273,6 +297,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     result["settings"]["square_queries"] = square_queries
   result["checks"] = adversarial_sanity_checks(result)
   result["violations"] = sum(not c["ok"] for c in result["checks"])
+  if return_correct:
+    result["correct"] = correct
   return result
 
 
@@ -611,61 +637,99 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
                      eps: float = 8 / 255, pgd_steps: int = 10, step_size_factor: float = 2.5,
                      eot_samples: int = 4, corruptions: Sequence[str] = (),
                      severities: Sequence[int] = (3,), low_res_sizes: Sequence[int] = (16,),
+                     attacks_: Sequence[str] = DEFAULT_ATTACKS, square_queries: int = SQUARE_QUERIES,
+                     substitute_fn: Callable[[Array], Array] | None = None,
                      batch_size: int = 100, seed: int = 0, progress: bool = True) -> dict:
   """Every evaluation of one defended classifier, each through the same runner as the others.
 
   The columns come from :func:`evaluate_accuracy`, :func:`evaluate_corruptions`,
-  :func:`evaluate_low_resolution` and :func:`evaluate_adversarial` (FGSM and PGD at one ``eps``).
+  :func:`evaluate_low_resolution` and :func:`evaluate_adversarial` (the attacks ``attacks_`` at one
+  ``eps``), plus a black-box transfer attack from ``substitute_fn`` and the per-example worst case.
 
   Args:
-    apply_fn: the classifier, ``(N, H, W, C)`` float ``[0, 1]`` -> logits (inference mode).
+    apply_fn: the classifier, ``(N, H, W, C)`` float ``[0, 1]`` -> logits (inference mode), or an
+      ``iss_jax.robustness.RandomClassifier``.
     x: ``(N, H, W, C)`` test images, uint8 or float in ``[0, 1]``.
     y: ``(N,)`` int labels.
     defense: the defense (``iss_jax.robustness.no_defense()`` for the bare model).
-    eps: L-infinity radius of FGSM and PGD (pixel space ``[0, 1]``).
-    pgd_steps: PGD iterations; step ``step_size_factor * eps / pgd_steps``.
+    eps: L-infinity radius of every attack (pixel space ``[0, 1]``).
+    pgd_steps: iterations of PGD, APGD and CW; PGD's step ``step_size_factor * eps / pgd_steps``.
     step_size_factor: see above (2.5: 2/255 for 8/255 and 10 steps).
-    eot_samples: EOT draws per gradient step against a random defense.
+    eot_samples: EOT draws per gradient step against a random defense or classifier.
     corruptions: names for the offline corruption generator; empty skips them.
     severities: corruption severities.
     low_res_sizes: sizes of the low-resolution column(s).
+    attacks_: attacks of :data:`ATTACKS` (e.g. ``("pgd", "apgd-ce", "apgd-dlr", "square")``).
+    square_queries: Square's queries per image.
+    substitute_fn: an independently trained classifier: PGD examples made on it (white-box there) are
+      fed to the defended one (the black-box ``transfer`` column, SPLIC's Table 1 protocol). None: skipped.
     batch_size: images per jitted batch.
     seed: PRNG seed (attacks, random defenses).
     progress: tqdm bars.
 
   Returns:
-    ``{"defense": name, "accuracy": {column: value}, "attacks": {column: description}, ...}`` with
-    columns ``clean``, ``corruptions``, ``lowres<size>``, ``fgsm``, ``fgsm_adaptive``, ``pgd``,
-    ``pgd_adaptive``. ``fgsm``/``pgd``: the attack on the bare classifier, then the defense (the paper's
-    gray-box protocol; white-box for the bare model). ``*_adaptive``: per example the stronger of that and
-    the attack through the defense (its :attr:`Defense.gradient`, with EOT if random).
+    ``{"defense": name, "accuracy": {column: value}, "attacks": {column: description}, ...}``. Columns:
+    ``clean``; ``corruptions`` (mean); ``lowres<size>`` and, for several sizes, ``lowres`` (their mean);
+    for ``fgsm`` / ``pgd``: ``<attack>`` = the attack on the bare classifier, then the defense (the paper's
+    gray-box protocol; white-box for the bare model) and ``<attack>_adaptive`` = per example the stronger
+    of that and the attack through the defense (its :attr:`Defense.gradient`, with EOT if random); for
+    the other attacks ``<attack>`` = the attack through the defense; ``transfer`` (with
+    ``substitute_fn``); ``worst`` = per example the worst case of every attack above (an image counts as
+    robust only if no attack broke it).
   """
   xf = as_float_images(x)
   y = check_labels(y, len(xf))
   kw = {"batch_size": batch_size, "seed": seed}
   defended = [] if defense.transform is None else [defense]
   name = defense.name
+  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
   acc, desc = {}, {}
   acc["clean"] = evaluate_accuracy(apply_fn, xf, y, defense=defense, **kw)
   desc["clean"] = "no attack"
-  adv = evaluate_adversarial(apply_fn, xf, y, eps_grid=[eps], defenses=defended, steps=pgd_steps,
-                             step_size_factor=step_size_factor, eot_samples=eot_samples,
-                             progress=progress, **kw)
-  table = {(r["attack"], r["defense"], r["protocol"]): r["accuracy"] for r in adv["rows"]}
+  adv = evaluate_adversarial(apply_fn, xf, y, eps_grid=[eps], defenses=defended, attacks_=attacks_,
+                             steps=pgd_steps, step_size_factor=step_size_factor, eot_samples=eot_samples,
+                             square_queries=square_queries, substitute_fn=substitute_fn, progress=progress,
+                             return_correct=True, **kw)
+  correct = {(a, d, p): c for (a, _, d, p), c in adv.pop("correct").items()}
   e = f"eps={eps * 255:.3g}/255"
-  pgd = f"PGD-{pgd_steps} {e} step={step_size_factor:g}*eps/{pgd_steps} random start"
-  for a, label in (("fgsm", f"FGSM {e}"), ("pgd", pgd)):
+  how = run.describe(defense) + (f", {eot_samples} draws per step" if run.is_random(defense) else "")
+  labels = {"fgsm": f"FGSM {e}", "pgd": f"PGD-{pgd_steps} {e} step={step_size_factor:g}*eps/{pgd_steps} "
+            "random start", "apgd-ce": f"APGD-CE {pgd_steps} steps {e}",
+            "apgd-dlr": f"APGD-DLR {pgd_steps} steps {e}",
+            "apgd-t": f"APGD-T {pgd_steps} steps, 9 targets {e}",
+            "square": f"Square {square_queries} queries {e} (no gradient)",
+            "cw": f"CW-Linf {pgd_steps} steps {e}",
+            "deepfool": f"DeepFool-Linf clipped to {e}", "autoattack": f"APGD-CE + APGD-T + Square {e}"}
+  broken = []  # (N,) bool "still correct" of every attack on the defended classifier
+  for a in attacks_:
     if not defended:
-      acc[a] = acc[f"{a}_adaptive"] = table[(a, NONE, NONE)]
-      desc[a] = f"{label} white-box"
-      desc[f"{a}_adaptive"] = "same as the non-adaptive attack (no defense)"
+      acc[a] = float(np.mean(correct[(a, NONE, NONE)]))
+      desc[a] = f"{labels[a]} white-box" + (f" ({how})" if run.is_random() else "")
+      broken.append(correct[(a, NONE, NONE)])
+      if a in ("fgsm", "pgd"):
+        acc[f"{a}_adaptive"] = acc[a]
+        desc[f"{a}_adaptive"] = "same as the non-adaptive attack (no defense)"
       continue
-    acc[a] = table[(a, name, "transfer")]
-    desc[a] = f"{label} on the bare classifier, then {name} (gray-box, the paper's protocol)"
-    acc[f"{a}_adaptive"] = table[(a, name, "worst")]
-    desc[f"{a}_adaptive"] = (f"{label} through {name}: {defense.describe_gradient()}"
-                             + (f", {eot_samples} draws per step" if defense.random else "")
-                             + "; per example the stronger of this and the gray-box attack")
+    adaptive = f"{labels[a]} through {name}: {how}"
+    if a in ("fgsm", "pgd"):
+      acc[a] = float(np.mean(correct[(a, name, "transfer")]))
+      desc[a] = f"{labels[a]} on the bare classifier, then {name} (gray-box, the paper's protocol)"
+      acc[f"{a}_adaptive"] = float(np.mean(correct[(a, name, "worst")]))
+      desc[f"{a}_adaptive"] = adaptive + "; per example the stronger of this and the gray-box attack"
+      broken.append(correct[(a, name, "worst")])
+    else:
+      acc[a] = float(np.mean(correct[(a, name, "adaptive")]))
+      desc[a] = adaptive
+      broken.append(correct[(a, name, "adaptive")])
+  if substitute_fn is not None:
+    broken.append(correct[("transfer", name, BLACK_BOX if defended else NONE)])
+    acc["transfer"] = float(np.mean(broken[-1]))
+    desc["transfer"] = (f"black-box transfer: {labels['pgd']} white-box on an independently trained "
+                        f"substitute, then {name}")
+  if broken:
+    acc["worst"] = float(np.mean(np.logical_and.reduce(broken)))
+    desc["worst"] = "per example the worst case of " + ", ".join(
+        [a for a in attacks_] + (["transfer"] if substitute_fn is not None else []))
   if corruptions:
     res = evaluate_corruptions(apply_fn, xf, y, names=list(corruptions), severities=list(severities),
                                defenses=defended, progress=progress, **kw)
@@ -677,6 +741,9 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
                                   **kw)
     acc[f"lowres{size}"] = float(res["accuracy"][str(size)][name])
     desc[f"lowres{size}"] = f"down to {size}x{size} ({res['filter']})"
+  if len(low_res_sizes) > 1:
+    acc["lowres"] = float(np.mean([acc[f"lowres{s}"] for s in low_res_sizes]))
+    desc["lowres"] = "mean of " + ", ".join(f"{s}x{s}" for s in low_res_sizes)
   return {"defense": name, "accuracy": acc, "attacks": desc, "num_examples": int(len(xf)),
-          "random": defense.random, "gradient": defense.gradient,
+          "random": run.is_random(defense), "gradient": defense.gradient,
           "checks": adv["checks"], "violations": adv["violations"]}

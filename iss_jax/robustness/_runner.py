@@ -7,6 +7,7 @@ dropped from the result), so a sweep over ``eps``, sparsities or corruptions com
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,29 @@ from iss_jax.robustness._defenses import Defense, no_defense
 Array = jax.Array
 
 
+class RandomClassifier(NamedTuple):
+  """A classifier whose logits depend on a PRNG key (e.g. PNI's weight noise, kept at test time).
+
+  Every evaluation treats it as random: predictions draw a fresh key per batch, adaptive attacks average
+  the gradient over ``eot_samples`` draws (EOT), whatever defense stands in front of it.
+
+  Attributes:
+    fn: ``fn(x, key) -> logits`` on ``(N, H, W, C)`` float ``[0, 1]`` images.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from iss_jax.robustness import RandomClassifier, Runner
+    >>> noisy = RandomClassifier(lambda x, key: x.mean((1, 2)) + jax.random.normal(key, (x.shape[0], 3)))
+    >>> Runner(noisy).is_random()
+    True
+  """
+
+  fn: Callable[[Array, Array], Array]
+
+  def __call__(self, x: Array, key: Array) -> Array:
+    return self.fn(x, key)
+
+
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
   if len(a) == size:
     return a
@@ -29,7 +53,8 @@ class Runner:
   """Evaluates one classifier, bare or behind a :class:`Defense`, in fixed-size jitted batches.
 
   Args:
-    apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode.
+    apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode; or a
+      :class:`RandomClassifier` (``(x, key) -> logits``), which makes every defense in front of it random.
     batch_size: images per jitted batch.
     seed: the PRNG seed every key of the run derives from (attack starts, random defenses).
     progress: tqdm bars for passes of more than one batch.
@@ -76,9 +101,29 @@ class Runner:
       outs.append(np.asarray(fn(*batch, jax.random.fold_in(key, i)))[: b - a])
     return np.concatenate(outs) if outs else np.zeros((0,))
 
+  def is_random(self, defense: Defense | None = None) -> bool:
+    """Whether the classifier behind ``defense`` is random (the defense's draws or the classifier's own)."""
+    return isinstance(self.apply_fn, RandomClassifier) or bool(defense is not None and defense.random)
+
+  def describe(self, defense: Defense | None = None) -> str:
+    """How an adaptive attack differentiates the classifier behind ``defense``, in words."""
+    defense = defense or no_defense()
+    text = defense.describe_gradient()
+    if isinstance(self.apply_fn, RandomClassifier) and not defense.random:
+      text += " + EOT (gradient averaged over the classifier's random draws)"
+    return text
+
   def logits_fn(self, defense: Defense | None = None) -> Callable[[Array, Array], Array]:
-    """``(x, key) -> logits`` of the classifier behind ``defense`` (None: the bare model)."""
-    return (defense or no_defense()).logits_fn(self.apply_fn)
+    """``(x, key) -> logits`` of the classifier behind ``defense`` (None: the bare model).
+
+    A :class:`RandomClassifier` gets a key of its own, independent of the defense's.
+    """
+    defense = defense or no_defense()
+    if not isinstance(self.apply_fn, RandomClassifier):
+      return defense.logits_fn(self.apply_fn)
+    model = self.apply_fn
+    defended = defense.logits_fn(lambda z: z)  # the defense's transform alone
+    return lambda x, key: model(defended(x, jax.random.fold_in(key, 0)), jax.random.fold_in(key, 1))
 
   def predict(self, x: np.ndarray, defense: Defense | None = None, *, key: Array | None = None,
               desc: str | None = None) -> np.ndarray:

@@ -16,17 +16,27 @@ except ImportError as _e:
 
 from iss_jax.training._checkpoint import load_classifier as load_classifier
 from iss_jax.training._checkpoint import load_variables as load_variables
+from iss_jax.training._cpu import EIGEN_CONVOLUTION_FLAGS as EIGEN_CONVOLUTION_FLAGS
+from iss_jax.training._cpu import use_fast_cpu_training as use_fast_cpu_training
 from iss_jax.training._data import DatasetNotFoundError as DatasetNotFoundError
+from iss_jax.training._data import imagenet100_classes as imagenet100_classes
 from iss_jax.training._data import load_dataset as load_dataset
+from iss_jax.training._data import miniimagenet_test_indices as miniimagenet_test_indices
 from iss_jax.training._data import official_test_indices as official_test_indices
+from iss_jax.training._defended_models import DefendedModel as DefendedModel
+from iss_jax.training._defended_models import build_model as build_model
 from iss_jax.training._models import ResNet as ResNet
+from iss_jax.training._models import ViT as ViT
 from iss_jax.training._models import count_params as count_params
 from iss_jax.training._models import create_model as create_model
+from iss_jax.training._models import default_patch_size as default_patch_size
 from iss_jax.training._models import resnet18 as resnet18
 from iss_jax.training._models import resnet34 as resnet34
 from iss_jax.training._models import resnet50 as resnet50
 from iss_jax.training._models import resnet_small as resnet_small
+from iss_jax.training._models import vit_tiny as vit_tiny
 from iss_jax.training._smooth_cache import smooth_dataset as smooth_dataset
+from iss_jax.training._smooth_cache import smooth_training_set as smooth_training_set
 from iss_jax.training._train import PROCEDURES as PROCEDURES
 from iss_jax.training._train import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
 from iss_jax.training._train import ConfigError as ConfigError
@@ -38,26 +48,36 @@ from iss_jax.training._train import train_and_evaluate as train_and_evaluate
 from iss_jax.training._train import validate_config as validate_config
 
 __all__ = (
+    "EIGEN_CONVOLUTION_FLAGS",
     "PROCEDURES",
     "RESULT_INDEPENDENT_FIELDS",
     "ConfigError",
     "DatasetNotFoundError",
+    "DefendedModel",
     "ResNet",
     "TrainState",
+    "ViT",
     "WorkdirConfigMismatchError",
+    "build_model",
     "check_workdir",
     "count_params",
     "create_model",
+    "default_patch_size",
+    "imagenet100_classes",
     "load_classifier",
     "load_dataset",
     "load_variables",
+    "miniimagenet_test_indices",
     "official_test_indices",
     "resnet18",
     "resnet34",
     "resnet50",
     "resnet_small",
     "smooth_dataset",
+    "smooth_training_set",
     "sparsity_schedule",
     "train_and_evaluate",
+    "use_fast_cpu_training",
     "validate_config",
+    "vit_tiny",
 )

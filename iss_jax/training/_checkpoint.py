@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
-from iss_jax.training._models import ResNet, create_model
+from iss_jax.robustness._runner import RandomClassifier
+from iss_jax.training._defended_models import build_model
+from iss_jax.training._models import ResNet
 
 
 def load_variables(workdir: str | os.PathLike, step: int | None = None
@@ -46,11 +48,9 @@ def load_variables(workdir: str | os.PathLike, step: int | None = None
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {ckpt_dir}; the run has not finished an epoch yet.")
     restored = manager.restore(step, args=ocp.args.StandardRestore())
-  variables = {"params": restored["params"], "batch_stats": restored["batch_stats"]}
+  variables = {"params": restored["params"], "batch_stats": restored.get("batch_stats") or {}}  # ViT: {}
   variables = jax.tree_util.tree_map(jnp.asarray, variables)
-  num_classes = _head_size(variables)
-  kwargs = {"width": config.width} if config.get("width", 0) else {}
-  model = create_model(config.model, num_classes, config.get("stem", "cifar"), **kwargs)
+  model = build_model(config, _head_size(variables))
   return model, variables, config
 
 
@@ -69,6 +69,8 @@ def load_classifier(workdir: str | os.PathLike, step: int | None = None
   Returns:
     ``(apply_fn, config)``: ``apply_fn(x)`` maps float ``(N, H, W, C)`` images in ``[0, 1]`` to logits
     ``(N, num_classes)`` with the BatchNorm running statistics; jittable and differentiable w.r.t. ``x``.
+    A model trained with PNI is random: ``apply_fn`` is then an ``iss_jax.robustness.RandomClassifier``,
+    ``apply_fn(x, key)``, which every evaluation attacks with EOT.
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
@@ -76,6 +78,9 @@ def load_classifier(workdir: str | os.PathLike, step: int | None = None
     >>> logits = apply_fn(x)  # doctest: +SKIP
   """
   model, variables, config = load_variables(workdir, step)
+  if getattr(model, "random", False):  # PNI: fresh weight noise at every call, kept at test time
+    noisy = RandomClassifier(lambda x, key: model.apply(variables, x, train=False, rngs={"noise": key}))
+    return noisy, config
 
   def apply_fn(x):
     return model.apply(variables, x, train=False)

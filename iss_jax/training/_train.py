@@ -39,10 +39,12 @@ from tqdm.auto import tqdm
 
 from iss_jax._src.io import atomic_write
 from iss_jax.baselines._adversarial_training import pgd_at_loss, trades_loss
+from iss_jax.baselines._catalogue import make_defense
 from iss_jax.baselines._regularizers import smooth_kernel_penalty
 from iss_jax.training._data import NUM_CLASSES, load_dataset, num_classes_of
-from iss_jax.training._models import MODELS, count_params, create_model
-from iss_jax.training._smooth_cache import smooth_dataset
+from iss_jax.training._defended_models import PNI_MODES, TV_LAYER_MODES, build_model, weight_decay_mask
+from iss_jax.training._models import MODELS, count_params
+from iss_jax.training._smooth_cache import smooth_training_set
 
 PROCEDURES = ("vanilla", "fixed", "iterative", "finetune")
 
@@ -80,7 +82,7 @@ class WorkdirConfigMismatchError(ConfigError):
 CONFIG_FIELDS = (
     "procedure", "preset",
     "dataset", "data_dir", "image_size", "num_classes", "train_limit", "test_limit",
-    "model", "stem", "width",
+    "model", "stem", "width", "tv_layer", "tv_layer_weight", "tv_layer_iters", "pni", "preprocess",
     "sparsity", "start_sparsity", "end_sparsity", "num_levels", "kappa", "nu", "step_factor", "maxiter",
     "smooth_batch_size", "cache_dir",
     "epochs", "batch_size", "eval_batch_size", "learning_rate", "momentum", "nesterov", "weight_decay",
@@ -114,6 +116,8 @@ def _unused_fields(config) -> set[str]:
     unused |= {"kappa", "nu", "step_factor", "maxiter"}
   if procedure != "finetune":
     unused.add("init_checkpoint")
+  if config.get("tv_layer", "none") == "none":
+    unused |= {"tv_layer_weight", "tv_layer_iters"}
   if adversarial == "none":
     unused |= {"adv_eps", "adv_step_size", "adv_steps", "trades_beta"}
   elif adversarial == "pgd":
@@ -204,6 +208,11 @@ def validate_config(config) -> None:
                                   "width": "the model's default"}.get(field, "all") + ")")
   one_of("model", tuple(sorted(MODELS)))
   one_of("stem", ("cifar", "imagenet"))
+  one_of("tv_layer", TV_LAYER_MODES)
+  number("tv_layer_weight", 0, open_low=True)
+  integer("tv_layer_iters", 1)
+  one_of("pni", PNI_MODES)
+  preprocess_defense(config)
   for field in ("sparsity", "start_sparsity", "end_sparsity"):
     number(field, 0, 1)
   if config["procedure"] == "iterative" and config["start_sparsity"] > config["end_sparsity"]:
@@ -214,7 +223,7 @@ def validate_config(config) -> None:
   number("kappa", 0, open_low=True)
   number("nu", 0, open_low=True)
   number("step_factor", 0, 2, open_low=True, open_high=True)
-  integer("maxiter", 1)
+  integer("maxiter", 0, " (0 = the image-size default of iss_jax.smooth)")
   integer("smooth_batch_size", 1)
   need(isinstance(config["cache_dir"], str) and config["cache_dir"] != "", "cache_dir", "a folder")
   integer("epochs", 1)
@@ -244,6 +253,27 @@ def validate_config(config) -> None:
   need(_is_int(config["stop_after_steps"]), "stop_after_steps", "an integer (<= 0 = never)")
   for field in ("progress", "tensorboard", "distributed"):
     boolean(field)
+
+
+def preprocess_defense(config):
+  """The defense applied to every training (and test) batch (``config.preprocess``), or None.
+
+  Raises:
+    ConfigError: an unknown spec, or ``smooth@S`` (ISS smoothing of the training set is cached once by
+      the ``fixed`` / ``iterative`` procedures, not redone per batch).
+  """
+  spec = config["preprocess"]
+  if not isinstance(spec, str):
+    raise ConfigError(f"config.preprocess must be a defense spec such as menet@0.5 or splic@8; got {spec!r}.")
+  if spec == "none":
+    return None
+  if spec.startswith("smooth@"):
+    raise ConfigError(f"config.preprocess {spec!r}: train on ISS-smoothed images with python -m train.fixed "
+                      "--sparsity=S (smoothed once and cached), not per batch.")
+  try:
+    return make_defense(spec)
+  except ValueError as e:
+    raise ConfigError(f"config.preprocess: {e}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,14 +307,17 @@ def make_loss_fn(config, model) -> Callable:
 
   def loss_fn(params, batch_stats, x, y, key):
     variables = {"params": params, "batch_stats": batch_stats}
+    # Weight noise of a PNI model (ignored by the others): one draw for the attack, one for the update.
+    noise = {"noise": jax.random.fold_in(key, 1)}
 
     def train_logits(z):
-      logits, updates = model.apply(variables, z, train=True, mutable=["batch_stats"])
-      return logits, updates["batch_stats"]
+      logits, updates = model.apply(variables, z, train=True, mutable=["batch_stats"], rngs=noise)
+      return logits, updates.get("batch_stats", {})  # {}: a model without BatchNorm (the ViT)
 
     # The inner attack sees fixed weights and batch statistics (train-mode BatchNorm, as in Madry
     # et al.; running averages lag early in training); its updates are discarded.
-    attack_logits = lambda z: train_logits_fixed(jax.lax.stop_gradient(variables), z)
+    attack_logits = lambda z: train_logits_fixed(jax.lax.stop_gradient(variables), z,
+                                                 jax.random.fold_in(key, 2))
     if adversarial == "pgd":
       loss, info = pgd_at_loss(train_logits, x, y, key=key, attack_logits_fn=attack_logits,
                                has_aux=True, **adv)
@@ -300,8 +333,8 @@ def make_loss_fn(config, model) -> Callable:
     loss = jnp.mean(optax.softmax_cross_entropy(logits, labels))
     return _with_penalty(loss, params), (new_batch_stats, logits)
 
-  def train_logits_fixed(variables, z):
-    return model.apply(variables, z, train=True, mutable=["batch_stats"])[0]
+  def train_logits_fixed(variables, z, key):
+    return model.apply(variables, z, train=True, mutable=["batch_stats"], rngs={"noise": key})[0]
 
   def _with_penalty(loss, params):
     if smooth_kernel_weight:
@@ -342,11 +375,14 @@ def make_train_step(config, model, tx) -> Callable:
   """``train_step(state, x_uint8, y, key) -> (state, metrics)``: pure; jit it with ``donate_argnums=0``."""
   loss_fn = make_loss_fn(config, model)
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  preprocess = preprocess_defense(config)
 
   def train_step(state, x, y, key):
     key = jax.random.fold_in(key, state.step)
-    k_aug, k_loss = jax.random.split(key)
+    k_aug, k_loss, k_pre = jax.random.split(key, 3)
     x = augment(x.astype(jnp.float32) / 255.0, k_aug, padding=config.crop_padding, flip=config.flip)
+    if preprocess is not None:  # e.g. ME-Net / SPLIC: train on the reconstructed images
+      x = preprocess.transform(x, k_pre)
     (loss, (batch_stats, logits)), grads = grad_fn(state.params, state.batch_stats, x, y, k_loss)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
     metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
@@ -355,11 +391,18 @@ def make_train_step(config, model, tx) -> Callable:
   return train_step
 
 
-def make_eval_step(model) -> Callable:
-  """``eval_step(variables, x_uint8, y, mask) -> (summed loss, correct count, count)``."""
+def make_eval_step(model, preprocess=None) -> Callable:
+  """``eval_step(variables, x_uint8, y, mask, key) -> (summed loss, correct count, count)``.
 
-  def eval_step(variables, x, y, mask):
-    logits = model.apply(variables, x.astype(jnp.float32) / 255.0, train=False)
+  ``preprocess``: the training preprocessing (a ``Defense``), applied at test time too; ``key`` draws
+  its randomness and a PNI model's weight noise.
+  """
+
+  def eval_step(variables, x, y, mask, key):
+    x = x.astype(jnp.float32) / 255.0
+    if preprocess is not None:
+      x = preprocess.transform(x, jax.random.fold_in(key, 0))
+    logits = model.apply(variables, x, train=False, rngs={"noise": jax.random.fold_in(key, 1)})
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
     correct = (jnp.argmax(logits, -1) == y) & mask
     return jnp.sum(jnp.where(mask, loss, 0.0)), jnp.sum(correct), jnp.sum(mask)
@@ -462,18 +505,9 @@ def _training_images(config, x_train: np.ndarray, schedule: list[float]) -> tupl
   images = {1.0: x_train} if 1.0 in schedule else {}
   info = {}
   if levels:
-    smoothed, info = smooth_dataset(
-        x_train, levels, cache_dir=config.cache_dir, tag=f"{config.dataset}-train-{x_train.shape[0]}",
-        batch_size=config.smooth_batch_size, kappa=config.kappa, nu=config.nu,
-        step_factor=config.step_factor, maxiter=config.maxiter, progress=config.progress,
-        return_info=True)
+    smoothed, info = smooth_training_set(config, x_train, levels)
     images.update({s: smoothed[i] for i, s in enumerate(levels)})
   return images, info
-
-
-@functools.lru_cache(maxsize=16)
-def _create_model(name, num_classes, stem, width):
-  return create_model(name, num_classes, stem, **({"width": width} if width else {}))
 
 
 _NOT_IN_STEP = frozenset({
@@ -509,22 +543,28 @@ class _Steps:
     self.schedule_fn = optax.warmup_cosine_decay_schedule(
         0.0 if warmup else config.learning_rate, config.learning_rate, warmup,
         max(total_steps, warmup + 1), end_value=0.0)
+    # No weight decay on a TV layer's weight or PNI's noise scales (it would drive the noise to 0).
+    decay_mask = weight_decay_mask if config.tv_layer != "none" or config.pni != "none" else None
     self.tx = optax.chain(
-        optax.add_decayed_weights(config.weight_decay),
+        optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
         optax.sgd(self.schedule_fn, momentum=config.momentum, nesterov=config.nesterov))
     self.train_step = jax.jit(make_train_step(config, model, self.tx), donate_argnums=(0,),
                               in_shardings=(replicated, data_sharding, data_sharding, replicated),
                               out_shardings=(replicated, replicated))
     self.init = jax.jit(functools.partial(model.init, train=False))
-    self.eval_step = jax.jit(make_eval_step(model),
-                             in_shardings=(replicated, data_sharding, data_sharding, data_sharding))
+    self.eval_step = jax.jit(make_eval_step(model, preprocess_defense(config)),
+                             in_shardings=(replicated, data_sharding, data_sharding, data_sharding,
+                                           replicated))
 
 
-def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int, sharding) -> dict:
+def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int, sharding,
+             key: jax.Array | None = None) -> dict:
   """Clean accuracy and mean loss of ``variables`` on uint8 images, in fixed-size (padded) batches.
 
-  Every process holds the whole test set and feeds its slice of each global batch.
+  Every process holds the whole test set and feeds its slice of each global batch; batch ``i`` draws
+  its randomness (a random preprocessing, PNI noise) from ``fold_in(key, i)`` (default key 0).
   """
+  key = jax.random.key(0) if key is None else key
   n = x.shape[0]
   n_proc, proc = jax.process_count(), jax.process_index()
   local = batch_size // n_proc
@@ -538,7 +578,7 @@ def evaluate(eval_step, variables, x: np.ndarray, y: np.ndarray, batch_size: int
       xb = np.concatenate([xb, np.zeros((batch_size - m,) + xb.shape[1:], xb.dtype)])
       yb = np.concatenate([yb, np.zeros((batch_size - m,), yb.dtype)])
     out = eval_step(variables, _global_batch(sharding, cut(xb)), _global_batch(sharding, cut(yb)),
-                    _global_batch(sharding, cut(mask)))
+                    _global_batch(sharding, cut(mask)), jax.random.fold_in(key, i))
     loss_sum += float(out[0])
     correct += int(out[1])
     count += int(out[2])
@@ -682,7 +722,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   total_steps = steps_per_epoch * config.epochs
 
   # Model, optimiser, state.
-  model = _create_model(config.model, num_classes, config.stem, config.width)
+  model = build_model(config, num_classes)
   key = jax.random.key(config.seed)
   k_init, k_train = jax.random.split(key)
   steps = _Steps.build(config, model, steps_per_epoch, total_steps, n_dev)
@@ -708,7 +748,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   train_images, smooth_info = _training_images(config, x_train, schedule)
   schedule_fn, tx = steps.schedule_fn, steps.tx
   state = TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx,
-                            batch_stats=variables["batch_stats"])
+                            batch_stats=variables.get("batch_stats", {}))
   state = jax.device_put(state, replicated)
 
   # Checkpoints: resume.

@@ -17,16 +17,20 @@ Presets:
   * ``"paper"``: the paper's CIFAR-10 setting, i.e. ``get_config()`` unchanged: full CIFAR-10 (TFDS or
     ``--data_dir``), ResNet-18, SGD 0.1 / momentum 0.9 / weight decay 5e-4, cosine schedule, 200 epochs,
     batch 128.
+  * ``"cifar100"``, ``"miniimagenet"``, ``"imagenet100"``: the paper's model and schedule on that dataset,
+    data through ``--data_dir``; their fields, commands and expected figures are in ``datasets.py``.
 """
 
 import ml_collections
 
-PRESETS = ("quick", "cpu", "paper")
+from train.configs import datasets
+
+PRESETS = ("quick", "cpu", "paper", *datasets.PRESET_FIELDS)
 
 PRESET_HELP = ("quick: offline CPU demo on the shipped 1,000-image CIFAR-10 sample (ResNet-8, 15 epochs); "
                "cpu: the 5,085-image real subset cifar10_exact (ResNet-8, 12 epochs; cifar10_exact.npz in "
                "--data_dir, made by python -m train.make_cifar10_exact); paper: the paper's "
-               "ResNet-18 / full CIFAR-10 / 200-epoch run.")
+               "ResNet-18 / full CIFAR-10 / 200-epoch run; " + datasets.PRESET_HELP)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -42,9 +46,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.train_limit = 0              # > 0: use only the first N training images (smoke tests)
   c.test_limit = 0               # > 0: evaluate on the first N test images only
   # Model.
-  c.model = "resnet18"           # resnet18 | resnet34 | resnet50 | resnet_small
+  c.model = "resnet18"           # resnet18 | resnet34 | resnet50 | resnet_small | vit_tiny
   c.stem = "cifar"               # cifar (3x3 conv, no max-pool) | imagenet (7x7/2 + max-pool)
   c.width = 0                    # 0 = the model's default width
+  # Competitors' layers (iss_jax.training.DefendedModel) and training-time preprocessing.
+  c.tv_layer = "none"            # none | smooth | sharp: TV layer with a learned weight at the input
+  c.tv_layer_weight = 0.05       # its initial weight (learned as softplus(theta))
+  c.tv_layer_iters = 30          # Chambolle iterations (the gradient unrolls them)
+  c.pni = "none"                 # none | layerwise | channelwise: PNI weight noise with learned scales
+  c.preprocess = "none"          # a defense spec applied to every batch, e.g. menet@0.5 or splic@8
   # Smoothing (Split LBI settings of iss_jax.smooth, whose defaults these are; part of the cache key).
   c.sparsity = 0.6               # fixed / finetune
   c.start_sparsity = 0.3         # iterative
@@ -53,7 +63,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.kappa = 10.0
   c.nu = 1.0
   c.step_factor = 1.9
-  c.maxiter = 20_000
+  c.maxiter = 0                  # 0 = iss_jax.smooth's cap for the image size (20,000 at 32x32 colour)
   c.smooth_batch_size = 256
   c.cache_dir = "cache"
   # Optimisation (paper CIFAR setting: SGD 0.1, momentum 0.9, wd 5e-4, cosine, 200 epochs, batch 128).
@@ -90,10 +100,12 @@ def get_config() -> ml_collections.ConfigDict:
 
 # Help text of the fields the entry points also offer as short flags (--FIELD, same as --config.FIELD).
 FLAG_HELP = {
-    "dataset": "Dataset name: cifar10 (TFDS), cifar10_sample, cifar10_exact, npz:PATH, ... "
+    "dataset": "Dataset name: cifar10, cifar100 (official python pickles in --data_dir, or TFDS), "
+               "cifar10_sample, cifar10_exact, miniimagenet, imagenet100, npz:PATH or folder:PATH "
                "(see iss_jax.training.load_dataset).",
     "data_dir": "Folder with the dataset files / TFDS data_dir.",
-    "model": "resnet18 | resnet34 | resnet50 | resnet_small.",
+    "model": "resnet18 | resnet34 | resnet50 | resnet_small | vit_tiny (ViT-Tiny: patch 4 for 32x32 "
+             "images, 16 for 224x224).",
     "epochs": "Training epochs.",
     "batch_size": "Global batch size.",
     "learning_rate": "Peak learning rate (cosine schedule).",
@@ -105,6 +117,11 @@ FLAG_HELP = {
     "adversarial": "pgd: PGD-AT (Madry et al.); trades: TRADES (Zhang et al.); none: no adversary.",
     "trades_beta": "TRADES trade-off weight (paper: 6).",
     "smooth_kernel_weight": "Weight of iss_jax.baselines.smooth_kernel_penalty (0 = off).",
+    "tv_layer": "TV layer at the input: smooth (TV-smoothed input) or sharp (2x - TV(x)); learned weight.",
+    "tv_layer_weight": "Initial weight of the TV layer (learned as softplus(theta)).",
+    "pni": "PNI weight noise with learned scales: layerwise or channelwise (noise kept at test time).",
+    "preprocess": "Defense applied to every training and test batch: menet@P (ME-Net, observation "
+                  "probability P) or splic@R (SPLIC, rank R).",
 }
 
 # What the small presets change; "paper" keeps the defaults above.
@@ -113,7 +130,12 @@ _PRESET_FIELDS = {
               "eval_batch_size": 500},
     "cpu": {"dataset": "cifar10_exact", "model": "resnet_small", "epochs": 12, "batch_size": 128,
             "eval_batch_size": 339},
+    **datasets.PRESET_FIELDS,
 }
+
+# The CPU-affordable adversary of the small presets of PNI (FGSM with random start, Wong et al. 2020:
+# one step of 1.25 eps from a uniform start in the eps ball).
+FGSM_RS = {"adv_steps": 1, "adv_step_size": 10 / 255}
 
 # The short flags every entry point offers.
 COMMON_FLAGS = ("dataset", "data_dir", "model", "epochs", "batch_size", "learning_rate", "seed")
@@ -124,7 +146,8 @@ def apply_preset(config: ml_collections.ConfigDict, preset: str) -> ml_collectio
 
   Args:
     config: a config from :func:`get_config`.
-    preset: ``"quick"``, ``"cpu"`` or ``"paper"`` (see the module docstring).
+    preset: ``"quick"``, ``"cpu"``, ``"paper"``, ``"cifar100"``, ``"miniimagenet"`` or ``"imagenet100"``
+      (see the module docstring).
 
   Returns:
     ``config``, with ``config.preset = preset``.

@@ -1,7 +1,7 @@
 """Fixed training on images smoothed at sparsity 0.6 (paper Sec. 3.2).
 
 Commands (from the repository root), with the clean test accuracy measured on a shared 2-core CPU (seed 0,
-Split LBI kappa 10, nu 1, step factor 1.9, maxiter 20k):
+Split LBI kappa 10, nu 1, step factor 1.9, maxiter: the image-size default, 20k at 32x32):
   quick (default, offline): ``python -m train.fixed --sparsity=0.6``
       shipped 1,000-image CIFAR-10 sample (test: 500 real images), ResNet-8 (78k params), 15 epochs,
       batch 100: 38.4% in 2 min 42 s wall on the 2-core CPU from an empty cache (59 s smoothing, which

@@ -1,7 +1,7 @@
 """Iterative training (Eq. 7): sparsity 0.3 -> 0.8 in 6 equal blocks of epochs.
 
 Commands (from the repository root), with the clean test accuracy measured on a shared 2-core CPU (seed 0,
-Split LBI kappa 10, nu 1, step factor 1.9, maxiter 20k):
+Split LBI kappa 10, nu 1, step factor 1.9, maxiter: the image-size default, 20k at 32x32):
   quick (default, offline): ``python -m train.iterative --start_sparsity=0.3 --end_sparsity=0.8``
       shipped 1,000-image CIFAR-10 sample (test: 500 real images), ResNet-8 (78k params), 15 epochs,
       batch 100; a few minutes on the 2-core CPU (the first run also fills ``cache/``); accuracy not

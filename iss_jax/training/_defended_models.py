@@ -1,0 +1,130 @@
+"""Classifiers with a competitor's layers built in: the TV layer at the input (Yeh et al. 2022) and PNI's
+weight noise (Rakin et al. 2019), around any model of :data:`iss_jax.training.MODELS`.
+
+:class:`DefendedModel` has a Flax module's ``init`` / ``apply`` signature, so the training steps, the
+checkpoints and the evaluations treat it as the bare model. Its extra parameters sit beside the model's own
+(``params["tv_layer"]["theta"]``, ``params["pni_alpha"]``), which the wrapped Flax module ignores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from iss_jax.baselines._pni import PNI_KEY, pni_init, pni_perturb
+from iss_jax.baselines._tvlayer import DEFAULT_LAYER_ITERS, tv_layer, tv_layer_theta, tv_layer_weight
+from iss_jax.training._models import create_model
+
+TV_LAYER_KEY = "tv_layer"
+TV_LAYER_MODES = ("none", "smooth", "sharp")
+PNI_MODES = ("none", "layerwise", "channelwise")
+# Parameters that are not the network's weights: no weight decay on them.
+EXTRA_KEYS = (TV_LAYER_KEY, PNI_KEY)
+
+
+@dataclasses.dataclass(frozen=True)
+class DefendedModel:
+  """A model with a TV layer at its input and/or PNI weight noise.
+
+  Attributes:
+    base: the Flax classifier (e.g. ``iss_jax.training.resnet18()``).
+    tv_layer: ``"none"``, ``"smooth"`` (the input is TV-smoothed by a layer with a learned weight) or
+      ``"sharp"`` (``2 x - TV(x)``); see ``iss_jax.baselines.tv_layer``.
+    tv_layer_weight: the TV layer's initial weight.
+    tv_layer_iters: Chambolle iterations of the TV layer (its gradient unrolls them).
+    pni: ``"none"``, ``"layerwise"`` or ``"channelwise"`` learned scales of the weight noise; noise is drawn
+      at every ``apply``, which then needs ``rngs={"noise": key}``.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, iss_jax
+    >>> base = iss_jax.training.resnet_small()
+    >>> m = iss_jax.training.DefendedModel(base, tv_layer="smooth", pni="layerwise")
+    >>> v = m.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    >>> m.apply(v, jnp.zeros((2, 32, 32, 3)), rngs={"noise": jax.random.key(1)}).shape
+    (2, 10)
+  """
+
+  base: Any
+  tv_layer: str = "none"
+  tv_layer_weight: float = 0.05
+  tv_layer_iters: int = DEFAULT_LAYER_ITERS
+  pni: str = "none"
+
+  def __post_init__(self):
+    if self.tv_layer not in TV_LAYER_MODES:
+      raise ValueError(f"tv_layer must be one of {TV_LAYER_MODES}; got {self.tv_layer!r}.")
+    if self.pni not in PNI_MODES:
+      raise ValueError(f"pni must be one of {PNI_MODES}; got {self.pni!r}.")
+
+  @property
+  def random(self) -> bool:
+    """Whether a forward pass draws noise (PNI)."""
+    return self.pni != "none"
+
+  def init(self, key, x, train: bool = False) -> dict:
+    """The base model's variables plus the extra parameters."""
+    variables = dict(self.base.init(key, x, train=train))
+    params = dict(variables["params"])
+    if self.tv_layer != "none":
+      params[TV_LAYER_KEY] = {"theta": jnp.asarray(tv_layer_theta(self.tv_layer_weight), jnp.float32)}
+    if self.pni != "none":
+      params = pni_init(params, channelwise=self.pni == "channelwise")
+    variables["params"] = params
+    return variables
+
+  def apply(self, variables, x, train: bool = False, mutable=False, rngs: dict | None = None):
+    """The base model's ``apply`` behind the TV layer, with perturbed weights under PNI.
+
+    Raises:
+      ValueError: a PNI model called without ``rngs={"noise": key}``.
+    """
+    params = variables["params"]
+    if self.tv_layer != "none":
+      weight = tv_layer_weight(params[TV_LAYER_KEY]["theta"])
+      x = tv_layer(x, weight.astype(x.dtype), mode=self.tv_layer, iters=self.tv_layer_iters)
+    if self.pni != "none":
+      if not rngs or "noise" not in rngs:
+        raise ValueError("a PNI model draws weight noise at every forward pass: pass rngs={'noise': key}.")
+      params = pni_perturb(params, rngs["noise"])
+    params = {k: v for k, v in params.items() if k not in EXTRA_KEYS}
+    return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
+
+
+def build_model(config, num_classes: int) -> Any:
+  """The classifier a training config describes: ``config.model`` with its TV layer / PNI noise, if any.
+
+  Args:
+    config: reads ``model``, ``stem``, ``width`` and the fields of :func:`wrap_model`.
+    num_classes: number of logits.
+  """
+  base = _create_model(config.model, num_classes, config.get("stem", "cifar"), config.get("width", 0))
+  return wrap_model(base, config)
+
+
+@functools.lru_cache(maxsize=16)
+def _create_model(name, num_classes, stem, width):
+  return create_model(name, num_classes, stem, **({"width": width} if width else {}))
+
+
+def wrap_model(base, config) -> Any:
+  """``base`` itself, or a :class:`DefendedModel` when ``config`` asks for a TV layer or PNI.
+
+  Args:
+    base: the Flax classifier.
+    config: reads ``tv_layer``, ``tv_layer_weight``, ``tv_layer_iters`` and ``pni`` (absent fields: off,
+      so configs of older workdirs load as before).
+  """
+  tv, pni = config.get("tv_layer", "none"), config.get("pni", "none")
+  if tv == "none" and pni == "none":
+    return base
+  return DefendedModel(base, tv_layer=tv, tv_layer_weight=float(config.get("tv_layer_weight", 0.05)),
+                       tv_layer_iters=int(config.get("tv_layer_iters", DEFAULT_LAYER_ITERS)), pni=pni)
+
+
+def weight_decay_mask(params) -> Any:
+  """True for the network's weights, False for the extra parameters (TV weight, PNI scales)."""
+  return {k: jax.tree_util.tree_map(lambda _, keep=k not in EXTRA_KEYS: keep, v) for k, v in params.items()}

@@ -1,0 +1,21 @@
+"""The TV layer (Yeh et al. 2022): a TV-proximal layer with a learned weight at the model's input.
+
+Usage: python -m train.tvlayer [--mode=smooth|sharp] [--tv_layer_weight=0.05] [--preset=quick|cpu|paper]
+Default workdir: workdirs/tvlayer_<mode> (plus _cpu / _paper for those presets).
+Commands, runtimes and accuracies of each preset: train/configs/tvlayer.py.
+"""
+
+from absl import app, flags
+
+from train import _main
+
+
+def main(argv):
+  del argv
+  _main.run("tvlayer")
+
+
+if __name__ == "__main__":
+  _main.define_flags("tvlayer", ["tv_layer_weight"], renamed={"mode": "tv_layer"})
+  flags.adopt_module_key_flags(_main)
+  app.run(main, flags_parser=_main.parse_flags)
