@@ -22,15 +22,16 @@ PNI_KEY = "pni_alpha"
 PNI_INIT = 0.25
 
 
+def _name(path) -> str:
+  """``"a/b/kernel"``: the name of a leaf's path in a parameter tree."""
+  return "/".join(str(getattr(p, "key", getattr(p, "name", p))) for p in path)
+
+
 def _kernels(params) -> dict[str, Array]:
   """``{"a/b/kernel": W}`` of the kernel leaves of a parameter tree (without the PNI scales)."""
   flat = jax.tree_util.tree_flatten_with_path({k: v for k, v in params.items() if k != PNI_KEY})[0]
-  out = {}
-  for path, leaf in flat:
-    names = [str(getattr(p, "key", getattr(p, "name", p))) for p in path]
-    if names[-1] == "kernel" and leaf.ndim >= 2:
-      out["/".join(names)] = leaf
-  return out
+  named = ((_name(path), leaf) for path, leaf in flat)
+  return {name: leaf for name, leaf in named if name.rsplit("/", 1)[-1] == "kernel" and leaf.ndim >= 2}
 
 
 def pni_init(params, *, init: float = PNI_INIT, channelwise: bool = False) -> dict:
@@ -81,22 +82,17 @@ def pni_perturb(params, key: Array) -> dict:
   names = sorted(scales)
   keys = dict(zip(names, jax.random.split(key, len(names)), strict=True))
 
-  def walk(tree, prefix):
-    out = {}
-    for k, v in tree.items():
-      name = f"{prefix}/{k}" if prefix else str(k)
-      if isinstance(v, dict) or hasattr(v, "items"):
-        out[k] = walk(v, name)
-      elif name in scales:
-        std = jax.lax.stop_gradient(jnp.std(v))
-        eta = jax.lax.stop_gradient(std * jax.random.normal(keys[name], v.shape, v.dtype))
-        scale = scales[name].astype(v.dtype)
-        out[k] = v + scale.reshape(scale.shape[:1] and (1,) * (v.ndim - 1) + scale.shape) * eta
-      else:
-        out[k] = v
-    return out
+  def perturb(path, w):
+    name = _name(path)
+    if name not in scales:
+      return w
+    eta = jax.lax.stop_gradient(jnp.std(w) * jax.random.normal(keys[name], w.shape, w.dtype))
+    scale = scales[name].astype(w.dtype)
+    if scale.ndim:  # channel-wise: one scale per output channel, the kernel's last axis
+      scale = scale.reshape((1,) * (w.ndim - 1) + scale.shape)
+    return w + scale * eta
 
-  return walk({k: v for k, v in params.items() if k != PNI_KEY}, "")
+  return jax.tree_util.tree_map_with_path(perturb, {k: v for k, v in params.items() if k != PNI_KEY})
 
 
 def pni_scales(params) -> dict[str, float]:

@@ -127,4 +127,4 @@ def wrap_model(base, config) -> Any:
 
 def weight_decay_mask(params) -> Any:
   """True for the network's weights, False for the extra parameters (TV weight, PNI scales)."""
-  return {k: jax.tree_util.tree_map(lambda _, keep=k not in EXTRA_KEYS: keep, v) for k, v in params.items()}
+  return jax.tree_util.tree_map_with_path(lambda path, _: path[0].key not in EXTRA_KEYS, params)

@@ -379,10 +379,10 @@ def make_train_step(config, model, tx) -> Callable:
 
   def train_step(state, x, y, key):
     key = jax.random.fold_in(key, state.step)
-    k_aug, k_loss, k_pre = jax.random.split(key, 3)
+    k_aug, k_loss = jax.random.split(key)
     x = augment(x.astype(jnp.float32) / 255.0, k_aug, padding=config.crop_padding, flip=config.flip)
     if preprocess is not None:  # e.g. ME-Net / SPLIC: train on the reconstructed images
-      x = preprocess.transform(x, k_pre)
+      x = preprocess.transform(x, jax.random.fold_in(key, 2))
     (loss, (batch_stats, logits)), grads = grad_fn(state.params, state.batch_stats, x, y, k_loss)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
     metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
