@@ -167,7 +167,9 @@ def _compare(args) -> dict:
     raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
   unknown = [a for a in args.attacks if a not in iss_jax.robustness.ATTACKS]
   if unknown:
-    raise ValueError(f"--attacks must be among {', '.join(iss_jax.robustness.ATTACKS)}; got {unknown}.")
+    hint = (" (the black-box transfer attack runs when --substitute=WORKDIR is given)"
+            if "transfer" in unknown else "")
+    raise ValueError(f"--attacks must be among {', '.join(iss_jax.robustness.ATTACKS)}; got {unknown}{hint}.")
   for workdir in [w for _, w, _ in args.defense] + ([args.substitute] if args.substitute else []):
     _common.check_workdir(workdir)  # every row is checked before anything loads
   args.defense = [(label, w, t or own_transform(w)) for label, w, t in args.defense]
