@@ -4,7 +4,7 @@
       --eps=2/255,4/255,8/255,16/255,32/255 --num_examples=200
   python -m eval.adversarial --workdir=workdirs/vanilla --defense=smooth@0.6 --defense=tv@auto
 
-Reports, side by side for every defense: the paper's protocol ("transfer": attack the bare model, then
+Reports, side by side for every defense: the paper's protocol ("gray-box": attack the bare model, then
 defend), the adaptive attack through the defense (BPDA through the real ``iss_jax.smooth``, the exact
 gradient for TV and low-pass, BPDA + EOT for SPLIC) and their per-example worst case; sanity checks are
 written into the table and violations are flagged. The same library function gives ``eval.compare`` its
@@ -43,7 +43,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
   g.add_argument("--pgd_step_factor", type=float, default=2.5, help="step size = factor * eps / steps")
   g.add_argument("--pgd_restarts", type=int, default=1)
   g.add_argument("--no_random_start", action="store_true")
-  g.add_argument("--protocols", type=_common.str_list, default="transfer,adaptive")
+  g.add_argument("--protocols", type=_common.str_list, default="gray-box,adaptive",
+                 help="gray-box (attack the bare model, then defend: the paper's protocol), adaptive "
+                      "(attack through the defense)")
   g.add_argument("--eot_samples", type=int, default=4, help="EOT draws per step (random defenses)")
   g.add_argument("--accept_violations", action="store_true",
                  help="exit 0 even when a sanity check fails beyond sampling noise (the report flags it)")
@@ -72,9 +74,9 @@ def run(args, apply_fn=None, data=None) -> dict:
   s = res["settings"]
   md.append(f"PGD: {s['pgd_steps']} steps, step {s['pgd_step_size']}, {s['restarts']} restart(s), "
             f"random start {s['random_start']}. BatchNorm in inference mode. EOT: {s['eot']}.\n")
-  md.append("Protocols: `none` = bare model; `transfer` = attack the bare model, then defend "
+  md.append("Protocols: `none` = bare model; `gray-box` = attack the bare model, then defend "
             "(paper protocol); `adaptive` = attack through the defense with the gradient it gives; "
-            "`worst` = per example the stronger of transfer and adaptive; `black-box` = attack "
+            "`worst` = per example the stronger of gray-box and adaptive; `black-box` = attack "
             "`transfer`: PGD examples of an independently trained substitute model.\n")
   md.append("Adaptive gradients: " + "; ".join(f"`{d}`: {how}" for d, how in res["defenses"].items()
                                                if d != "none") + "\n")
@@ -91,7 +93,7 @@ def run(args, apply_fn=None, data=None) -> dict:
   header = ["attack", "defense", "protocol"] + [f"eps={e * 255:.3g}/255" for e in eps]
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
   keys = sorted({(a, d, p) for a, _, d, p in acc}, key=lambda k: (k[0], k[1] != "none", k[1],
-                                                                   ["none", "transfer", "adaptive",
+                                                                   ["none", "gray-box", "adaptive",
                                                                     "worst", "black-box"].index(k[2])))
   rows = [[a, d, p] + [_common.pct_ci(acc[(a, e, d, p)], n) for e in eps] for a, d, p in keys]
   md.append(f"Accuracy (%) on n = {n} images, \u00b1 half the 95% Wilson interval (a sanity check fails only "
@@ -113,8 +115,8 @@ def run(args, apply_fn=None, data=None) -> dict:
   return _common.finish(args, NAME, md, res, fig)
 
 
-LINESTYLES = {"none": "-", "transfer": "-", "adaptive": "--", "worst": ":", "black-box": "-."}
-PROTOCOL_NAMES = {"none": "bare model (no defense)", "transfer": "transfer (attack bare, then defend)",
+LINESTYLES = {"none": "-", "gray-box": "-", "adaptive": "--", "worst": ":", "black-box": "-."}
+PROTOCOL_NAMES = {"none": "bare model (no defense)", "gray-box": "gray-box (attack bare, then defend)",
                   "adaptive": "adaptive (attack through the defense)", "worst": "worst case of the two",
                   "black-box": "black-box (PGD on a substitute model)"}
 

@@ -147,14 +147,14 @@ print(f"{checkpoint} model ({config.model}, {config.procedure} training on {conf
 #
 # Three numbers per attack and radius for the defended model:
 #
-# * **transfer** (the paper's gray-box protocol): attack the bare network, then smooth the adversarial image;
+# * **gray-box** (the paper's protocol): attack the bare network, then smooth the adversarial image;
 # * **adaptive**: attack the whole pipeline `model(smooth(x))`; smoothing has no useful gradient, so the
 #   attacker uses BPDA (the straight-through identity, `Defense.gradient == "bpda"`);
 # * **worst**: per image, broken if either attack breaks it: the number to quote.
 #
 # The bare network (no defense) is attacked white-box. `adversarial_sanity_checks` runs on the result:
 # PGD must drive the bare model to ~0 at large radius, never be weaker than FGSM, and the adaptive
-# attack never weaker than the transfer one; a failed check is a reason to distrust the table.
+# attack never weaker than the gray-box one; a failed check is a reason to distrust the table.
 #
 # **Caveat (obfuscated gradients).** Smoothing is a piecewise-constant, non-differentiable projection, so a
 # gradient attack on the bare network overstates robustness, which is the false sense of security that
@@ -165,14 +165,14 @@ print(f"{checkpoint} model ({config.model}, {config.procedure} training on {conf
 adv = evaluate_adversarial(apply_fn, x, y, eps_grid=eps_grid, defenses=[defense], steps=E["pgd_steps"],
                            progress=progress)
 acc = {(r["attack"], round(r["eps"] * 255), r["protocol"]): r["accuracy"] for r in adv["rows"]}
-protocols = ["none", "transfer", "adaptive", "worst"]
+protocols = ["none", "gray-box", "adaptive", "worst"]
 table = [[attack.upper(), f"{e}/255"] + [100 * acc[(attack, e, p)] for p in protocols]
          for attack in ("fgsm", "pgd") for e in E["eps"]]
 display(Markdown(
     f"Accuracy (%) on {len(x)} test images; clean: bare {100 * adv['clean']['none']:.1f}%, "
     f"{defense.name} {100 * adv['clean'][defense.name]:.1f}%. PGD: {E['pgd_steps']} steps of "
     f"2.5·ε/{E['pgd_steps']}, random start.\n\n" + markdown_table(
-        ["attack", "ε", "bare model", f"{defense.name}: transfer (paper)", "adaptive (BPDA)", "worst case"],
+        ["attack", "ε", "bare model", f"{defense.name}: gray-box (paper)", "adaptive (BPDA)", "worst case"],
         table)))
 failed = [c for c in adv["checks"] if not c["ok"]]
 print(f"sanity checks: {len(adv['checks']) - len(failed)} of {len(adv['checks'])} passed")
@@ -181,7 +181,7 @@ for c in failed:
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-styles = {"none": ("bare model", "k", "-"), "transfer": ("transfer (paper)", "tab:blue", "--"),
+styles = {"none": ("bare model", "k", "-"), "gray-box": ("gray-box (paper)", "tab:blue", "--"),
           "adaptive": ("adaptive (BPDA)", "tab:orange", "-."), "worst": ("worst case", "tab:red", "-")}
 for ax, attack in zip(axes, ("fgsm", "pgd"), strict=True):
   for p, (label, color, ls) in styles.items():

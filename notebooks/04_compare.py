@@ -191,7 +191,7 @@ ax.set_yticks(range(len(results)), [f"{r['label']} ({r['defense']})" for r in re
 ax.axvline(columns.index("fgsm") - 0.5, color="white", lw=3)  # clean, corruptions, low-res | attacks
 fig.colorbar(im, ax=ax, label="accuracy (%)", fraction=0.03)
 ax.set_title(f"Defenses x evaluations, {len(x)} test images, attacks at ε = 8/255 (adapt. = worst of "
-             "transfer and adaptive)")
+             "gray-box and adaptive)")
 fig.tight_layout()
 plt.show()
 

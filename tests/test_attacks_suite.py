@@ -205,11 +205,13 @@ def test_evaluate_adversarial_new_attacks_every_protocol():
                                square_queries=20, eot_samples=2, batch_size=8, progress=False)
   got = {(r["attack"], r["defense"], r["protocol"]) for r in res["rows"]}
   for a in names:
-    assert {(a, "none", "none")} | {(a, "noise", p) for p in ("transfer", "adaptive", "worst")} <= got
+    assert {(a, "none", "none")} | {(a, "noise", p) for p in ("gray-box", "adaptive", "worst")} <= got
   assert set(res["deepfool"]) == {"none", "noise"} and res["deepfool"]["none"]["median_linf"] > 0
   json.dumps(res)
   with pytest.raises(ValueError, match="attacks"):
     R.evaluate_adversarial(f, x, y, eps_grid=[EPS], attacks_=["apgd"], progress=False)
+  with pytest.raises(ValueError, match="protocol that attacks the bare model and then defends is 'gray-box'"):
+    R.evaluate_adversarial(f, x, y, eps_grid=[EPS], protocols=["transfer"], progress=False)
 
 
 def test_sanity_check_flags_apgd_weaker_than_pgd():

@@ -53,6 +53,49 @@ def test_tv_layer_gradient_matches_finite_differences_in_float64(x64, mode):
   assert abs(float(gw)) > 1e-6  # the weight does move the output
 
 
+class _ConvThenPool(nn.Module):
+  """A first convolution named like the library's models' (``stem_conv``), then mean pooling and a head."""
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = nn.Conv(6, (3, 3), padding="SAME", name="stem_conv")(x)
+    return nn.Dense(4, name="head")(jnp.mean(nn.relu(h), axis=(1, 2)))
+
+
+@pytest.mark.parametrize("mode", ["smooth", "sharp"])
+def test_tv_layer_after_the_first_conv_smooths_its_feature_maps(mode):
+  x = jnp.asarray(real_images(2, size=10))
+  model = iss_jax.training.DefendedModel(_ConvThenPool(), tv_layer=mode, tv_layer_position="first_conv",
+                                         tv_layer_iters=7)
+  variables = model.init(jax.random.key(0), x)
+  p = variables["params"]
+  weight = baselines.tv_layer_weight(p["tv_layer"]["theta"])
+  # by hand, from the parameters: conv, the TV layer on its 6 feature maps, relu, pooling, head
+  h = jax.lax.conv_general_dilated(x, p["stem_conv"]["kernel"], (1, 1), "SAME",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  h = h + p["stem_conv"]["bias"][None, None, None]
+  h = baselines.tv_layer(h, weight, mode=mode, iters=7)
+  want = jnp.mean(jax.nn.relu(h), axis=(1, 2)) @ p["head"]["kernel"] + p["head"]["bias"][None]
+  np.testing.assert_allclose(model.apply(variables, x), want, rtol=1e-5, atol=1e-5)
+  at_input = iss_jax.training.DefendedModel(_ConvThenPool(), tv_layer=mode, tv_layer_iters=7)
+  assert not np.allclose(at_input.apply(variables, x), want, atol=1e-3)  # the placement matters
+  grad = jax.grad(lambda q: model.apply({"params": q}, x).sum())(p)
+  assert float(jnp.abs(grad["tv_layer"]["theta"])) > 0  # the weight is learned through the feature maps
+
+
+def test_tv_layer_after_the_first_conv_needs_a_model_that_has_one():
+  class NoConv(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+      return nn.Dense(3)(x.reshape(len(x), -1))
+
+  model = iss_jax.training.DefendedModel(NoConv(), tv_layer="smooth", tv_layer_position="first_conv")
+  with pytest.raises(ValueError, match="tv_layer_position='first_conv' needs a model whose first conv"):
+    model.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+  with pytest.raises(ValueError, match="tv_layer_position must be one of"):
+    iss_jax.training.DefendedModel(NoConv(), tv_layer="smooth", tv_layer_position="middle")
+
+
 def test_tv_layer_weight_parametrisation_round_trips():
   for w in (1e-3, 0.05, 0.3):
     assert float(baselines.tv_layer_weight(baselines.tv_layer_theta(w))) == pytest.approx(w, rel=1e-5)
@@ -214,9 +257,10 @@ def _tiny(config_name, **fields):
 
 @pytest.mark.parametrize("fields", [
     {"tv_layer": "sharp", "tv_layer_iters": 5},
+    {"tv_layer": "smooth", "tv_layer_position": "first_conv", "tv_layer_iters": 3},
     {"pni": "channelwise", "adversarial": "pgd", "adv_steps": 1, "adv_step_size": 10 / 255},
     {"preprocess": "menet@0.6"},
-], ids=["tvlayer", "pni", "menet"])
+], ids=["tvlayer", "tvlayer_first_conv", "pni", "menet"])
 def test_training_with_a_competitor_learns_its_parameters_and_loads_back(tmp_path, fields):
   config = _tiny("vanilla", **fields)
   summary = iss_jax.training.train_and_evaluate(config, tmp_path)
@@ -245,6 +289,7 @@ def test_training_with_a_competitor_learns_its_parameters_and_loads_back(tmp_pat
     ("tv_layer", "blur", "config.tv_layer must be one of none, smooth, sharp"),
     ("pni", "yes", "config.pni must be one of none, layerwise, channelwise"),
     ("tv_layer_weight", -1.0, "config.tv_layer_weight must be a number > 0"),
+    ("tv_layer_position", "middle", "config.tv_layer_position must be one of input, first_conv"),
 ])
 def test_bad_competitor_fields_are_one_sentence_before_anything_is_written(tmp_path, field, value, message):
   config = _tiny("vanilla", **{field: value})

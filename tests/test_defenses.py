@@ -150,7 +150,7 @@ def test_compare_row_is_the_single_defense_adversarial_evaluation():
                                progress=False)
     table = {(r["attack"], r["protocol"]): r["accuracy"] for r in adv["rows"] if r["defense"] == d.name}
     for a in ("fgsm", "pgd"):
-      assert row["accuracy"][a] == table[(a, "transfer")]
+      assert row["accuracy"][a] == table[(a, "gray-box")]
       assert row["accuracy"][f"{a}_adaptive"] == table[(a, "worst")] <= table[(a, "adaptive")]
     assert adv["defenses"][d.name].endswith("EOT (gradient averaged over random draws)") == d.random
 

@@ -192,20 +192,20 @@ def test_evaluate_adversarial_rows_and_checks():
   res = iss_jax.robustness.evaluate_adversarial(apply_fn, x[:16], y[:16], eps_grid=[0.05], attacks_=["fgsm"],
                                                 defenses=[smoothing], batch_size=16, progress=False)
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
-  assert {("fgsm", 0.05, "smooth@0.6", p) for p in ("transfer", "adaptive", "worst")} <= set(acc)
+  assert {("fgsm", 0.05, "smooth@0.6", p) for p in ("gray-box", "adaptive", "worst")} <= set(acc)
   for k in acc:
     if k[3] == "worst":
-      assert acc[k] <= min(acc[k[:3] + ("adaptive",)], acc[k[:3] + ("transfer",)])
+      assert acc[k] <= min(acc[k[:3] + ("adaptive",)], acc[k[:3] + ("gray-box",)])
   assert isinstance(res["violations"], int) and len(res["checks"]) >= 5
   json.dumps(res)  # JSON-ready
 
 
-def _checks(fgsm8, pgd8, fgsm32, pgd32, transfer, adaptive, n):
+def _checks(fgsm8, pgd8, fgsm32, pgd32, gray_box, adaptive, n):
   rows = [{"attack": a, "eps": e, "defense": "none", "protocol": "none", "accuracy": v}
           for a, e, v in [("fgsm", 8 / 255, fgsm8), ("pgd", 8 / 255, pgd8), ("fgsm", 32 / 255, fgsm32),
                           ("pgd", 32 / 255, pgd32)]]
   rows += [{"attack": "pgd", "eps": 8 / 255, "defense": "smooth@0.6", "protocol": p, "accuracy": v}
-           for p, v in (("transfer", transfer), ("adaptive", adaptive))]
+           for p, v in (("gray-box", gray_box), ("adaptive", adaptive))]
   checks = iss_jax.robustness.adversarial_sanity_checks({"rows": rows, "num_examples": n})
   return {c["check"].split(" (")[0] for c in checks if not c["ok"]}
 
@@ -213,7 +213,7 @@ def _checks(fgsm8, pgd8, fgsm32, pgd32, transfer, adaptive, n):
 def test_sanity_checks_flag_real_violations():
   failed = _checks(0.3, 0.6, 0.55, 0.5, 0.2, 0.45, n=200)
   assert "PGD drives the bare model to ~0 at the largest eps" in failed
-  assert "PGD <= FGSM" in failed and "adaptive <= transfer" in failed
+  assert "PGD <= FGSM" in failed and "adaptive <= gray-box" in failed
   assert "accuracy non-increasing in eps" in failed
 
 

@@ -55,7 +55,7 @@ _WORKDIR = {
     "iterative": lambda c: f"iterative_s{c.start_sparsity:g}-{c.end_sparsity:g}",
     "finetune": lambda c: f"finetune_s{c.sparsity:g}",
     "adversarial": lambda c: "pgd_at" if c.adversarial == "pgd" else str(c.adversarial),
-    "tvlayer": lambda c: f"tvlayer_{c.tv_layer}",
+    "tvlayer": lambda c: f"tvlayer_{c.tv_layer}" + ("_conv1" if c.tv_layer_position == "first_conv" else ""),
     "pni": lambda c: f"pni_{c.pni}",
     "menet": lambda c: c.preprocess.replace("@", "_"),
     "splic": lambda c: c.preprocess.replace("@", "_"),

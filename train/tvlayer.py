@@ -1,6 +1,8 @@
-"""The TV layer (Yeh et al. 2022): a TV-proximal layer with a learned weight at the model's input.
+"""The TV layer (Yeh et al. 2022): a TV-proximal layer with a learned weight at the model's input
+or after its first convolution.
 
-Usage: python -m train.tvlayer [--mode=smooth|sharp] [--tv_layer_weight=0.05] [--preset=quick|cpu|paper]
+Usage: python -m train.tvlayer [--mode=smooth|sharp] [--tv_layer_position=input|first_conv]
+       [--tv_layer_weight=0.05] [--preset=quick|cpu|paper]
 Default workdir: workdirs/tvlayer_<mode> (plus _cpu / _paper for those presets).
 Commands, runtimes and accuracies of each preset: train/configs/tvlayer.py.
 """
@@ -16,6 +18,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  _main.define_flags("tvlayer", ["tv_layer_weight"], renamed={"mode": "tv_layer"})
+  _main.define_flags("tvlayer", ["tv_layer_weight", "tv_layer_position"], renamed={"mode": "tv_layer"})
   flags.adopt_module_key_flags(_main)
   app.run(main, flags_parser=_main.parse_flags)

@@ -32,8 +32,9 @@ DEFAULT_ATTACKS = ("fgsm", "pgd")
 APGD_LOSSES = {"apgd-ce": "ce", "apgd-dlr": "dlr", "apgd-t": "dlr-targeted"}
 AUTOATTACK = ("apgd-ce", "apgd-t", "square")  # the per-example worst case reported as "autoattack"
 SQUARE_QUERIES = 1000
-PROTOCOLS = ("transfer", "adaptive")
-BLACK_BOX = "black-box"
+GRAY_BOX = "gray-box"  # attack the bare model, then defend (the main paper's protocol)
+PROTOCOLS = (GRAY_BOX, "adaptive")
+BLACK_BOX = "black-box"  # the "transfer" attack: PGD examples of a substitute model
 
 
 def with_bare(defenses: Sequence[Defense]) -> list[Defense]:
@@ -156,7 +157,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
 
   Protocols for a defended model:
 
-  * ``"transfer"`` (the main paper's gray-box protocol): attack the bare model, then defend.
+  * ``"gray-box"`` (the main paper's protocol): attack the bare model, then defend.
   * ``"adaptive"``: attack the defended model end to end with the gradient the defense gives
     (:attr:`Defense.gradient`: exact, or BPDA for ISS smoothing and SPLIC), averaged over random draws
     (EOT) when the defense is random.
@@ -180,7 +181,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     step_size_factor: PGD step ``= step_size_factor * eps / steps`` (Madry et al. use 2.5).
     restarts: PGD random restarts (deterministic models).
     random_start: PGD random start.
-    protocols: subset of ``("transfer", "adaptive")``.
+    protocols: subset of ``("gray-box", "adaptive")``.
     eot_samples: draws per gradient step against a random defense.
     batch_size: images per jitted batch.
     seed: PRNG seed (random starts, random defenses).
@@ -214,7 +215,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       raise ValueError(f"attacks must be among {ATTACKS}; got {a!r}{hint}.")
   for p in protocols:
     if p not in PROTOCOLS:
-      raise ValueError(f"protocols must be among {PROTOCOLS}; got {p!r}.")
+      hint = (" (the protocol that attacks the bare model and then defends is 'gray-box'; 'transfer' is "
+              "the black-box attack from a substitute model)" if p == "transfer" else "")
+      raise ValueError(f"protocols must be among {PROTOCOLS}; got {p!r}{hint}.")
   everyone = with_bare(defenses)
   run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
   plain = {a: _attack_fn(a, steps, step_size_factor, restarts, random_start, square_queries)
@@ -252,14 +255,14 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       x_bare = adversarial(everyone[0], 0)
       correct[(a, eps, NONE, NONE)] = run.correct(x_bare, y)
       for di, d in enumerate(everyone[1:], start=1):
-        if "transfer" in protocols:
-          correct[(a, eps, d.name, "transfer")] = run.correct(x_bare, y, d, key=run.key_for(2, ai, ei, di))
+        if GRAY_BOX in protocols:
+          correct[(a, eps, d.name, GRAY_BOX)] = run.correct(x_bare, y, d, key=run.key_for(2, ai, ei, di))
         if d in adaptive:
           x_adv = adversarial(d, di)
           correct[(a, eps, d.name, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(3, ai, ei, di))
-          if "transfer" in protocols:
+          if GRAY_BOX in protocols:
             correct[(a, eps, d.name, "worst")] = (correct[(a, eps, d.name, "adaptive")]
-                                                  & correct[(a, eps, d.name, "transfer")])
+                                                  & correct[(a, eps, d.name, GRAY_BOX)])
   if substitute_fn is not None:
     sub = Runner(substitute_fn, batch_size=batch_size, seed=seed, progress=False)
     pgd = _eot_attack_fn("pgd", steps, step_size_factor, eot_samples if sub.is_random() else 1,
@@ -376,10 +379,10 @@ def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[d
           checks.append({"check": f"autoattack <= {m} (eps={e * 255:.3g}/255, {d}, {p})",
                          "ok": not above(v, g), "detail": f"autoattack {show(v)} vs {m} {show(g)}",
                          "rows": [["autoattack", e, d, p]]})
-    if p == "adaptive" and (a, e, d, "transfer") in acc:
-      t = acc[(a, e, d, "transfer")]
-      checks.append({"check": f"adaptive <= transfer ({a}, eps={e * 255:.3g}/255, {d})",
-                     "ok": not above(v, t), "detail": f"adaptive {show(v)} vs transfer {show(t)}",
+    if p == "adaptive" and (a, e, d, GRAY_BOX) in acc:
+      t = acc[(a, e, d, GRAY_BOX)]
+      checks.append({"check": f"adaptive <= gray-box ({a}, eps={e * 255:.3g}/255, {d})",
+                     "ok": not above(v, t), "detail": f"adaptive {show(v)} vs gray-box {show(t)}",
                      "rows": [[a, e, d, "adaptive"]]})
   return checks
 
@@ -700,11 +703,13 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
             "square": f"Square {square_queries} queries {e} (no gradient)",
             "cw": f"CW-Linf {pgd_steps} steps {e}",
             "deepfool": f"DeepFool-Linf clipped to {e}", "autoattack": f"APGD-CE + APGD-T + Square {e}"}
+  fresh_draw = " (a fresh random draw per query)"
   broken = []  # (N,) bool "still correct" of every attack on the defended classifier
   for a in attacks_:
     if not defended:
       acc[a] = float(np.mean(correct[(a, NONE, NONE)]))
-      desc[a] = f"{labels[a]} white-box" + (f" ({how})" if run.is_random() else "")
+      desc[a] = (f"{labels[a]} white-box" + (f" ({how})" if run.is_random() else "") if a != "square" else
+                 f"{labels[a]} on the classifier's scores" + (fresh_draw if run.is_random() else ""))
       broken.append(correct[(a, NONE, NONE)])
       if a in ("fgsm", "pgd"):
         acc[f"{a}_adaptive"] = acc[a]
@@ -712,14 +717,15 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
       continue
     adaptive = f"{labels[a]} through {name}: {how}"
     if a in ("fgsm", "pgd"):
-      acc[a] = float(np.mean(correct[(a, name, "transfer")]))
+      acc[a] = float(np.mean(correct[(a, name, GRAY_BOX)]))
       desc[a] = f"{labels[a]} on the bare classifier, then {name} (gray-box, the paper's protocol)"
       acc[f"{a}_adaptive"] = float(np.mean(correct[(a, name, "worst")]))
       desc[f"{a}_adaptive"] = adaptive + "; per example the stronger of this and the gray-box attack"
       broken.append(correct[(a, name, "worst")])
     else:
       acc[a] = float(np.mean(correct[(a, name, "adaptive")]))
-      desc[a] = adaptive
+      desc[a] = (adaptive if a != "square" else f"{labels[a]} on the scores of {name}"
+                 + (fresh_draw if run.is_random(defense) else ""))
       broken.append(correct[(a, name, "adaptive")])
   if substitute_fn is not None:
     broken.append(correct[("transfer", name, BLACK_BOX if defended else NONE)])

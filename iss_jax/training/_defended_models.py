@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import linen as nn
 
 from iss_jax.baselines._pni import PNI_KEY, pni_init, pni_perturb
 from iss_jax.baselines._tvlayer import DEFAULT_LAYER_ITERS, tv_layer, tv_layer_theta, tv_layer_weight
@@ -21,6 +22,8 @@ from iss_jax.training._models import create_model
 
 TV_LAYER_KEY = "tv_layer"
 TV_LAYER_MODES = ("none", "smooth", "sharp")
+TV_LAYER_POSITIONS = ("input", "first_conv")
+FIRST_CONV = "stem_conv"  # the first convolution of every model of create_model (a ViT's patch embedding)
 PNI_MODES = ("none", "layerwise", "channelwise")
 # Parameters that are not the network's weights: no weight decay on them.
 EXTRA_KEYS = (TV_LAYER_KEY, PNI_KEY)
@@ -28,13 +31,15 @@ EXTRA_KEYS = (TV_LAYER_KEY, PNI_KEY)
 
 @dataclasses.dataclass(frozen=True)
 class DefendedModel:
-  """A model with a TV layer at its input and/or PNI weight noise.
+  """A model with a TV layer (at its input or after its first convolution) and/or PNI weight noise.
 
   Attributes:
     base: the Flax classifier (e.g. ``iss_jax.training.resnet18()``).
     tv_layer: ``"none"``, ``"smooth"`` (the input is TV-smoothed by a layer with a learned weight) or
       ``"sharp"`` (``2 x - TV(x)``); see ``iss_jax.baselines.tv_layer``.
     tv_layer_weight: the TV layer's initial weight.
+    tv_layer_position: ``"input"`` (the image is smoothed) or ``"first_conv"`` (each feature map of the
+      first convolution, the submodule named ``stem_conv``, is smoothed; Yeh et al.'s other placement).
     tv_layer_iters: Chambolle iterations of the TV layer (its gradient unrolls them).
     pni: ``"none"``, ``"layerwise"`` or ``"channelwise"`` learned scales of the weight noise; noise is drawn
       at every ``apply``, which then needs ``rngs={"noise": key}``.
@@ -51,12 +56,16 @@ class DefendedModel:
   base: Any
   tv_layer: str = "none"
   tv_layer_weight: float = 0.05
+  tv_layer_position: str = "input"
   tv_layer_iters: int = DEFAULT_LAYER_ITERS
   pni: str = "none"
 
   def __post_init__(self):
     if self.tv_layer not in TV_LAYER_MODES:
       raise ValueError(f"tv_layer must be one of {TV_LAYER_MODES}; got {self.tv_layer!r}.")
+    if self.tv_layer_position not in TV_LAYER_POSITIONS:
+      raise ValueError(f"tv_layer_position must be one of {TV_LAYER_POSITIONS}; got "
+                       f"{self.tv_layer_position!r}.")
     if self.pni not in PNI_MODES:
       raise ValueError(f"pni must be one of {PNI_MODES}; got {self.pni!r}.")
 
@@ -69,6 +78,10 @@ class DefendedModel:
     """The base model's variables plus the extra parameters."""
     variables = dict(self.base.init(key, x, train=train))
     params = dict(variables["params"])
+    if self.tv_layer != "none" and self.tv_layer_position == "first_conv" and FIRST_CONV not in params:
+      raise ValueError(f"tv_layer_position='first_conv' needs a model whose first convolution is the "
+                       f"submodule {FIRST_CONV!r} (the models of create_model); {type(self.base).__name__} "
+                       "has none.")
     if self.tv_layer != "none":
       params[TV_LAYER_KEY] = {"theta": jnp.asarray(tv_layer_theta(self.tv_layer_weight), jnp.float32)}
     if self.pni != "none":
@@ -83,15 +96,28 @@ class DefendedModel:
       ValueError: a PNI model called without ``rngs={"noise": key}``.
     """
     params = variables["params"]
+    smooth = lambda z: z
     if self.tv_layer != "none":
       weight = tv_layer_weight(params[TV_LAYER_KEY]["theta"])
-      x = tv_layer(x, weight.astype(x.dtype), mode=self.tv_layer, iters=self.tv_layer_iters)
+      smooth = lambda z: tv_layer(z, weight.astype(z.dtype), mode=self.tv_layer, iters=self.tv_layer_iters)
+    if self.tv_layer_position == "input":
+      x = smooth(x)
     if self.pni != "none":
       if not rngs or "noise" not in rngs:
         raise ValueError("a PNI model draws weight noise at every forward pass: pass rngs={'noise': key}.")
       params = pni_perturb(params, rngs["noise"])
     params = {k: v for k, v in params.items() if k not in EXTRA_KEYS}
-    return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
+    if self.tv_layer == "none" or self.tv_layer_position == "input":
+      return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
+
+    def after_first_conv(next_fun, args, kwargs, context):
+      out = next_fun(*args, **kwargs)
+      if context.method_name == "__call__" and context.module.name == FIRST_CONV:
+        out = smooth(out)
+      return out
+
+    with nn.intercept_methods(after_first_conv):
+      return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
 
 
 def build_model(config, num_classes: int) -> Any:
@@ -115,13 +141,14 @@ def wrap_model(base, config) -> Any:
 
   Args:
     base: the Flax classifier.
-    config: reads ``tv_layer``, ``tv_layer_weight``, ``tv_layer_iters`` and ``pni`` (absent fields: off,
-      so configs of older workdirs load as before).
+    config: reads ``tv_layer``, ``tv_layer_weight``, ``tv_layer_position``, ``tv_layer_iters`` and ``pni``
+      (absent fields: off / at the input, so configs of older workdirs load as before).
   """
   tv, pni = config.get("tv_layer", "none"), config.get("pni", "none")
   if tv == "none" and pni == "none":
     return base
   return DefendedModel(base, tv_layer=tv, tv_layer_weight=float(config.get("tv_layer_weight", 0.05)),
+                       tv_layer_position=config.get("tv_layer_position", "input"),
                        tv_layer_iters=int(config.get("tv_layer_iters", DEFAULT_LAYER_ITERS)), pni=pni)
 
 

@@ -42,7 +42,13 @@ from iss_jax.baselines._adversarial_training import pgd_at_loss, trades_loss
 from iss_jax.baselines._catalogue import make_defense
 from iss_jax.baselines._regularizers import smooth_kernel_penalty
 from iss_jax.training._data import NUM_CLASSES, load_dataset, num_classes_of
-from iss_jax.training._defended_models import PNI_MODES, TV_LAYER_MODES, build_model, weight_decay_mask
+from iss_jax.training._defended_models import (
+  PNI_MODES,
+  TV_LAYER_MODES,
+  TV_LAYER_POSITIONS,
+  build_model,
+  weight_decay_mask,
+)
 from iss_jax.training._models import MODELS, count_params
 from iss_jax.training._smooth_cache import smooth_training_set
 
@@ -82,7 +88,8 @@ class WorkdirConfigMismatchError(ConfigError):
 CONFIG_FIELDS = (
     "procedure", "preset",
     "dataset", "data_dir", "image_size", "num_classes", "train_limit", "test_limit",
-    "model", "stem", "width", "tv_layer", "tv_layer_weight", "tv_layer_iters", "pni", "preprocess",
+    "model", "stem", "width", "tv_layer", "tv_layer_weight", "tv_layer_position", "tv_layer_iters",
+    "pni", "preprocess",
     "sparsity", "start_sparsity", "end_sparsity", "num_levels", "kappa", "nu", "step_factor", "maxiter",
     "smooth_batch_size", "cache_dir",
     "epochs", "batch_size", "eval_batch_size", "learning_rate", "momentum", "nesterov", "weight_decay",
@@ -117,7 +124,7 @@ def _unused_fields(config) -> set[str]:
   if procedure != "finetune":
     unused.add("init_checkpoint")
   if config.get("tv_layer", "none") == "none":
-    unused |= {"tv_layer_weight", "tv_layer_iters"}
+    unused |= {"tv_layer_weight", "tv_layer_position", "tv_layer_iters"}
   if adversarial == "none":
     unused |= {"adv_eps", "adv_step_size", "adv_steps", "trades_beta"}
   elif adversarial == "pgd":
@@ -210,6 +217,7 @@ def validate_config(config) -> None:
   one_of("stem", ("cifar", "imagenet"))
   one_of("tv_layer", TV_LAYER_MODES)
   number("tv_layer_weight", 0, open_low=True)
+  one_of("tv_layer_position", TV_LAYER_POSITIONS)
   integer("tv_layer_iters", 1)
   one_of("pni", PNI_MODES)
   preprocess_defense(config)

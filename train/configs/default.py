@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Competitors' layers (iss_jax.training.DefendedModel) and training-time preprocessing.
   c.tv_layer = "none"            # none | smooth | sharp: TV layer with a learned weight at the input
   c.tv_layer_weight = 0.05       # its initial weight (learned as softplus(theta))
+  c.tv_layer_position = "input"  # input | first_conv (on the feature maps of the first convolution)
   c.tv_layer_iters = 30          # Chambolle iterations (the gradient unrolls them)
   c.pni = "none"                 # none | layerwise | channelwise: PNI weight noise with learned scales
   c.preprocess = "none"          # a defense spec applied to every batch, e.g. menet@0.5 or splic@8
@@ -117,8 +118,10 @@ FLAG_HELP = {
     "adversarial": "pgd: PGD-AT (Madry et al.); trades: TRADES (Zhang et al.); none: no adversary.",
     "trades_beta": "TRADES trade-off weight (paper: 6).",
     "smooth_kernel_weight": "Weight of iss_jax.baselines.smooth_kernel_penalty (0 = off).",
-    "tv_layer": "TV layer at the input: smooth (TV-smoothed input) or sharp (2x - TV(x)); learned weight.",
+    "tv_layer": "TV layer: smooth (TV-smoothed input) or sharp (2x - TV(x)); learned weight.",
     "tv_layer_weight": "Initial weight of the TV layer (learned as softplus(theta)).",
+    "tv_layer_position": "Where the TV layer sits: input (smooths the image) or first_conv (smooths each "
+                         "feature map of the first convolution).",
     "pni": "PNI weight noise with learned scales: layerwise or channelwise (noise kept at test time).",
     "preprocess": "Defense applied to every training and test batch: menet@P (ME-Net, observation "
                   "probability P) or splic@R (SPLIC, rank R).",
