@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 _TRAIN = ["--config.epochs=1", "--config.train_limit=64", "--config.test_limit=32", "--config.batch_size=32",
           "--config.eval_batch_size=32", "--config.adv_steps=1"]
 _EVAL = ["--num_examples=8", "--batch_size=8", "--no_progress"]
-_ATTACK = ["--eps=8/255", "--pgd_steps=1", "--tv_select_images=8"]
+_ATTACK = ["--eps=8/255", "--pgd_steps=1", "--tv_select_images=8", "--square_queries=20"]
 # Flags appended to each module's README command: the same command at a tiny size.
 SHORTEN = {
     "train.vanilla": _TRAIN, "train.fixed": _TRAIN, "train.iterative": _TRAIN, "train.finetune": _TRAIN,
