@@ -381,6 +381,24 @@ def test_workdir_is_bound_to_its_config(tiny, tmp_path):
   assert not (tmp_path / "eval").exists() and (tmp_path / "notes.txt").read_text() == "mine"
 
 
+def test_a_workdir_made_before_the_competitor_fields_existed_still_resumes(tiny, tmp_path):
+  config = _config("fixed", tiny)
+  stored = json.loads(config.to_json())
+  for field in ("tv_layer", "tv_layer_weight", "tv_layer_position", "tv_layer_iters", "pni", "preprocess"):
+    del stored[field]
+  (tmp_path / "config.json").write_text(json.dumps(stored))
+  iss_jax.training.check_workdir(config, tmp_path)  # absent meant none / at the input
+  with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match=r'config\.pni "none" there, '
+                     r'"layerwise" now'):
+    iss_jax.training.check_workdir(_config("fixed", tiny, pni="layerwise"), tmp_path)
+  stored.update(tv_layer="smooth", tv_layer_weight=0.05, tv_layer_iters=30)  # a TV-layer run of last release
+  (tmp_path / "config.json").write_text(json.dumps(stored))
+  iss_jax.training.check_workdir(_config("fixed", tiny, tv_layer="smooth"), tmp_path)
+  with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match="tv_layer_position"):
+    iss_jax.training.check_workdir(_config("fixed", tiny, tv_layer="smooth", tv_layer_position="first_conv"),
+                                   tmp_path)
+
+
 def test_workdir_with_output_but_no_config_is_refused(tiny, tmp_path):
   (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
   with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match="no config.json"):

@@ -112,6 +112,10 @@ RESULT_INDEPENDENT_FIELDS = frozenset({
 
 _ADVERSARIAL = ("none", "pgd", "trades")
 
+# Fields added after workdirs already existed, and what a config.json without them meant (the values
+# build_model and the preprocessing read for an absent field), so such a workdir still resumes.
+ABSENT_MEANS = {"tv_layer": "none", "tv_layer_position": "input", "pni": "none", "preprocess": "none"}
+
 
 def _unused_fields(config) -> set[str]:
   """Fields the procedure and loss of ``config`` never read (e.g. ``sparsity`` in a vanilla run)."""
@@ -135,11 +139,13 @@ def _unused_fields(config) -> set[str]:
 def config_differences(stored: dict, config) -> dict[str, tuple[Any, Any]]:
   """``{field: (stored value, value in config)}`` of the fields that change the result of a run.
 
-  Fields in ``RESULT_INDEPENDENT_FIELDS`` and fields neither procedure reads do not count.
+  Fields in ``RESULT_INDEPENDENT_FIELDS`` and fields neither procedure reads do not count; a field of
+  ``ABSENT_MEANS`` missing from ``stored`` (a workdir made before it existed) has the value it meant then.
   """
   current = json.loads(config.to_json())
   ignore = RESULT_INDEPENDENT_FIELDS | (_unused_fields(stored) & _unused_fields(current))
   missing = "(absent)"
+  stored = {**ABSENT_MEANS, **stored}
   return {k: (stored.get(k, missing), current.get(k, missing)) for k in CONFIG_FIELDS
           if k not in ignore and stored.get(k, missing) != current.get(k, missing)}
 
