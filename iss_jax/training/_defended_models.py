@@ -8,6 +8,7 @@ checkpoints and the evaluations treat it as the bare model. Its extra parameters
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from typing import Any
@@ -23,6 +24,9 @@ from iss_jax.training._models import create_model
 TV_LAYER_KEY = "tv_layer"
 TV_LAYER_MODES = ("none", "smooth", "sharp")
 TV_LAYER_POSITIONS = ("input", "first_conv")
+# The competitor fields, and what a config without them means: off / at the input. Configs of workdirs made
+# before a field existed are read with these values (here and by the workdir check).
+ABSENT_MEANS = {"tv_layer": "none", "tv_layer_position": "input", "pni": "none", "preprocess": "none"}
 FIRST_CONV = "stem_conv"  # the first convolution of every model of create_model (a ViT's patch embedding)
 PNI_MODES = ("none", "layerwise", "channelwise")
 # Parameters that are not the network's weights: no weight decay on them.
@@ -96,28 +100,31 @@ class DefendedModel:
       ValueError: a PNI model called without ``rngs={"noise": key}``.
     """
     params = variables["params"]
-    smooth = lambda z: z
+    intercept = contextlib.nullcontext()
     if self.tv_layer != "none":
       weight = tv_layer_weight(params[TV_LAYER_KEY]["theta"])
       smooth = lambda z: tv_layer(z, weight.astype(z.dtype), mode=self.tv_layer, iters=self.tv_layer_iters)
-    if self.tv_layer_position == "input":
-      x = smooth(x)
+      if self.tv_layer_position == "input":
+        x = smooth(x)
+      else:
+        intercept = nn.intercept_methods(_after(FIRST_CONV, smooth))
     if self.pni != "none":
       if not rngs or "noise" not in rngs:
         raise ValueError("a PNI model draws weight noise at every forward pass: pass rngs={'noise': key}.")
       params = pni_perturb(params, rngs["noise"])
     params = {k: v for k, v in params.items() if k not in EXTRA_KEYS}
-    if self.tv_layer == "none" or self.tv_layer_position == "input":
+    with intercept:
       return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
 
-    def after_first_conv(next_fun, args, kwargs, context):
-      out = next_fun(*args, **kwargs)
-      if context.method_name == "__call__" and context.module.name == FIRST_CONV:
-        out = smooth(out)
-      return out
 
-    with nn.intercept_methods(after_first_conv):
-      return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
+def _after(module_name: str, fn):
+  """A flax method interceptor that applies ``fn`` to the output of the submodule ``module_name``."""
+  def interceptor(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name == "__call__" and context.module.name == module_name:
+      out = fn(out)
+    return out
+  return interceptor
 
 
 def build_model(config, num_classes: int) -> Any:
@@ -144,11 +151,11 @@ def wrap_model(base, config) -> Any:
     config: reads ``tv_layer``, ``tv_layer_weight``, ``tv_layer_position``, ``tv_layer_iters`` and ``pni``
       (absent fields: off / at the input, so configs of older workdirs load as before).
   """
-  tv, pni = config.get("tv_layer", "none"), config.get("pni", "none")
+  tv, pni = config.get("tv_layer", ABSENT_MEANS["tv_layer"]), config.get("pni", ABSENT_MEANS["pni"])
   if tv == "none" and pni == "none":
     return base
   return DefendedModel(base, tv_layer=tv, tv_layer_weight=float(config.get("tv_layer_weight", 0.05)),
-                       tv_layer_position=config.get("tv_layer_position", "input"),
+                       tv_layer_position=config.get("tv_layer_position", ABSENT_MEANS["tv_layer_position"]),
                        tv_layer_iters=int(config.get("tv_layer_iters", DEFAULT_LAYER_ITERS)), pni=pni)
 
 

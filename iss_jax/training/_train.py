@@ -43,6 +43,7 @@ from iss_jax.baselines._catalogue import make_defense
 from iss_jax.baselines._regularizers import smooth_kernel_penalty
 from iss_jax.training._data import NUM_CLASSES, load_dataset, num_classes_of
 from iss_jax.training._defended_models import (
+  ABSENT_MEANS,
   PNI_MODES,
   TV_LAYER_MODES,
   TV_LAYER_POSITIONS,
@@ -112,10 +113,6 @@ RESULT_INDEPENDENT_FIELDS = frozenset({
 
 _ADVERSARIAL = ("none", "pgd", "trades")
 
-# Fields added after workdirs already existed, and what a config.json without them meant (the values
-# build_model and the preprocessing read for an absent field), so such a workdir still resumes.
-ABSENT_MEANS = {"tv_layer": "none", "tv_layer_position": "input", "pni": "none", "preprocess": "none"}
-
 
 def _unused_fields(config) -> set[str]:
   """Fields the procedure and loss of ``config`` never read (e.g. ``sparsity`` in a vanilla run)."""
@@ -127,7 +124,7 @@ def _unused_fields(config) -> set[str]:
     unused |= {"kappa", "nu", "step_factor", "maxiter"}
   if procedure != "finetune":
     unused.add("init_checkpoint")
-  if config.get("tv_layer", "none") == "none":
+  if config.get("tv_layer", ABSENT_MEANS["tv_layer"]) == "none":
     unused |= {"tv_layer_weight", "tv_layer_position", "tv_layer_iters"}
   if adversarial == "none":
     unused |= {"adv_eps", "adv_step_size", "adv_steps", "trades_beta"}
