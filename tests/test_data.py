@@ -151,7 +151,7 @@ def test_make_cifar10_exact_command(tmp_path):
   _write_cifar10_pickles(tmp_path / "cifar-10-batches-py")
   out = tmp_path / "data" / "cifar10_exact.npz"
   run = lambda *a: subprocess.run([sys.executable, "-m", "train.make_cifar10_exact", *a], capture_output=True,
-                                  text=True, cwd=str(REPO))
+                                  text=True)
   done = run(f"--cifar10_dir={tmp_path / 'cifar-10-batches-py'}", f"--out={out}")
   assert done.returncode == 0, done.stderr
   assert done.stdout.startswith(f"wrote {out}: 15 train / 3 test images (of 15 / 3)")

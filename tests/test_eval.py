@@ -285,8 +285,7 @@ def _run_entry(*args):
   import subprocess
   import sys
 
-  return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300,
-                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -204,7 +204,7 @@ def test_distributed_job_fills_the_cache_that_training_reads(tmp_path):
            "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     env.pop("XLA_FLAGS", None)
-    procs.append(subprocess.Popen([sys.executable, "-m", "train.smooth_dataset", *flags], cwd=REPO, env=env,
+    procs.append(subprocess.Popen([sys.executable, "-m", "train.smooth_dataset", *flags], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (_, err) in zip(procs, outs, strict=True):

@@ -423,7 +423,7 @@ def _python(*args, **kw):
   import subprocess
   import sys
 
-  return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=str(REPO), **kw)
+  return subprocess.run([sys.executable, *args], capture_output=True, text=True, **kw)
 
 
 _FAST = ["--config.epochs=1", "--config.train_limit=100", "--config.test_limit=50", "--config.progress=false",
