@@ -44,15 +44,9 @@ def default_maxiter(height: int, width: int, channels: int) -> int:
 
   Why. An edge activates after about ``1 / (alpha ||D x_e||)`` steps. A larger picture of the same scene
   has smaller differences between neighbours, so the steps grow with the size, slowly; one channel has a
-  smaller group norm than three, so grey needs about twice the steps of colour (the same 12 Kodak24
-  photographs at 32x32: median 4,224 steps in colour, 8,086 as grey). To sparsity 0.6 on photographs
-  resized to 32x32 / 84x84 / 224x224 (``benchmarks/bench_large_images.py``), 8 of Kodak24 in colour took
-  a median of 3,355 / 5,214 / 7,939 steps (the largest 6,525 / 11,979 / 16,335) and 8 of Set12 in grey
-  4,704 / 8,854 / 19,256 (the largest 19,951 / 28,198 / 25,736). The 20,000 of 32x32 colour, formerly
-  the cap of every image, capped 1 of those 8 grey images at 84x84 and 1 of all 24 Kodak24 photographs
-  (resized bicubic) at 224x224 (21,336 steps); this rule capped none. A capped image costs ``maxiter``
-  steps, so the cap also bounds the worst case: 53,000 steps at 224x224 in colour are about 16 s of one
-  CPU core here (0.3 ms a step).
+  smaller group norm than three, so grey needs about twice the steps of colour. A capped image costs
+  ``maxiter`` steps, so the cap also bounds the worst case. ``benchmarks/bench_large_images.py`` measures
+  the steps of real photographs at each size against this rule.
 
   Args:
     height: image height ``H`` (static int).
