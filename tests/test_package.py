@@ -88,3 +88,45 @@ def test_rooms_import_only_downwards():
     for path in (PACKAGE / room).glob("*.py"):
       above = _imported_rooms(path) - set(ROOMS[: i + 1])
       assert not above, f"{path.relative_to(PACKAGE)} imports {above}, a room above {room}"
+
+
+def _private_imports_of_other_rooms(path: Path, room: str) -> list[str]:
+  """``iss_jax.<other room>._module`` names imported by ``path`` (a module of ``room``), in any form:
+  ``from iss_jax.r._m import f``, ``import iss_jax.r._m`` and ``from iss_jax.r import _m``."""
+  found = []
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+      names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    else:
+      continue
+    for name in names:
+      parts = name.split(".")
+      if (len(parts) > 2 and parts[0] == "iss_jax" and parts[1] in ROOMS and parts[1] != room
+          and parts[2].startswith("_")):
+        found.append(name)
+  return found
+
+
+def test_rooms_use_each_others_public_namespaces_only():
+  """A room reaches another room through its public namespace (``iss_jax.robustness.Defense``), never
+  through that room's private modules; ``iss_jax._src`` is the core's implementation, shared by every room
+  as ``jax._src`` is by jax's namespaces."""
+  offenders = {}
+  for room in ROOMS:
+    for path in (PACKAGE / room).glob("*.py"):
+      found = _private_imports_of_other_rooms(path, room)
+      if found:
+        offenders[str(path.relative_to(PACKAGE))] = found
+  assert not offenders, offenders
+
+
+def test_the_private_import_check_sees_every_form(tmp_path):
+  module = tmp_path / "m.py"
+  module.write_text("from iss_jax.robustness._attacks import pgd\nimport iss_jax.baselines._tv\n"
+                    "from iss_jax.robustness import _runner\nfrom iss_jax.training._data import x\n"
+                    "from iss_jax.robustness import Defense\nfrom iss_jax._src.checks import check_image\n")
+  assert _private_imports_of_other_rooms(module, "training") == [
+      "iss_jax.robustness._attacks", "iss_jax.robustness._attacks.pgd", "iss_jax.baselines._tv",
+      "iss_jax.robustness._runner"]
