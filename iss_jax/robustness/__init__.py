@@ -29,6 +29,8 @@ from iss_jax.robustness._corruptions import corrupt as corrupt
 from iss_jax.robustness._corruptions import frost_texture_dir as frost_texture_dir
 from iss_jax.robustness._corruptions import load_cifar10c as load_cifar10c
 from iss_jax.robustness._corruptions import load_tfds_cifar10c as load_tfds_cifar10c
+from iss_jax.robustness._cw_l2 import CWL2Result as CWL2Result
+from iss_jax.robustness._cw_l2 import cw_l2 as cw_l2
 from iss_jax.robustness._defenses import Defense as Defense
 from iss_jax.robustness._defenses import custom_defense as custom_defense
 from iss_jax.robustness._defenses import no_defense as no_defense
@@ -99,6 +101,8 @@ __all__ = (
     "custom_defense",
     "cw",
     "cw_loss",
+    "cw_l2",
+    "CWL2Result",
     "deepfool",
     "device_description",
     "dlr_loss",
