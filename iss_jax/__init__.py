@@ -38,6 +38,8 @@ from iss_jax._src.lbi import tv_grad_transpose as tv_grad_transpose
 from iss_jax._src.metrics import psnr as psnr
 from iss_jax._src.projection import component_mean as component_mean
 from iss_jax._src.projection import project as project
+from iss_jax._src.selection import SparsitySelection as SparsitySelection
+from iss_jax._src.selection import select_sparsity as select_sparsity
 from iss_jax._src.smooth import SmoothInfo as SmoothInfo
 from iss_jax._src.smooth import smooth as smooth
 from iss_jax._src.smooth import smooth_path as smooth_path
@@ -51,6 +53,7 @@ __all__ = (
     "LBIParams",
     "LBIState",
     "SmoothInfo",
+    "SparsitySelection",
     "as_float_images",
     "atomic_write",
     "build_cpu_kernel",
@@ -66,6 +69,7 @@ __all__ = (
     "lbi_support",
     "project",
     "psnr",
+    "select_sparsity",
     "smooth",
     "smooth_path",
     "smooth_reference",
