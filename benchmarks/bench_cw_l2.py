@@ -51,8 +51,8 @@ def main(argv=None):
   right = np.asarray(jnp.argmax(f(x), -1) == jnp.asarray(yt))
   x, y = x[right][: args.n], jnp.asarray(yt)[right][: args.n]  # a misclassified image needs no perturbation
   print(f"device: {R.device_description()}; torch on CPU")
-  print(f"model: MLP 3072-64-10 trained in JAX; n = {len(x)} correctly classified CIFAR-10 sample test images; c = {args.c}, "
-        f"kappa = {args.kappa}, {args.steps} Adam steps, lr {args.lr}")
+  print(f"model: MLP 3072-64-10 trained in JAX; n = {len(x)} correctly classified CIFAR-10 sample test "
+        f"images; c = {args.c}, kappa = {args.kappa}, {args.steps} Adam steps, lr {args.lr}")
   ours = jax.jit(lambda x, y: R.cw_l2(f, x, y, kappa=args.kappa, c_init=args.c, binary_steps=1,
                                       steps=args.steps, lr=args.lr))
   t0 = time.perf_counter()
@@ -81,8 +81,8 @@ def main(argv=None):
     both = ok_ours & ok_t
     rel = np.abs(l2_ours[both] - l2_t[both]) / np.maximum(l2_t[both], 1e-12)
     print(f"torchattacks CW:     {_summary(ok_t, l2_t)}; {t4 - t3:.1f} s")
-    print(f"per example: both fooled {int(both.sum())}, only ours {int((ok_ours & ~ok_t).sum())}, only theirs "
-          f"{int((~ok_ours & ok_t).sum())}; on both: median |L2 ours - L2 theirs| / L2 theirs = "
+    print(f"per example: both fooled {int(both.sum())}, only ours {int((ok_ours & ~ok_t).sum())}, only "
+          f"theirs {int((~ok_ours & ok_t).sum())}; on both: median |L2 ours - L2 theirs| / L2 theirs = "
           f"{float(np.median(rel)) if both.any() else float('nan'):.2%} (max "
           f"{float(np.max(rel)) if both.any() else float('nan'):.2%}), ours smaller on "
           f"{int((l2_ours[both] < l2_t[both]).sum())} of {int(both.sum())}")
