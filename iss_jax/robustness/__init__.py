@@ -58,6 +58,7 @@ from iss_jax.robustness._frequency import kernel_tv as kernel_tv
 from iss_jax.robustness._frequency import radial_mask as radial_mask
 from iss_jax.robustness._lrp import LRPResult as LRPResult
 from iss_jax.robustness._lrp import lrp as lrp
+from iss_jax.robustness._masking import model_checks as model_checks
 from iss_jax.robustness._minimal import cw as cw
 from iss_jax.robustness._minimal import cw_loss as cw_loss
 from iss_jax.robustness._minimal import deepfool as deepfool
@@ -101,6 +102,7 @@ __all__ = (
     "custom_defense",
     "cw",
     "cw_loss",
+    "model_checks",
     "cw_l2",
     "CWL2Result",
     "deepfool",
