@@ -605,7 +605,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   batch sizes) is checked before the workdir is created or changed.
 
   Args:
-    config: a ``ConfigDict`` with every training field (``CONFIG_FIELDS`` above), as
+    config: a ``ConfigDict`` with every training field (those of ``iss_jax.training.CONFIG_SCHEMA``), as
       ``train/configs/<procedure>.py:get_config()`` in the repository returns.
     workdir: output folder: ``checkpoints/`` (orbax, one per epoch, atomic), ``config.json``,
       ``metrics.jsonl`` (one JSON object per epoch: epoch, step, sparsity, learning_rate, train_loss,
@@ -623,7 +623,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       missing or incompatible init checkpoint, batch sizes that do not fit the devices or the data.
     WorkdirConfigMismatchError: (a ``ConfigError``) ``workdir`` holds a run of another config (the
       message names the differing fields with both values; see :func:`check_workdir`).
-    DatasetNotFoundError: the dataset is not available (the message names the flag to use).
+    DatasetNotFoundError: the dataset is not available (the message says where it was looked for).
 
   Examples:
     >>> import iss_jax  # doctest: +SKIP
