@@ -2,7 +2,8 @@
 
 Needs the ``[train]`` extra (flax, optax, orbax-checkpoint, ml_collections): ``pip install "iss-jax[train]"``.
 The configurations (defaults and the quick / cpu / paper presets) live in ``train/configs/`` of the
-repository, in the flax-examples manner; this library reads a config, it never imports one.
+repository, in the flax-examples manner; this library reads a config, it never imports one. What each field
+may hold and means is :data:`CONFIG_SCHEMA`, the one table of fields.
 """
 
 try:
