@@ -284,7 +284,7 @@ def test_training_with_a_competitor_learns_its_parameters_and_loads_back(tmp_pat
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("preprocess", "smooth@0.6", "python -m train.fixed"),
+    ("preprocess", "smooth@0.6", "config.procedure 'fixed' and config.sparsity S"),
     ("preprocess", "menet@2", "config.preprocess: defense 'menet@2'"),
     ("tv_layer", "blur", "config.tv_layer must be one of none, smooth, sharp"),
     ("pni", "yes", "config.pni must be one of none, layerwise, channelwise"),

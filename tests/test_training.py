@@ -1,6 +1,7 @@
 """Training library: smoothing cache, schedules, augmentation, one-step runs of every procedure, resume."""
 
 import json
+import shutil
 from pathlib import Path
 
 import jax
@@ -10,7 +11,7 @@ import pytest
 
 import iss_jax
 from iss_jax.training import _smooth_cache as smooth_cache
-from iss_jax.training._train import CONFIG_FIELDS, augment, make_train_step
+from iss_jax.training._train import augment, make_train_step
 from train.configs import adversarial, default, finetune, fixed, iterative, vanilla
 
 CONFIGS = {"vanilla": vanilla, "fixed": fixed, "iterative": iterative, "finetune": finetune,
@@ -134,7 +135,7 @@ def test_configs_hold_every_library_field():
   import inspect
 
   c = default.get_config()
-  assert sorted(c) == sorted(CONFIG_FIELDS)
+  assert sorted(c) == sorted(iss_jax.training.CONFIG_SCHEMA)  # one schema entry per field, and no other
   params = inspect.signature(iss_jax.smooth).parameters
   solver = ("kappa", "nu", "step_factor")
   assert {k: c[k] for k in solver} == {k: params[k].default for k in solver}
@@ -358,9 +359,11 @@ def test_workdir_is_bound_to_its_config(tiny, tmp_path):
   first = iss_jax.training.train_and_evaluate(_config("fixed", tiny), tmp_path)
   files = {name: (tmp_path / name).read_bytes() for name in ("config.json", "metrics.jsonl", "summary.json")}
   with pytest.raises(iss_jax.training.WorkdirConfigMismatchError,
-                     match=r"config\.sparsity 0\.6 there, 0\.8 now.*--workdir.*--overwrite") as e:
+                     match=r"config\.sparsity 0\.6 there, 0\.8 now.*another workdir"
+                           r".*\(overwrite=True\)\.$") as e:
     iss_jax.training.train_and_evaluate(_config("fixed", tiny, sparsity=0.8), tmp_path)
   assert e.value.differences == {"sparsity": (0.6, 0.8)} and "\n" not in str(e.value)
+  assert "--" not in str(e.value)  # library text: the entry points name their flags
   with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match=r"config\.epochs 2 there, 3 now; "
                      r"config\.seed 0 there, 1 now"):  # every differing field is named
     iss_jax.training.train_and_evaluate(_config("fixed", tiny, seed=1, epochs=3), tmp_path)
@@ -397,6 +400,106 @@ def test_a_workdir_made_before_the_competitor_fields_existed_still_resumes(tiny,
   with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match="tv_layer_position"):
     iss_jax.training.check_workdir(_config("fixed", tiny, tv_layer="smooth", tv_layer_position="first_conv"),
                                    tmp_path)
+
+
+def test_a_field_absent_from_an_old_workdir_means_its_absent_means(vanilla_run, tiny, tmp_path):
+  """Each field of an earlier release's configs, absent from a stored config.json, means what it meant."""
+  from iss_jax.training._config_schema import REQUIRED
+
+  schema = iss_jax.training.CONFIG_SCHEMA
+  absent = {k: f.absent_means for k, f in schema.items() if f.absent_means is not REQUIRED}
+  assert absent == {"stem": "cifar", "width": 0, "tv_layer": "none", "tv_layer_position": "input",
+                    "pni": "none", "preprocess": "none"}
+  config = _config("fixed", tiny, width=0)
+  for name, value in absent.items():
+    stored = json.loads(config.to_json())
+    del stored[name]
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    iss_jax.training.check_workdir(_config("fixed", tiny, **{"width": 0, name: value}), tmp_path)  # resumes
+  stored = json.loads(config.to_json())
+  del stored["seed"]  # a field every stored config holds: its absence differs from any value
+  (tmp_path / "config.json").write_text(json.dumps(stored))
+  with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match=r'config\.seed "\(absent\)" there'):
+    iss_jax.training.check_workdir(config, tmp_path)
+  # A model loads from a workdir whose config.json has none of these fields.
+  workdir, _ = vanilla_run
+  old = tmp_path / "old"
+  shutil.copytree(workdir, old)
+  stored = json.loads((old / "config.json").read_text())
+  for name in absent:
+    del stored[name]
+  (old / "config.json").write_text(json.dumps(stored))
+  model, variables, loaded = iss_jax.training.load_variables(old)
+  assert (loaded.stem, loaded.width, loaded.tv_layer, loaded.pni) == ("cifar", 0, "none", "none")
+  _, same, _ = iss_jax.training.load_variables(workdir)
+  jax.tree_util.tree_map(np.testing.assert_array_equal, variables, same)
+
+
+def test_validate_config_checks_each_run_once(tiny, tmp_path, monkeypatch):
+  """train_and_evaluate checks its config on entry; after the entry points' own check it is not redone."""
+  from iss_jax.training import _config_schema
+
+  full_checks = []
+  check_fields = _config_schema.check_fields
+
+  def counting(config, names):
+    names = tuple(names)
+    full_checks.extend([1] if len(names) == len(_config_schema.CONFIG_SCHEMA) else [])
+    return check_fields(config, names)
+
+  monkeypatch.setattr(_config_schema, "check_fields", counting)
+  monkeypatch.setattr(_config_schema, "_last_accepted", None)
+  config = _config("vanilla", tiny, stop_after_steps=1)
+  iss_jax.training.train_and_evaluate(config, tmp_path / "a")
+  assert len(full_checks) == 1
+  monkeypatch.setattr(_config_schema, "_last_accepted", None)
+  iss_jax.training.validate_config(config)  # as python -m train.<procedure> does before announcing
+  iss_jax.training.train_and_evaluate(config, tmp_path / "b")
+  assert len(full_checks) == 2
+  config.sparsity = 1.5  # changed after its check: checked again
+  with pytest.raises(iss_jax.training.ConfigError, match=r"config\.sparsity must be a number in \[0, 1\]"):
+    iss_jax.training.train_and_evaluate(config, tmp_path / "c")
+  assert len(full_checks) == 3
+
+
+def test_the_schema_describes_each_field_of_the_default_config_once():
+  schema = iss_jax.training.CONFIG_SCHEMA
+  c = default.get_config()
+  assert list(schema) == [f.name for f in schema.values()] and set(schema) == set(c)
+  for name, field in schema.items():
+    assert field.check(c[name]), name  # every default is an allowed value
+    assert field.help and field.expected, name
+  assert default.FLAG_HELP == {k: f.help for k, f in schema.items()}
+  assert iss_jax.training.RESULT_INDEPENDENT_FIELDS == {
+      "preset", "data_dir", "cache_dir", "smooth_batch_size", "eval_batch_size", "checkpoint_every_epochs",
+      "keep_checkpoints", "stop_after_steps", "progress", "tensorboard", "distributed"}
+  assert {k for k, f in schema.items() if not f.in_step} == {
+      "procedure", "preset", "dataset", "data_dir", "image_size", "train_limit", "test_limit", "sparsity",
+      "start_sparsity", "end_sparsity", "num_levels", "kappa", "nu", "step_factor", "maxiter",
+      "smooth_batch_size", "cache_dir", "init_checkpoint", "seed", "checkpoint_every_epochs",
+      "keep_checkpoints", "stop_after_steps", "progress", "tensorboard", "distributed", "epochs"}
+
+
+def test_training_and_baselines_import_other_rooms_by_their_public_namespaces():
+  import ast
+
+  package = Path(iss_jax.__file__).parent
+  rooms = ("training", "robustness", "baselines")
+  for room in ("training", "baselines"):
+    for path in (package / room).glob("*.py"):
+      for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+          modules = [node.module] + (
+              [f"iss_jax.{a.name}" for a in node.names] if node.module == "iss_jax" else [])
+        elif isinstance(node, ast.Import):
+          modules = [a.name for a in node.names]
+        else:
+          continue
+        for module in modules:
+          parts = module.split(".")
+          if parts[0] == "iss_jax" and len(parts) > 1 and parts[1] in rooms and parts[1] != room:
+            assert len(parts) == 2, f"{path.name} imports {module}"
+            assert not any(a.name.startswith("_") for a in node.names), f"{path.name}: {ast.unparse(node)}"
 
 
 def test_workdir_with_output_but_no_config_is_refused(tiny, tmp_path):

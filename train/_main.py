@@ -159,7 +159,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     fail(f"{e} (--help lists the flags)")
 
 
-def _flag_message(message: str) -> str:
+def flag_message(message: str) -> str:
   """``message`` with each ``config.FIELD`` named as the flag that sets it: ``--sparsity`` for a named
   flag, else ``--config.FIELD``."""
   flag_of = {field: flag for flag, field in _NAMED.items()}
@@ -170,6 +170,8 @@ def _flag_message(message: str) -> str:
       return m.group(0)  # e.g. config.json
     return f"--{flag_of.get(field, 'config.' + field)}"
 
+  message = message.replace("another workdir or", "another workdir (--workdir=NEW_DIR) or").replace(
+      "(overwrite=True)", "(--overwrite; overwrite=True in Python)")  # train_and_evaluate's arguments
   return re.sub(r"\bconfig\.([A-Za-z_]\w*)", sub, message)
 
 
@@ -206,7 +208,7 @@ def run(name: str) -> dict:
   try:
     iss_jax.training.validate_config(config)  # before the announcement and any file
   except user_errors as e:
-    fail(_flag_message(str(e)))
+    fail(flag_message(str(e)))
   workdir = FLAGS.workdir or default_workdir(name, config)
   if config.preset == "quick":
     print("[iss_jax] QUICK configuration (offline CPU demo: shipped 1,000-image CIFAR-10 sample, "
@@ -217,7 +219,7 @@ def run(name: str) -> dict:
   try:
     summary = iss_jax.training.train_and_evaluate(config, workdir, overwrite=FLAGS.overwrite)
   except user_errors as e:
-    fail(_flag_message(str(e)))
+    fail(flag_message(str(e)))
   short = {k: v for k, v in summary.items() if k not in ("config", "smoothing")}
   print(json.dumps(short, indent=1), file=sys.stdout, flush=True)
   return summary

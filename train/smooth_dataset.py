@@ -79,7 +79,7 @@ def run() -> dict:
   try:
     iss_jax.training.validate_config(config)
   except user_errors as e:
-    _main.fail(_main._flag_message(str(e)))
+    _main.fail(_main.flag_message(str(e)))
   shard = _parse_shard(FLAGS.shard)
   levels = sorted({s for s in iss_jax.training.sparsity_schedule(config) if s < 1.0})
   if not levels:
@@ -87,14 +87,9 @@ def run() -> dict:
   if config.distributed:
     jax.distributed.initialize()
   try:
-    x_train, _ = iss_jax.training.load_dataset(config.dataset, "train", config.data_dir or None,
-                                               image_size=config.image_size or None)
+    x_train = iss_jax.training.load_training_data(config, test=False).x_train
   except user_errors as e:
-    _main.fail(_main._flag_message(str(e)))
-  except ValueError as e:  # malformed files: the user's data
-    _main.fail(f"--dataset {config.dataset!r}: {e}")
-  if config.train_limit > 0:
-    x_train = x_train[:config.train_limit]
+    _main.fail(_main.flag_message(str(e)))
   index, count = shard or (jax.process_index(), jax.process_count())
   t0 = time.perf_counter()
   result = iss_jax.training.smooth_training_set(config, x_train, levels, shard=(index, count),

@@ -20,6 +20,7 @@ from iss_jax.baselines._lowpass import gaussian_lowpass as gaussian_lowpass
 from iss_jax.baselines._menet import menet as menet
 from iss_jax.baselines._menet import soft_impute as soft_impute
 from iss_jax.baselines._menet import usvt as usvt
+from iss_jax.baselines._pni import PNI_KEY as PNI_KEY
 from iss_jax.baselines._pni import pni_init as pni_init
 from iss_jax.baselines._pni import pni_perturb as pni_perturb
 from iss_jax.baselines._pni import pni_scales as pni_scales
@@ -28,12 +29,15 @@ from iss_jax.baselines._splic import complete_matrix as splic_complete
 from iss_jax.baselines._splic import splic as splic
 from iss_jax.baselines._tv import select_tv_weight as select_tv_weight
 from iss_jax.baselines._tv import tv_denoise as tv_denoise
+from iss_jax.baselines._tvlayer import DEFAULT_LAYER_ITERS as DEFAULT_LAYER_ITERS
 from iss_jax.baselines._tvlayer import tv_layer as tv_layer
 from iss_jax.baselines._tvlayer import tv_layer_theta as tv_layer_theta
 from iss_jax.baselines._tvlayer import tv_layer_weight as tv_layer_weight
 
 __all__ = (
+    "DEFAULT_LAYER_ITERS",
     "DEFENSE_SPECS",
+    "PNI_KEY",
     "adversarial_examples",
     "gaussian_lowpass",
     "lowpass_defense",

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from iss_jax._src.checks import check_image, check_labels
-from iss_jax.robustness._attacks import cross_entropy, pgd_maximize
+from iss_jax.robustness import cross_entropy, pgd_maximize
 
 Array = jax.Array
 

@@ -6,7 +6,7 @@ from iss_jax.baselines._lowpass import gaussian_lowpass
 from iss_jax.baselines._menet import menet
 from iss_jax.baselines._splic import splic
 from iss_jax.baselines._tv import tv_denoise
-from iss_jax.robustness._defenses import Defense, custom_defense, no_defense, smoothing_defense
+from iss_jax.robustness import Defense, custom_defense, no_defense, smoothing_defense
 
 # The spec forms :func:`make_defense` accepts (``tv@auto`` is resolved by the caller, which holds data).
 DEFENSE_SPECS = ("none", "smooth@S", "tv@W", "lowpass@SIGMA", "splic@R", "menet@P")

@@ -2,7 +2,8 @@
 
 Needs the ``[train]`` extra (flax, optax, orbax-checkpoint, ml_collections): ``pip install "iss-jax[train]"``.
 The configurations (defaults and the quick / cpu / paper presets) live in ``train/configs/`` of the
-repository, in the flax-examples manner; this library reads a config, it never imports one.
+repository, in the flax-examples manner; this library reads a config, it never imports one. What each field
+may hold and means is :data:`CONFIG_SCHEMA`, the one table of fields.
 """
 
 try:
@@ -16,6 +17,14 @@ except ImportError as _e:
 
 from iss_jax.training._checkpoint import load_classifier as load_classifier
 from iss_jax.training._checkpoint import load_variables as load_variables
+from iss_jax.training._config_schema import CONFIG_SCHEMA as CONFIG_SCHEMA
+from iss_jax.training._config_schema import PROCEDURES as PROCEDURES
+from iss_jax.training._config_schema import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
+from iss_jax.training._config_schema import ConfigError as ConfigError
+from iss_jax.training._config_schema import Field as Field
+from iss_jax.training._config_schema import WorkdirConfigMismatchError as WorkdirConfigMismatchError
+from iss_jax.training._config_schema import check_workdir as check_workdir
+from iss_jax.training._config_schema import validate_config as validate_config
 from iss_jax.training._cpu import EIGEN_CONVOLUTION_FLAGS as EIGEN_CONVOLUTION_FLAGS
 from iss_jax.training._cpu import use_fast_cpu_training as use_fast_cpu_training
 from iss_jax.training._data import DatasetNotFoundError as DatasetNotFoundError
@@ -37,25 +46,24 @@ from iss_jax.training._models import resnet_small as resnet_small
 from iss_jax.training._models import vit_tiny as vit_tiny
 from iss_jax.training._smooth_cache import smooth_dataset as smooth_dataset
 from iss_jax.training._smooth_cache import smooth_training_set as smooth_training_set
-from iss_jax.training._train import PROCEDURES as PROCEDURES
-from iss_jax.training._train import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
-from iss_jax.training._train import ConfigError as ConfigError
+from iss_jax.training._train import TrainingData as TrainingData
 from iss_jax.training._train import TrainState as TrainState
-from iss_jax.training._train import WorkdirConfigMismatchError as WorkdirConfigMismatchError
-from iss_jax.training._train import check_workdir as check_workdir
+from iss_jax.training._train import load_training_data as load_training_data
 from iss_jax.training._train import sparsity_schedule as sparsity_schedule
 from iss_jax.training._train import train_and_evaluate as train_and_evaluate
-from iss_jax.training._train import validate_config as validate_config
 
 __all__ = (
+    "CONFIG_SCHEMA",
     "EIGEN_CONVOLUTION_FLAGS",
     "PROCEDURES",
     "RESULT_INDEPENDENT_FIELDS",
     "ConfigError",
     "DatasetNotFoundError",
     "DefendedModel",
+    "Field",
     "ResNet",
     "TrainState",
+    "TrainingData",
     "ViT",
     "WorkdirConfigMismatchError",
     "build_model",
@@ -66,6 +74,7 @@ __all__ = (
     "imagenet100_classes",
     "load_classifier",
     "load_dataset",
+    "load_training_data",
     "load_variables",
     "miniimagenet_test_indices",
     "official_test_indices",

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
-from iss_jax.robustness._runner import RandomClassifier
+from iss_jax import robustness
+from iss_jax.training._config_schema import with_absent_fields
 from iss_jax.training._defended_models import build_model
 from iss_jax.training._models import ResNet
 
@@ -27,7 +28,9 @@ def load_variables(workdir: str | os.PathLike, step: int | None = None
 
   Returns:
     ``(model, variables, config)``: ``variables = {"params": ..., "batch_stats": ...}``; use
-    ``model.apply(variables, x, train=False)`` on float NHWC images in ``[0, 1]``.
+    ``model.apply(variables, x, train=False)`` on float NHWC images in ``[0, 1]``. A field the stored
+    config lacks (a workdir made before the field existed) is set to what its absence meant
+    (``iss_jax.training.CONFIG_SCHEMA[field].absent_means``).
 
   Raises:
     FileNotFoundError: no ``config.json`` or no checkpoint in ``workdir``.
@@ -39,9 +42,9 @@ def load_variables(workdir: str | os.PathLike, step: int | None = None
   workdir = Path(workdir)
   cfg_path = workdir / "config.json"
   if not cfg_path.exists():
-    raise FileNotFoundError(f"{cfg_path} not found: {workdir} is not a training workdir "
-                            "(train one with python -m train.vanilla --workdir=...).")
-  config = ml_collections.ConfigDict(json.loads(cfg_path.read_text()))
+    raise FileNotFoundError(f"{cfg_path} not found: {workdir} is not a training workdir (one that "
+                            "iss_jax.training.train_and_evaluate wrote).")
+  config = ml_collections.ConfigDict(with_absent_fields(json.loads(cfg_path.read_text())))
   ckpt_dir = (workdir / "checkpoints").absolute()
   with ocp.CheckpointManager(ckpt_dir) as manager:
     step = manager.latest_step() if step is None else step
@@ -79,8 +82,8 @@ def load_classifier(workdir: str | os.PathLike, step: int | None = None
   """
   model, variables, config = load_variables(workdir, step)
   if getattr(model, "random", False):  # PNI: fresh weight noise at every call, kept at test time
-    noisy = RandomClassifier(lambda x, key: model.apply(variables, x, train=False, rngs={"noise": key}))
-    return noisy, config
+    return robustness.RandomClassifier(
+        lambda x, key: model.apply(variables, x, train=False, rngs={"noise": key})), config
 
   def apply_fn(x):
     return model.apply(variables, x, train=False)

@@ -92,7 +92,7 @@ def _load_exact(split, data_dir):
     raise DatasetNotFoundError(
         f"cifar10_exact: {path} not found. It is a 5,085-train / 4,599-test-image subset of the real "
         f"CIFAR-10 (the cpu preset's data); pass --data_dir=DIR (or set ${DATA_DIR_ENV}=DIR) with the "
-        "folder that holds cifar10_exact.npz (e.g. --data_dir=../shared/data beside a clone), or build it "
+        "folder that holds cifar10_exact.npz, or build it "
         "from the official CIFAR-10 python pickles (cifar-10-python.tar.gz, extracted) in a clone: "
         "python -m train.make_cifar10_exact --cifar10_dir=DIR --out=data/cifar10_exact.npz; or use "
         "--dataset=cifar10_sample (--preset=quick) offline.")

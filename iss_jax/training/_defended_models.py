@@ -17,20 +17,14 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from iss_jax.baselines._pni import PNI_KEY, pni_init, pni_perturb
-from iss_jax.baselines._tvlayer import DEFAULT_LAYER_ITERS, tv_layer, tv_layer_theta, tv_layer_weight
+from iss_jax import baselines
+from iss_jax.training._config_schema import check_field
 from iss_jax.training._models import create_model
 
 TV_LAYER_KEY = "tv_layer"
-TV_LAYER_MODES = ("none", "smooth", "sharp")
-TV_LAYER_POSITIONS = ("input", "first_conv")
-# The competitor fields, and what a config without them means: off / at the input. Configs of workdirs made
-# before a field existed are read with these values (here and by the workdir check).
-ABSENT_MEANS = {"tv_layer": "none", "tv_layer_position": "input", "pni": "none", "preprocess": "none"}
 FIRST_CONV = "stem_conv"  # the first convolution of every model of create_model (a ViT's patch embedding)
-PNI_MODES = ("none", "layerwise", "channelwise")
 # Parameters that are not the network's weights: no weight decay on them.
-EXTRA_KEYS = (TV_LAYER_KEY, PNI_KEY)
+EXTRA_KEYS = (TV_LAYER_KEY, baselines.PNI_KEY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,17 +55,12 @@ class DefendedModel:
   tv_layer: str = "none"
   tv_layer_weight: float = 0.05
   tv_layer_position: str = "input"
-  tv_layer_iters: int = DEFAULT_LAYER_ITERS
+  tv_layer_iters: int = baselines.DEFAULT_LAYER_ITERS
   pni: str = "none"
 
   def __post_init__(self):
-    if self.tv_layer not in TV_LAYER_MODES:
-      raise ValueError(f"tv_layer must be one of {TV_LAYER_MODES}; got {self.tv_layer!r}.")
-    if self.tv_layer_position not in TV_LAYER_POSITIONS:
-      raise ValueError(f"tv_layer_position must be one of {TV_LAYER_POSITIONS}; got "
-                       f"{self.tv_layer_position!r}.")
-    if self.pni not in PNI_MODES:
-      raise ValueError(f"pni must be one of {PNI_MODES}; got {self.pni!r}.")
+    for name in ("tv_layer", "tv_layer_position", "pni"):  # the allowed values of the config fields
+      check_field(name, getattr(self, name), label=name)
 
   @property
   def random(self) -> bool:
@@ -87,9 +76,10 @@ class DefendedModel:
                        f"submodule {FIRST_CONV!r} (the models of create_model); {type(self.base).__name__} "
                        "has none.")
     if self.tv_layer != "none":
-      params[TV_LAYER_KEY] = {"theta": jnp.asarray(tv_layer_theta(self.tv_layer_weight), jnp.float32)}
+      params[TV_LAYER_KEY] = {"theta": jnp.asarray(baselines.tv_layer_theta(self.tv_layer_weight),
+                                                   jnp.float32)}
     if self.pni != "none":
-      params = pni_init(params, channelwise=self.pni == "channelwise")
+      params = baselines.pni_init(params, channelwise=self.pni == "channelwise")
     variables["params"] = params
     return variables
 
@@ -102,8 +92,9 @@ class DefendedModel:
     params = variables["params"]
     intercept = contextlib.nullcontext()
     if self.tv_layer != "none":
-      weight = tv_layer_weight(params[TV_LAYER_KEY]["theta"])
-      smooth = lambda z: tv_layer(z, weight.astype(z.dtype), mode=self.tv_layer, iters=self.tv_layer_iters)
+      weight = baselines.tv_layer_weight(params[TV_LAYER_KEY]["theta"])
+      smooth = lambda z: baselines.tv_layer(z, weight.astype(z.dtype), mode=self.tv_layer,
+                                            iters=self.tv_layer_iters)
       if self.tv_layer_position == "input":
         x = smooth(x)
       else:
@@ -111,7 +102,7 @@ class DefendedModel:
     if self.pni != "none":
       if not rngs or "noise" not in rngs:
         raise ValueError("a PNI model draws weight noise at every forward pass: pass rngs={'noise': key}.")
-      params = pni_perturb(params, rngs["noise"])
+      params = baselines.pni_perturb(params, rngs["noise"])
     params = {k: v for k, v in params.items() if k not in EXTRA_KEYS}
     with intercept:
       return self.base.apply({**variables, "params": params}, x, train=train, mutable=mutable)
@@ -131,10 +122,11 @@ def build_model(config, num_classes: int) -> Any:
   """The classifier a training config describes: ``config.model`` with its TV layer / PNI noise, if any.
 
   Args:
-    config: reads ``model``, ``stem``, ``width`` and the fields of :func:`wrap_model`.
+    config: reads ``model``, ``stem``, ``width`` and the fields of :func:`wrap_model` (a workdir's stored
+      config: after ``with_absent_fields``).
     num_classes: number of logits.
   """
-  base = _create_model(config.model, num_classes, config.get("stem", "cifar"), config.get("width", 0))
+  base = _create_model(config.model, num_classes, config.stem, config.width)
   return wrap_model(base, config)
 
 
@@ -148,15 +140,13 @@ def wrap_model(base, config) -> Any:
 
   Args:
     base: the Flax classifier.
-    config: reads ``tv_layer``, ``tv_layer_weight``, ``tv_layer_position``, ``tv_layer_iters`` and ``pni``
-      (absent fields: off / at the input, so configs of older workdirs load as before).
+    config: reads ``tv_layer``, ``tv_layer_weight``, ``tv_layer_position``, ``tv_layer_iters`` and ``pni``.
   """
-  tv, pni = config.get("tv_layer", ABSENT_MEANS["tv_layer"]), config.get("pni", ABSENT_MEANS["pni"])
-  if tv == "none" and pni == "none":
+  if config.tv_layer == "none" and config.pni == "none":
     return base
-  return DefendedModel(base, tv_layer=tv, tv_layer_weight=float(config.get("tv_layer_weight", 0.05)),
-                       tv_layer_position=config.get("tv_layer_position", ABSENT_MEANS["tv_layer_position"]),
-                       tv_layer_iters=int(config.get("tv_layer_iters", DEFAULT_LAYER_ITERS)), pni=pni)
+  return DefendedModel(base, tv_layer=config.tv_layer, tv_layer_weight=float(config.tv_layer_weight),
+                       tv_layer_position=config.tv_layer_position, tv_layer_iters=int(config.tv_layer_iters),
+                       pni=config.pni)
 
 
 def weight_decay_mask(params) -> Any:

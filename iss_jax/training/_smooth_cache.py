@@ -26,6 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -73,34 +74,84 @@ def _covers(have: Sequence[float], want: Sequence[float]) -> list[int] | None:
   return idx
 
 
-def _chunk_path(entry: Path, i: int) -> Path:
-  return entry / f"chunk_{i:05d}.npz"
-
-
-def _entry_info(entry: Path, n: int, *, load: bool = True) -> tuple[np.ndarray | None, dict]:
-  """The images of a complete entry (``None`` without ``load``: only the steps and flags are read) and
-  its info: mean / max LBI steps, capped count and share per sparsity."""
-  meta = json.loads((entry / "meta.json").read_text())
-  keys = ("images", "steps", "capped") if load else ("steps", "capped")
-  parts = {k: [] for k in keys}
-  for i in range(meta["num_chunks"]):
-    with np.load(_chunk_path(entry, i)) as chunk:  # an npz reads only the arrays asked for
-      for k in keys:
-        parts[k].append(chunk[k])
-  arrays = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
-  if arrays["steps"].shape[1] != n:
-    raise ValueError(f"{entry}: cache holds {arrays['steps'].shape[1]} images, expected {n}; delete it.")
-  steps, capped = arrays["steps"], arrays["capped"]
-  info = {"sparsities": meta["sparsities"], "mean_steps": steps.mean(axis=1).tolist(),
-          "max_steps": steps.max(axis=1).tolist(), "capped": capped.sum(axis=1).tolist(),
-          "capped_share": capped.mean(axis=1).tolist(), "maxiter": meta["settings"]["maxiter"],
-          "path": str(entry)}
-  return arrays.get("images"), info
-
-
 _PER_SPARSITY = ("mean_steps", "max_steps", "capped", "capped_share")
 # smooth_dataset left at the default maxiter warns when more than this share of the images hit it.
 _CAPPED_WARN_SHARE = 0.05
+
+
+class _Entry(NamedTuple):
+  """One cache entry: the folder ``<root>/p<s1>_<s2>_...`` of one smoothing run over a whole image set.
+
+  It holds ``meta.json`` (the sparsities, chunk size, image count, solver settings), one
+  ``chunk_XXXXX.npz`` per chunk of ``batch_size`` images (``images`` uint8 ``(P, B, H, W, C)``, ``steps``
+  and ``capped`` ``(P, B)``) and, once every chunk is there, ``complete.json``.
+  """
+
+  path: Path
+  tag: str  # readable name of the image set, for messages
+  meta: dict
+
+  @classmethod
+  def find(cls, root: Path, tag: str, want: Sequence[float]) -> tuple[_Entry, list[int]] | None:
+    """A complete entry of ``root`` whose sparsities include ``want``, and their indices in it."""
+    if root.is_dir():
+      for path in sorted(root.iterdir()):
+        if (path / "complete.json").exists():
+          entry = cls(path, tag, json.loads((path / "meta.json").read_text()))
+          idx = _covers(entry.meta["sparsities"], want)
+          if idx is not None:
+            return entry, idx
+    return None
+
+  @classmethod
+  def open(cls, root: Path, tag: str, meta: dict) -> _Entry:
+    """The entry of ``meta["sparsities"]`` under ``root``, created with ``meta`` or resumed (with the
+    chunk size it was created with)."""
+    path = root / _tag_of(meta["sparsities"])
+    path.mkdir(parents=True, exist_ok=True)
+    meta_path = path / "meta.json"
+    if meta_path.exists():
+      return cls(path, tag, json.loads(meta_path.read_text()))
+    atomic_write(meta_path, _json({**meta, "root": str(root)}))  # every process writes the same file
+    return cls(path, tag, meta)
+
+  def chunk_file(self, i: int) -> Path:
+    return self.path / f"chunk_{i:05d}.npz"
+
+  def chunk_size(self, i: int) -> int:
+    b = self.meta["batch_size"]
+    return min(b, self.meta["num_images"] - i * b)
+
+  def missing(self, chunks: Sequence[int] | None = None) -> list[int]:
+    """The chunks (of ``chunks``, default all) not on disk yet; chunks are never removed."""
+    chunks = range(self.meta["num_chunks"]) if chunks is None else chunks
+    return [i for i in chunks if not self.chunk_file(i).exists()]
+
+  def write_chunk(self, i: int, images: np.ndarray, steps: np.ndarray, capped: np.ndarray) -> None:
+    atomic_write(self.chunk_file(i), lambda f: np.savez(f, images=images, steps=steps, capped=capped))
+
+  def mark_complete(self) -> None:
+    atomic_write(self.path / "complete.json", _json({"num_images": self.meta["num_images"]}))
+
+  def read(self, n: int, *, load: bool = True) -> tuple[np.ndarray | None, dict]:
+    """The images of the complete entry (``None`` without ``load``: only the steps and flags are read)
+    and its info: mean / max LBI steps, capped count and share per sparsity."""
+    keys = ("images", "steps", "capped") if load else ("steps", "capped")
+    parts = {k: [] for k in keys}
+    for i in range(self.meta["num_chunks"]):
+      with np.load(self.chunk_file(i)) as chunk:  # an npz reads only the arrays asked for
+        for k in keys:
+          parts[k].append(chunk[k])
+    arrays = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
+    if arrays["steps"].shape[1] != n:
+      raise ValueError(f"{self.path}: cache holds {arrays['steps'].shape[1]} images, expected {n}; delete "
+                       "it.")
+    steps, capped = arrays["steps"], arrays["capped"]
+    info = {"sparsities": self.meta["sparsities"], "mean_steps": steps.mean(axis=1).tolist(),
+            "max_steps": steps.max(axis=1).tolist(), "capped": capped.sum(axis=1).tolist(),
+            "capped_share": capped.mean(axis=1).tolist(), "maxiter": self.meta["settings"]["maxiter"],
+            "path": str(self.path)}
+    return arrays.get("images"), info
 
 
 def _warn_if_mass_capped(info: dict, tag: str) -> None:
@@ -120,6 +171,61 @@ def _resolve_shard(shard) -> tuple[int, int]:
   if not 0 <= index < count:
     raise ValueError(f"shard must be (index, count) with 0 <= index < count; got {tuple(shard)}.")
   return index, count
+
+
+class _Filler:
+  """Smooths the missing chunks of an entry, one jitted call and one file each, and shows the progress."""
+
+  def __init__(self, entry: _Entry, x: np.ndarray, fn: SmoothFn, targets: jax.Array,
+               max_chunks: int | None, bar):
+    self.entry, self.x, self.fn, self.targets, self.max_chunks, self.bar = (
+        entry, x, fn, targets, max_chunks, bar)
+    self.computed, self.slowest_s, self.capped = 0, 0.0, 0
+
+  def fill(self, chunks: Sequence[int]) -> bool:
+    """Smooths those of ``chunks`` not yet on disk; False when ``max_chunks`` stopped it."""
+    b = self.entry.meta["batch_size"]
+    for i in chunks:
+      if self.entry.chunk_file(i).exists():  # written meanwhile by another process
+        continue
+      if self.max_chunks is not None and self.computed >= self.max_chunks:
+        return False
+      t0 = time.perf_counter()
+      xb = self.x[i * b:(i + 1) * b]
+      m = xb.shape[0]
+      if m < b:  # pad with constant images (answered without iterating): one compiled shape.
+        xb = np.concatenate([xb, np.zeros((b - m,) + xb.shape[1:], xb.dtype)])
+      images, steps, capped = self.fn(jnp.asarray(xb, jnp.float32) / 255.0, self.targets)
+      images = np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0).astype(jnp.uint8))[:, :m]
+      steps, capped = np.asarray(steps)[:, :m], np.asarray(capped)[:, :m]
+      self.entry.write_chunk(i, images, steps, capped)
+      self.computed += 1
+      self.slowest_s = max(self.slowest_s, time.perf_counter() - t0)
+      self.capped += int(capped.any(axis=0).sum())
+      self.bar.update(m)
+      self.bar.set_postfix(capped=self.capped, refresh=False)
+    return True
+
+  def wait_for_the_others(self, stall_s: float | None) -> bool:
+    """Waits until every chunk is on disk, smoothing here those that stop arriving for ``stall_s``
+    seconds (default: three times the slowest chunk here, at least 60 s); False when ``max_chunks``
+    stopped it."""
+    stall = stall_s if stall_s is not None else max(60.0, 3 * self.slowest_s)
+    left = self.entry.missing()
+    last_change = time.monotonic()
+    while left:
+      time.sleep(min(10.0, max(stall, 0.0) / 20))
+      now_left = self.entry.missing(left)
+      if len(now_left) < len(left):
+        self.bar.update(sum(self.entry.chunk_size(i) for i in left if i not in now_left))
+        last_change = time.monotonic()
+      left = now_left
+      if left and time.monotonic() - last_change >= stall:
+        self.bar.set_postfix_str(f"no new chunk for {stall:.0f} s: smoothing {len(left)} here")
+        if not self.fill(left):
+          return False
+        left = self.entry.missing()
+    return True
 
 
 def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str | os.PathLike = "cache",
@@ -194,8 +300,8 @@ def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str
   solver_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
   root = Path(cache_dir) / f"{tag.replace(':', '_').replace('/', '_')}-{dataset_fingerprint(x)}-{solver_hash}"
 
-  def finish(entry, idx=None, reused=True):
-    images, info = _entry_info(entry, n, load=load)
+  def answer(entry: _Entry, idx: list[int] | None = None, reused: bool = True):
+    images, info = entry.read(n, load=load)
     if idx is not None:
       info = {**info, "sparsities": want, **{k: [info[k][i] for i in idx] for k in _PER_SPARSITY}}
       images = None if images is None else images[idx]
@@ -205,86 +311,27 @@ def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str
     return (images, info) if return_info else images
 
   # 1. Any complete entry covering the request.
-  if root.is_dir():
-    for entry in sorted(root.iterdir()):
-      if (entry / "complete.json").exists():
-        meta = json.loads((entry / "meta.json").read_text())
-        idx = _covers(meta["sparsities"], want)
-        if idx is not None:
-          return finish(entry, idx)
+  found = _Entry.find(root, tag, want)
+  if found is not None:
+    return answer(*found)
 
-  # 2. Compute (or resume) the entry for exactly these sparsities.
-  entry = root / _tag_of(want)
-  entry.mkdir(parents=True, exist_ok=True)
-  meta_path = entry / "meta.json"
-  if meta_path.exists():
-    meta = json.loads(meta_path.read_text())
-    batch_size = meta["batch_size"]
-  else:  # every process writes the same file, atomically
-    meta = {"sparsities": want, "batch_size": batch_size, "num_images": n,
-            "num_chunks": -(-n // batch_size), "settings": settings, "shape": list(x.shape)}
-    atomic_write(meta_path, _json({**meta, "root": str(root)}))
-  num_chunks = meta["num_chunks"]
-  fn = smooth_fn or _default_smooth_fn(kappa, nu, step_factor, maxiter)
-  targets = jnp.asarray(want, jnp.float32)
-  size = lambda i: min(batch_size, n - i * batch_size)
-  missing = lambda: [i for i in range(num_chunks) if not _chunk_path(entry, i).exists()]
+  # 2. Compute (or resume) the entry for exactly these sparsities: this shard's chunks, then the others'.
+  entry = _Entry.open(root, tag, {"sparsities": want, "batch_size": batch_size, "num_images": n,
+                                  "num_chunks": -(-n // batch_size), "settings": settings,
+                                  "shape": list(x.shape)})
   shard_note = f" (shard {index + 1}/{count})" if count > 1 else ""
-  bar = tqdm(total=n, desc=f"smoothing {tag} at {want}{shard_note}", unit="img", disable=not progress,
-             initial=n - sum(size(i) for i in missing()))
-  computed, chunk_s, capped_here = 0, 0.0, 0
-
-  def compute(chunks) -> bool:
-    """Smooths the chunks not yet on disk; False when ``max_chunks`` stopped it."""
-    nonlocal computed, chunk_s, capped_here
-    for i in chunks:
-      if _chunk_path(entry, i).exists():  # written meanwhile by another process
-        continue
-      if max_chunks is not None and computed >= max_chunks:
-        return False
-      t0 = time.perf_counter()
-      xb = x[i * batch_size:(i + 1) * batch_size]
-      m = xb.shape[0]
-      if m < batch_size:  # pad with constant images (answered without iterating): one compiled shape.
-        xb = np.concatenate([xb, np.zeros((batch_size - m,) + xb.shape[1:], xb.dtype)])
-      images, steps, capped = fn(jnp.asarray(xb, jnp.float32) / 255.0, targets)
-      images = np.asarray(jnp.round(jnp.clip(images, 0.0, 1.0) * 255.0).astype(jnp.uint8))[:, :m]
-      steps, capped = np.asarray(steps)[:, :m], np.asarray(capped)[:, :m]
-      atomic_write(_chunk_path(entry, i),
-                   lambda f, a=images, s=steps, c=capped: np.savez(f, images=a, steps=s, capped=c))
-      computed += 1
-      chunk_s = max(chunk_s, time.perf_counter() - t0)
-      capped_here += int(capped.any(axis=0).sum())
-      bar.update(m)
-      bar.set_postfix(capped=capped_here, refresh=False)
-    return True
-
-  if not compute([i for i in missing() if i % count == index]):
-    bar.close()
-    return None
-  # 3. The other shards' chunks: written by the other processes, or here when they stall.
-  left = missing()
-  if left and not wait:
-    bar.close()
-    return None
-  stall = stall_s if stall_s is not None else max(60.0, 3 * chunk_s)
-  last_change = time.monotonic()
-  while left:
-    time.sleep(min(10.0, max(stall, 0.0) / 20))
-    now_left = [i for i in left if not _chunk_path(entry, i).exists()]  # chunks are never removed
-    if len(now_left) < len(left):
-      bar.update(sum(size(i) for i in left if i not in now_left))
-      last_change = time.monotonic()
-    left = now_left
-    if left and time.monotonic() - last_change >= stall:
-      bar.set_postfix_str(f"no new chunk for {stall:.0f} s: smoothing {len(left)} here")
-      if not compute(left):
-        bar.close()
-        return None
-      left = missing()
-  bar.close()
-  atomic_write(entry / "complete.json", _json({"num_images": n}))
-  return finish(entry, reused=computed == 0)
+  with tqdm(total=n, desc=f"smoothing {tag} at {want}{shard_note}", unit="img", disable=not progress,
+            initial=n - sum(entry.chunk_size(i) for i in entry.missing())) as bar:
+    filler = _Filler(entry, x, smooth_fn or _default_smooth_fn(kappa, nu, step_factor, maxiter),
+                     jnp.asarray(want, jnp.float32), max_chunks, bar)
+    if not filler.fill([i for i in entry.missing() if i % count == index]):
+      return None
+    if entry.missing() and not wait:
+      return None
+    if not filler.wait_for_the_others(stall_s):
+      return None
+  entry.mark_complete()
+  return answer(entry, reused=filler.computed == 0)
 
 
 def smooth_training_set(config, x_train: np.ndarray, sparsities: Sequence[float], **kwargs):

@@ -33,7 +33,7 @@ configs add their own settings (``fixed``: sparsity 0.6; ``iterative``: 0.3 -> 0
       manual download). About 126,700 train / 5,000 test images, shorter side resized to 256 and centre
       cropped to 224x224 (held in host memory: about 19 GB of uint8). Model: ResNet-50 with the ImageNet stem
       (23.7M parameters): the main paper's App. B uses ResNet-50 on ImageNet-100 (``--model=resnet34`` for
-      the issue's ResNet-34); 100 epochs, batch 256, weight decay 1e-4, pad-and-crop 28 (no
+      a ResNet-34); 100 epochs, batch 256, weight decay 1e-4, pad-and-crop 28 (no
       random-resized crop). Expected (the main paper's App. Tab. 5, ResNet-50): vanilla 79.36%, fixed 0.6
       75.51%, fixed 0.8 78.66%, iterative 74.39%. Compute: 8.0 GFLOP per image forward, about 300 PFLOP for
       100 epochs.

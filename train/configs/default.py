@@ -3,9 +3,11 @@
 ``get_config()`` holds every field :func:`iss_jax.training.train_and_evaluate` reads, set to the paper's
 CIFAR-10 ResNet-18 setting; ``apply_preset`` turns it into one of the presets; the per-procedure configs
 (``vanilla.py``, ``fixed.py``, ``iterative.py``, ``finetune.py``, ``adversarial.py``) start from both and
-carry the commands, runtimes and accuracies. ``FLAG_HELP`` is the help text of the fields that the
-``python -m train.<procedure>`` entry points also offer as short flags (``--epochs`` for
-``--config.epochs``).
+carry the commands, runtimes and accuracies. What each field may hold, whether it changes a run's result,
+what its absence in an old workdir means and its help line are the library's
+``iss_jax.training.CONFIG_SCHEMA``; ``FLAG_HELP`` is those help lines, which the
+``python -m train.<procedure>`` entry points show for their short flags (``--epochs`` for
+``--config.epochs``). A new field is one ``Field`` there and its value here.
 
 Presets:
   * ``"quick"`` (the offline default): the 1,000-image real CIFAR-10 sample shipped with the package
@@ -23,6 +25,7 @@ Presets:
 
 import ml_collections
 
+import iss_jax.training
 from train.configs import datasets
 
 PRESETS = ("quick", "cpu", "paper", *datasets.PRESET_FIELDS)
@@ -99,33 +102,9 @@ def get_config() -> ml_collections.ConfigDict:
   return c
 
 
-# Help text of the fields the entry points also offer as short flags (--FIELD, same as --config.FIELD).
-FLAG_HELP = {
-    "dataset": "Dataset name: cifar10, cifar100 (official python pickles in --data_dir, or TFDS), "
-               "cifar10_sample, cifar10_exact, miniimagenet, imagenet100, npz:PATH or folder:PATH "
-               "(see iss_jax.training.load_dataset).",
-    "data_dir": "Folder with the dataset files / TFDS data_dir.",
-    "model": "resnet18 | resnet34 | resnet50 | resnet_small | vit_tiny (ViT-Tiny: patch 4 for 32x32 "
-             "images, 16 for 224x224).",
-    "epochs": "Training epochs.",
-    "batch_size": "Global batch size.",
-    "learning_rate": "Peak learning rate (cosine schedule).",
-    "seed": "Random seed (same seed, same result).",
-    "sparsity": "Edge sparsity of the smoothed training images.",
-    "start_sparsity": "Sparsity of the first epochs (coarse structure).",
-    "end_sparsity": "Sparsity of the last epochs.",
-    "init_checkpoint": "Workdir of the trained model to start from.",
-    "adversarial": "pgd: PGD-AT (Madry et al.); trades: TRADES (Zhang et al.); none: no adversary.",
-    "trades_beta": "TRADES trade-off weight (paper: 6).",
-    "smooth_kernel_weight": "Weight of iss_jax.baselines.smooth_kernel_penalty (0 = off).",
-    "tv_layer": "TV layer: smooth (TV-smoothed input) or sharp (2x - TV(x)); learned weight.",
-    "tv_layer_weight": "Initial weight of the TV layer (learned as softplus(theta)).",
-    "tv_layer_position": "Where the TV layer sits: input (smooths the image) or first_conv (smooths each "
-                         "feature map of the first convolution).",
-    "pni": "PNI weight noise with learned scales: layerwise or channelwise (noise kept at test time).",
-    "preprocess": "Defense applied to every training and test batch: menet@P (ME-Net, observation "
-                  "probability P) or splic@R (SPLIC, rank R).",
-}
+# The help line of every field (the entry points' --FIELD flags show it), from the library's one table of
+# fields: what a field may hold and means is said there, its value here.
+FLAG_HELP = {name: field.help for name, field in iss_jax.training.CONFIG_SCHEMA.items()}
 
 # What the small presets change; "paper" keeps the defaults above.
 _PRESET_FIELDS = {

@@ -4,8 +4,8 @@ Commands (from the repository root), with the clean test accuracy measured on a 
 Split LBI kappa 10, nu 1, step factor 1.9, maxiter: the image-size default, 20k at 32x32):
   quick (default, offline): ``python -m train.fixed --sparsity=0.6``
       shipped 1,000-image CIFAR-10 sample (test: 500 real images), ResNet-8 (78k params), 15 epochs,
-      batch 100: 38.4% in 2 min 42 s wall on the 2-core CPU from an empty cache (59 s smoothing, which
-      fills ``cache/``, + 75 s training).
+      batch 100: 36.8% in 77 s wall on the 2-core CPU from a fresh clone (smoothing the 1,000 images into
+      ``cache/``, building the CPU smoothing kernel once, and training), as in the README.
   cpu: ``python -m train.fixed --sparsity=0.6 --preset=cpu --data_dir=../shared/data``
       cifar10_exact (5,085 real train images; test = official test images 0..1016), ResNet-8, 12 epochs,
       batch 128: 53.6%, about 10 min of training on the 2-core CPU.

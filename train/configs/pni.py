@@ -13,7 +13,7 @@ Commands (from the repository root):
   quick (default, offline): ``python -m train.pni``
       shipped 1,000-image CIFAR-10 sample, ResNet-8, 15 epochs, batch 100, FGSM-RS; not measured.
   cpu: ``python -m train.pni --preset=cpu --data_dir=../shared/data``
-      cifar10_exact, ResNet-8, 12 epochs, batch 128, FGSM-RS; accuracy and time in the issue-12 note.
+      cifar10_exact, ResNet-8, 12 epochs, batch 128, FGSM-RS; accuracy and time not recorded here.
   paper: ``python -m train.pni --preset=paper`` (add ``--data_dir=...`` without TFDS)
       ResNet-18 on full CIFAR-10, 200 epochs, PGD-10; a GPU job (not run here).
 

@@ -10,7 +10,7 @@ Commands (from the repository root):
   quick (default, offline): ``python -m train.menet`` / ``python -m train.splic``
       shipped 1,000-image CIFAR-10 sample, ResNet-8, 15 epochs, batch 100; not measured.
   cpu: ``python -m train.menet --preset=cpu --data_dir=../shared/data`` (``train.splic`` likewise)
-      cifar10_exact, ResNet-8, 12 epochs, batch 128; accuracy and time in the issue-12 note.
+      cifar10_exact, ResNet-8, 12 epochs, batch 128; accuracy and time not recorded here.
   paper: ``python -m train.menet --preset=paper`` (add ``--data_dir=...`` without TFDS); a GPU job.
 
 Default workdirs: ``workdirs/menet_0.5``, ``workdirs/splic_8`` (plus ``_cpu`` / ``_paper``).

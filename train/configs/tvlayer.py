@@ -14,7 +14,7 @@ Commands (from the repository root):
       ``--tv_layer_position=first_conv`` after the first convolution)
       shipped 1,000-image CIFAR-10 sample, ResNet-8, 15 epochs, batch 100; not measured.
   cpu: ``python -m train.tvlayer --preset=cpu --data_dir=../shared/data``
-      cifar10_exact, ResNet-8, 12 epochs, batch 128; accuracy and time in the issue-12 note.
+      cifar10_exact, ResNet-8, 12 epochs, batch 128; accuracy and time not recorded here.
   paper: ``python -m train.tvlayer --preset=paper`` (add ``--data_dir=...`` without TFDS)
       ResNet-18 on full CIFAR-10, 200 epochs; a GPU job (not run here).
 
