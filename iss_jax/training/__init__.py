@@ -16,6 +16,7 @@ except ImportError as _e:
 
 from iss_jax.training._checkpoint import load_classifier as load_classifier
 from iss_jax.training._checkpoint import load_variables as load_variables
+from iss_jax.training._checkpoint import workdir_config as workdir_config
 from iss_jax.training._cpu import EIGEN_CONVOLUTION_FLAGS as EIGEN_CONVOLUTION_FLAGS
 from iss_jax.training._cpu import use_fast_cpu_training as use_fast_cpu_training
 from iss_jax.training._data import DatasetNotFoundError as DatasetNotFoundError
@@ -80,4 +81,5 @@ __all__ = (
     "use_fast_cpu_training",
     "validate_config",
     "vit_tiny",
+    "workdir_config",
 )
