@@ -167,11 +167,11 @@ def pct_ci(v: float, n: int) -> str:
   return f"{100 * v:.1f} \u00b1 {50 * (hi - lo):.1f}"
 
 
-def check_workdir(workdir: str, flag: str = "--workdir") -> None:
-  """Refuses, before anything loads, a folder that is not a training workdir
-  (``iss_jax.training.workdir_config``), naming the flag that gave it."""
+def workdir_config(workdir: str, flag: str = "--workdir"):
+  """``iss_jax.training.workdir_config``, with the flag that named the folder in its error: a folder that
+  is not a training workdir is refused before anything loads."""
   try:
-    iss_jax.training.workdir_config(workdir)
+    return iss_jax.training.workdir_config(workdir)
   except FileNotFoundError as e:
     raise FileNotFoundError(f"{flag}={workdir}: {e} Train one first (e.g. python -m train.vanilla) or pass "
                             "the folder a train.* run wrote.") from None
@@ -183,7 +183,7 @@ def prepare(args) -> None:
     raise ValueError("--workdir is required: the folder a train.* run wrote (e.g. workdirs/vanilla).")
   if args.num_examples is not None and args.num_examples < 1:
     raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
-  check_workdir(args.workdir)
+  workdir_config(args.workdir)
   args.defense_values = make_defenses(args)
 
 

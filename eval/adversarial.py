@@ -51,7 +51,7 @@ def run(args, apply_fn=None, data=None) -> dict:
   apply_fn = apply_fn or _common.load_model(args)[0]
   substitute = args.substitute
   if substitute:
-    _common.check_workdir(substitute, "--substitute")
+    _common.workdir_config(substitute, "--substitute")
   x, y = data if data is not None else _common.load_data(args)
   eps = args.eps
   res = iss_jax.robustness.evaluate_adversarial(

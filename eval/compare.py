@@ -61,7 +61,7 @@ def parse_row(text: str) -> tuple[str, str, str]:
 
 def own_transform(workdir: str) -> str:
   """The test-time transform of a model trained on preprocessed images (its ``preprocess``), else none."""
-  return iss_jax.training.workdir_config(workdir).get("preprocess", "none")
+  return _common.workdir_config(workdir, "--row").get("preprocess", "none")
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
@@ -163,9 +163,9 @@ def _compare(args) -> dict:
             if "transfer" in unknown else "")
     raise ValueError(f"--attacks must be among {', '.join(iss_jax.robustness.ATTACKS)}; got {unknown}{hint}.")
   for _, workdir, _ in args.row:  # every row is checked before anything loads
-    _common.check_workdir(workdir, "--row")
+    _common.workdir_config(workdir, "--row")
   if args.substitute:
-    _common.check_workdir(args.substitute, "--substitute")
+    _common.workdir_config(args.substitute, "--substitute")
   args.row = [(label, w, t or own_transform(w)) for label, w, t in args.row]
   for _, _, transform in args.row:
     if transform != "tv@auto":

@@ -359,3 +359,16 @@ def test_number_flags_take_fractions_and_lists():
   with pytest.raises(SystemExit) as e:
     cli.parse(fv, ["--eps=8/0"], "")
   assert e.value.code == 2
+
+
+def test_workdir_config_is_the_one_training_workdir_check(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"is not a training workdir: it holds no config\.json\.$") as e:
+    iss_jax.training.workdir_config(tmp_path)
+  assert "--" not in str(e.value)  # library text names no flag; the entry points add it
+  (tmp_path / "config.json").write_text('{"preprocess": "menet@0.5", "seed": 3}')
+  assert iss_jax.training.workdir_config(tmp_path).to_dict() == {"preprocess": "menet@0.5", "seed": 3}
+  from eval import _common, compare
+
+  assert compare.own_transform(str(tmp_path)) == "menet@0.5"
+  with pytest.raises(FileNotFoundError, match=r"^--substitute=.*nope is not a training workdir"):
+    _common.workdir_config(str(tmp_path / "nope"), "--substitute")

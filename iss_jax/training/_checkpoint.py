@@ -25,8 +25,7 @@ def workdir_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   """
   path = Path(workdir) / "config.json"
   if not path.is_file():
-    raise FileNotFoundError(f"{workdir} is not a training workdir: it holds no config.json, which "
-                            "train_and_evaluate writes before anything else.")
+    raise FileNotFoundError(f"{workdir} is not a training workdir: it holds no config.json.")
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
