@@ -54,9 +54,9 @@ def parse_flags(argv: Sequence[str], flag_values: flags.FlagValues | None = None
                 doc: str | None = None) -> list[str]:
   """Parses ``argv`` (program name first) into ``flag_values`` (default: absl's ``FLAGS``).
 
-  ``--help`` prints ``doc`` (default: ``__main__``'s docstring) and the flags, and exits 0: every flag of
-  ``flag_values``, or for ``FLAGS`` the key flags of the main module. A bad flag or value, or an argument
-  that is not a flag, is one line on stderr and exit status 2.
+  ``--help`` prints ``doc`` and every flag of ``flag_values`` (for ``FLAGS``: ``__main__``'s docstring and
+  its key flags; ``--helpfull``: all flags) and exits 0. A bad flag or value, or an argument that is not a
+  flag, is one line on stderr and exit status 2.
 
   Returns:
     ``argv[:1]``, as ``absl.app.run`` expects of a flags parser.

@@ -19,7 +19,7 @@ TV_WEIGHTS = "0.003,0.005,0.0075,0.01,0.015,0.02,0.03,0.05,0.08,0.12"
 
 # Every flag that more than one evaluation takes: name -> (cli.define kind, default, help). An entry point
 # defines those it takes with define_flags (with its own default or help where it needs one).
-FLAGS = {
+SHARED_FLAGS = {
     "workdir": ("string", None, "checkpoint folder written by train/ (required)"),
     "defense": ("multi_string", [], "test-time defense, repeat for several: " + ", ".join(DEFENSE_FORMS)
                 + " (the bare model is always evaluated too)"),
@@ -61,10 +61,10 @@ COMMON = ("workdir", "defense", "smooth_sparsity", "smooth_maxiter", "tv_weights
 
 
 def define_flags(flag_values: flags.FlagValues, names=COMMON, **changed) -> None:
-  """Defines the flags ``names`` of :data:`FLAGS` in ``flag_values``; ``changed``: ``{name: {"default":
+  """Defines the flags ``names`` of :data:`SHARED_FLAGS` in ``flag_values``; ``changed``: ``{name: {"default":
   ..., "help": ...}}`` for an entry point that gives one of them its own default or help."""
   for name in names:
-    kind, default, help_, *kw = FLAGS[name]
+    kind, default, help_, *kw = SHARED_FLAGS[name]
     spec = {"default": default, "help": help_} | changed.get(name, {})
     cli.define(kind, name, spec["default"], spec["help"], flag_values, **(kw[0] if kw else {}))
 
