@@ -1,69 +1,72 @@
-"""Shared command-line handling of the evaluation entry points (public ``iss_jax`` names only)."""
+"""What the evaluation entry points share (public ``iss_jax`` names only): their common flags, defined once
+here, and the steps every evaluation of one checkpoint takes (check the flags and the workdir, build the
+defenses, load, write the report). Flags and error exits go through the shared ``cli`` stack (absl)."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import sys
 import time
-from fractions import Fraction
 
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
-
-
-def number(text: str) -> float:
-  """Parses ``0.03``, ``8/255`` or ``8/255.`` into a float."""
-  text = text.strip()
-  try:
-    return float(Fraction(text)) if "/" in text else float(text)
-  except (ValueError, ZeroDivisionError) as e:
-    raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from e
-
-
-def number_list(text: str) -> list[float]:
-  """Comma-separated numbers or fractions: ``"2/255,4/255,8/255"``."""
-  return [number(t) for t in text.split(",") if t.strip()]
-
-
-def int_list(text: str) -> list[int]:
-  return [int(t) for t in text.split(",") if t.strip()]
-
-
-def str_list(text: str) -> list[str]:
-  return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--workdir", required=True, help="checkpoint folder written by train/")
-  parser.add_argument("--defense", action="append", default=[], metavar="SPEC",
-                      help="test-time defense, repeat for several: " + ", ".join(DEFENSE_FORMS)
-                      + " (the bare model is always evaluated too)")
-  parser.add_argument("--smooth_sparsity", type=number, action="append", default=[],
-                      help="shorthand for --defense=smooth@S; repeat for several (e.g. 0.6 and 0.8)")
-  parser.add_argument("--smooth_maxiter", type=int, default=None,
-                      help="step cap of iss_jax.smooth (default: the library default)")
-  parser.add_argument("--tv_weights", type=number_list, default=TV_WEIGHTS, help="candidates of tv@auto")
-  parser.add_argument("--tv_noise_std", type=number, default=8 / 255,
-                      help="Gaussian noise std of the held-out PSNR selection of tv@auto")
-  parser.add_argument("--tv_select_images", type=int, default=256,
-                      help="held-out images for tv@auto: the first N of the TRAIN split")
-  parser.add_argument("--tv_iters", type=int, default=50, help="Chambolle iterations of tv@")
-  parser.add_argument("--dataset", default="cifar10_sample",
-                      help="iss_jax.training.load_dataset name (default: the shipped cifar10_sample)")
-  parser.add_argument("--data_dir", default=None, help="folder holding the dataset files")
-  parser.add_argument("--split", default="test", choices=("train", "test"))
-  parser.add_argument("--num_examples", type=int, default=None, help="first N images of the split")
-  parser.add_argument("--out", default=None, help="output folder (default: <workdir>/eval)")
-  parser.add_argument("--batch_size", type=int, default=100)
-  parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--no_progress", action="store_true", help="hide progress bars")
-
 
 DEFENSE_FORMS = (*iss_jax.baselines.DEFENSE_SPECS, "tv@auto")
 TV_WEIGHTS = "0.003,0.005,0.0075,0.01,0.015,0.02,0.03,0.05,0.08,0.12"
+
+# Every flag that more than one evaluation takes: name -> (cli.define kind, default, help). An entry point
+# defines those it takes with define_flags (with its own default or help where it needs one).
+SHARED_FLAGS = {
+    "workdir": ("string", None, "checkpoint folder written by train/ (required)"),
+    "defense": ("multi_string", [], "test-time defense, repeat for several: " + ", ".join(DEFENSE_FORMS)
+                + " (the bare model is always evaluated too)"),
+    "smooth_sparsity": ("multi_number", [], "shorthand for --defense=smooth@S; repeat for several "
+                        "(e.g. 0.6 and 0.8)"),
+    "smooth_maxiter": ("integer", None, "step cap of iss_jax.smooth (default: the library default)"),
+    "tv_weights": ("number_list", TV_WEIGHTS, "candidates of tv@auto"),
+    "tv_noise_std": ("number", 8 / 255, "Gaussian noise std of the held-out PSNR selection of tv@auto"),
+    "tv_select_images": ("integer", 256, "held-out images for tv@auto: the first N of the TRAIN split"),
+    "tv_iters": ("integer", 50, "Chambolle iterations of tv@"),
+    "dataset": ("string", "cifar10_sample",
+                "iss_jax.training.load_dataset name (default: the shipped cifar10_sample)"),
+    "data_dir": ("string", None, "folder holding the dataset files"),
+    "split": ("enum", "test", "the split evaluated", {"enum_values": ["train", "test"]}),
+    "num_examples": ("integer", None, "first N images of the split"),
+    "out": ("string", None, "output folder (default: <workdir>/eval)"),
+    "batch_size": ("integer", 100, "images per batch"),
+    "seed": ("integer", 0, "seed of the random parts (attacks' starts, noise, EOT draws)"),
+    "no_progress": ("bool", False, "hide progress bars"),
+    # The attacks of eval.adversarial and eval.compare.
+    "attacks": ("str_list", "fgsm,pgd", "comma-separated attacks"),
+    "pgd_steps": ("integer", 10, "iterations of PGD, APGD and CW"),
+    "square_queries": ("integer", iss_jax.robustness.SQUARE_QUERIES, "Square's queries per image"),
+    "substitute": ("string", None, "an independently trained model (e.g. python -m train.vanilla --seed=1 "
+                   "--workdir=workdirs/vanilla_seed1): PGD examples made on it are fed to the bare model "
+                   "and every defense (attack 'transfer', protocol 'black-box')"),
+    "eot_samples": ("integer", 4, "EOT draws per step (random defenses)"),
+    "accept_violations": ("bool", False, "exit 0 even when a sanity check of the attacks fails beyond "
+                          "sampling noise (the report flags it)"),
+    # The corruptions of eval.corruptions and eval.compare.
+    "corruptions": ("str_list", ",".join(iss_jax.robustness.PAPER_CORRUPTIONS),
+                    "comma-separated CIFAR-10-C names ('' = none)"),
+    "severities": ("int_list", "1,2,3,4,5", "corruption severities, comma-separated"),
+}
+# The flags of every evaluation of one checkpoint (eval.compare takes its rows instead of --workdir).
+COMMON = ("workdir", "defense", "smooth_sparsity", "smooth_maxiter", "tv_weights", "tv_noise_std",
+          "tv_select_images", "tv_iters", "dataset", "data_dir", "split", "num_examples", "out", "batch_size",
+          "seed", "no_progress")
+
+
+def define_flags(flag_values: flags.FlagValues, names=COMMON, **changed) -> None:
+  """Defines the flags ``names`` of :data:`SHARED_FLAGS` in ``flag_values``; ``changed``: ``{name: {"default":
+  ..., "help": ...}}`` for an entry point that gives one of them its own default or help."""
+  for name in names:
+    kind, default, help_, *kw = SHARED_FLAGS[name]
+    spec = {"default": default, "help": help_} | changed.get(name, {})
+    cli.define(kind, name, spec["default"], spec["help"], flag_values, **(kw[0] if kw else {}))
 
 
 def defense_specs(args) -> list[str]:
@@ -164,36 +167,23 @@ def pct_ci(v: float, n: int) -> str:
   return f"{100 * v:.1f} \u00b1 {50 * (hi - lo):.1f}"
 
 
-# The project's user-facing errors: one line on stderr and exit status 2, no traceback (tracebacks are for
-# bugs; ISS_JAX_DEBUG=1 shows them for these too).
-USER_ERRORS = (ValueError, FileNotFoundError, iss_jax.KernelUnavailableError)
-
-
-@contextlib.contextmanager
-def user_errors():
-  """Turns the project's user-facing errors into ``error: <message>`` on stderr and exit status 2."""
+def workdir_config(workdir: str, flag: str = "--workdir"):
+  """``iss_jax.training.workdir_config``, with the flag that named the folder in its error: a folder that
+  is not a training workdir is refused before anything loads."""
   try:
-    yield
-  except USER_ERRORS as e:
-    if os.environ.get("ISS_JAX_DEBUG"):
-      raise
-    message = " ".join(str(e).split()) or type(e).__name__
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def check_workdir(workdir: str) -> None:
-  """A checkpoint folder written by ``train/`` (its ``config.json``), checked before anything loads."""
-  if not os.path.isfile(os.path.join(workdir, "config.json")):
-    raise FileNotFoundError(f"--workdir={workdir} is not a training workdir (no config.json); train one "
-                            "first, e.g. python -m train.vanilla, or pass the folder a train.* run wrote.")
+    return iss_jax.training.workdir_config(workdir)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(f"{flag}={workdir}: {e} Train one first (e.g. python -m train.vanilla) or pass "
+                            "the folder a train.* run wrote.") from None
 
 
 def prepare(args) -> None:
   """Validates the flags and builds the defenses before the model or data load (``args.defense_values``)."""
+  if args.workdir is None:
+    raise ValueError("--workdir is required: the folder a train.* run wrote (e.g. workdirs/vanilla).")
   if args.num_examples is not None and args.num_examples < 1:
     raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
-  check_workdir(args.workdir)
+  workdir_config(args.workdir)
   args.defense_values = make_defenses(args)
 
 
@@ -208,14 +198,15 @@ def exit_on_violations(args, results) -> None:
     sys.exit(1)
 
 
-def main(module_doc: str, add_args, run, argv=None):
-  """The shared ``main`` of one evaluation: common flags, the evaluation's own flags, validation before
-  anything loads, then ``run``; user errors end in one line (exit 2), sanity violations in exit 1."""
-  parser = argparse.ArgumentParser(description=module_doc.split("\n")[0])
-  add_common_args(parser)
-  add_args(parser)
-  args = parser.parse_args(argv)
-  with user_errors():
+def main(module_doc: str, define_own, run, argv=None):
+  """The shared ``main`` of one evaluation: the common flags and ``define_own(flag_values)``'s, validation
+  before anything loads, then ``run(args)``; user errors end in one line (exit 2), sanity violations in
+  exit 1."""
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  define_own(flag_values)
+  args = cli.parse(flag_values, argv, module_doc)
+  with cli.user_errors():
     prepare(args)
     res = run(args)
   exit_on_violations(args, [res])

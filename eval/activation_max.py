@@ -3,7 +3,7 @@
   python -m eval.activation_max --workdir=workdirs/vanilla
 
 Each image starts from grey plus Gaussian noise and climbs ``unit(roll(x)) - l2 ||x - 0.5||^2 - tv TV(x)``
-by projected Adam steps in [0, 1] with random jitter (``iss_jax.robustness.activation_maximization``). A
+by projected Adam steps in [0, 1] with random jitter (``iss_jax.analysis.activation_maximization``). A
 first-layer unit is one channel of ``--first_layer``'s output at the centre position (a linear unit whose
 L2-regularised optimum is its filter; no jitter there, it would smear the filter; ``--first_position=mean``
 averages over positions); a penultimate unit is one entry of the input of ``--penultimate_layer``
@@ -12,34 +12,35 @@ averages over positions); a penultimate unit is one entry of the input of ``--pe
 
 from __future__ import annotations
 
-import argparse
+import functools
 
 import jax
 import jax.numpy as jnp
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "activation_max"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("activation maximisation")
-  g.add_argument("--first_layer", default="stem_conv", help="module whose OUTPUT channels are maximised")
-  g.add_argument("--first_units", type=_common.int_list, default="0,1,2,3,4,5,6,7")
-  g.add_argument("--first_position", default="centre", choices=("centre", "mean"),
-                 help="first-layer unit: the channel at the centre position (a linear unit: the optimum is "
-                      "its filter, shown as an 8x8 centre crop) or averaged over positions")
-  g.add_argument("--penultimate_layer", default="head", help="module whose INPUT entries are maximised")
-  g.add_argument("--penultimate_units", type=_common.int_list, default="0,1,2,3,4,5,6,7")
-  g.add_argument("--am_classes", type=_common.int_list, default="0,1,2,3,4,5,6,7,8,9",
-                 help="logits maximised (empty: none)")
-  g.add_argument("--am_steps", type=int, default=256)
-  g.add_argument("--am_lr", type=_common.number, default=0.05, help="Adam's peak step (pixel units)")
-  g.add_argument("--am_l2", type=_common.number, default=1e-3, help="weight of ||x - 0.5||^2 (summed)")
-  g.add_argument("--am_tv", type=_common.number, default=3e-3, help="weight of the total variation (summed)")
-  g.add_argument("--am_jitter", type=int, default=2, help="largest random shift per step (pixels)")
-  g.add_argument("--am_noise", type=_common.number, default=0.1, help="std of the starting noise around grey")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  define = functools.partial(cli.define, flag_values=flag_values)
+  define("string", "first_layer", "stem_conv", "module whose OUTPUT channels are maximised")
+  define("int_list", "first_units", "0,1,2,3,4,5,6,7", "first-layer units (channels) maximised")
+  define("enum", "first_position", "centre", "first-layer unit: the channel at the centre position (a "
+         "linear unit: the optimum is its filter, shown as an 8x8 centre crop) or averaged over positions",
+         enum_values=["centre", "mean"])
+  define("string", "penultimate_layer", "head", "module whose INPUT entries are maximised")
+  define("int_list", "penultimate_units", "0,1,2,3,4,5,6,7", "penultimate units maximised")
+  define("int_list", "am_classes", "0,1,2,3,4,5,6,7,8,9", "logits maximised (empty: none)")
+  define("integer", "am_steps", 256, "projected Adam steps")
+  define("number", "am_lr", 0.05, "Adam's peak step (pixel units)")
+  define("number", "am_l2", 1e-3, "weight of ||x - 0.5||^2 (summed)")
+  define("number", "am_tv", 3e-3, "weight of the total variation (summed)")
+  define("integer", "am_jitter", 2, "largest random shift per step (pixels)")
+  define("number", "am_noise", 0.1, "std of the starting noise around grey")
 
 
 def check_args(args) -> None:
@@ -58,7 +59,7 @@ def unit_fns(model, variables, args):
   def channel(layer, which, centre=False):
     def make(units):
       def fn(x):
-        a = iss_jax.robustness.module_activation(model, variables, x, layer, which=which)
+        a = iss_jax.analysis.module_activation(model, variables, x, layer, which=which)
         if centre and a.ndim == 4:
           a = a[:, a.shape[1] // 2, a.shape[2] // 2]
         a = a.reshape(a.shape[0], -1, a.shape[-1]).mean(axis=1)  # mean over positions: (N, channels)
@@ -94,7 +95,7 @@ def run(args, data=None, model_and_variables=None) -> dict:
     k0, k1 = jax.random.split(jax.random.fold_in(key, g))
     x0 = jnp.clip(0.5 + args.am_noise * jax.random.normal(k0, (len(units), *shape)), 0, 1)
     try:
-      out = iss_jax.robustness.activation_maximization(
+      out = iss_jax.analysis.activation_maximization(
           make(units_arr), x0, steps=args.am_steps, learning_rate=args.am_lr, l2=args.am_l2, tv=args.am_tv,
           jitter=0 if group == "first layer" and args.first_position == "centre" else args.am_jitter, key=k1)
     except IndexError as e:  # take_along_axis clamps out of range indices under jit; eager raises
@@ -150,7 +151,7 @@ def _plot(args, panels):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

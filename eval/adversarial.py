@@ -13,62 +13,53 @@ attack columns.
 
 from __future__ import annotations
 
-import argparse
+import functools
 import sys
 
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "adversarial"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("adversarial")
-  g.add_argument("--eps", type=_common.number_list, default="2/255,4/255,8/255,16/255,32/255",
-                 help="L-inf radii in [0, 1] pixel space, comma-separated (fractions allowed)")
-  g.add_argument("--attacks", type=_common.str_list, default="fgsm,pgd",
-                 help="comma-separated, from: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t (targeted DLR), square "
-                      "(score-based, no gradient), cw (PGD on the CW margin), deepfool (minimal L-inf "
-                      "perturbation clipped to eps; median norms reported), autoattack (per-example worst "
-                      "of apgd-ce, apgd-t, square); APGD and CW use --pgd_steps, Square --square_queries. "
-                      "transfer (black-box PGD from an independent model) runs when --substitute is given")
-  g.add_argument("--square_queries", type=int, default=1000, help="Square's queries per image")
-  g.add_argument("--substitute", default=None, metavar="WORKDIR",
-                 help="an independently trained model (e.g. python -m train.vanilla --seed=1 "
-                      "--workdir=workdirs/vanilla_seed1): PGD examples made on it are fed to the bare "
-                      "model and every defense (attack 'transfer', protocol 'black-box')")
-  g.add_argument("--pgd_steps", type=int, default=10)
-  g.add_argument("--pgd_step_factor", type=float, default=2.5, help="step size = factor * eps / steps")
-  g.add_argument("--pgd_restarts", type=int, default=1)
-  g.add_argument("--no_random_start", action="store_true")
-  g.add_argument("--protocols", type=_common.str_list, default="gray-box,adaptive",
-                 help="gray-box (attack the bare model, then defend: the paper's protocol), adaptive "
-                      "(attack through the defense)")
-  g.add_argument("--eot_samples", type=int, default=4, help="EOT draws per step (random defenses)")
-  g.add_argument("--accept_violations", action="store_true",
-                 help="exit 0 even when a sanity check fails beyond sampling noise (the report flags it)")
+ATTACKS_HELP = ("comma-separated, from: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t (targeted DLR), square "
+                "(score-based, no gradient), cw (PGD on the CW margin), deepfool (minimal L-inf perturbation "
+                "clipped to eps; median norms reported), autoattack (per-example worst of apgd-ce, apgd-t, "
+                "square); APGD and CW use --pgd_steps, Square --square_queries. transfer (black-box PGD from "
+                "an independent model) runs when --substitute is given")
 
 
-def _values(v, parse):
-  return parse(v) if isinstance(v, str) else v
+def define_flags(flag_values: flags.FlagValues) -> None:
+  _common.define_flags(flag_values, ("attacks", "pgd_steps", "square_queries", "substitute", "eot_samples",
+                                     "accept_violations"), attacks={"help": ATTACKS_HELP})
+  define = functools.partial(cli.define, flag_values=flag_values)
+  define("number_list", "eps", "2/255,4/255,8/255,16/255,32/255",
+         "L-inf radii in [0, 1] pixel space, comma-separated (fractions allowed)")
+  define("number", "pgd_step_factor", 2.5, "step size = factor * eps / steps")
+  define("integer", "pgd_restarts", 1, "random restarts of PGD")
+  define("bool", "no_random_start", False, "start PGD at the image rather than a random point of the ball")
+  define("str_list", "protocols", "gray-box,adaptive",
+         "gray-box (attack the bare model, then defend: the paper's protocol), adaptive (attack through the "
+         "defense)")
 
 
 def run(args, apply_fn=None, data=None) -> dict:
   apply_fn = apply_fn or _common.load_model(args)[0]
-  substitute = getattr(args, "substitute", None)
+  substitute = args.substitute
   if substitute:
-    _common.check_workdir(substitute)
+    _common.workdir_config(substitute, "--substitute")
   x, y = data if data is not None else _common.load_data(args)
-  eps = _values(args.eps, _common.number_list)
+  eps = args.eps
   res = iss_jax.robustness.evaluate_adversarial(
-      apply_fn, x, y, eps_grid=eps, attacks_=_values(args.attacks, _common.str_list),
-      steps=args.pgd_steps, step_size_factor=args.pgd_step_factor, restarts=args.pgd_restarts,
-      random_start=not args.no_random_start, defenses=_common.defenses(args),
-      protocols=_values(args.protocols, _common.str_list), eot_samples=args.eot_samples,
-      batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress,
-      square_queries=getattr(args, "square_queries", 1000),
+      apply_fn, x, y, eps_grid=eps, attacks_=args.attacks, steps=args.pgd_steps,
+      step_size_factor=args.pgd_step_factor, restarts=args.pgd_restarts,
+      random_start=not args.no_random_start, defenses=_common.defenses(args), protocols=args.protocols,
+      eot_samples=args.eot_samples, batch_size=args.batch_size, seed=args.seed,
+      progress=not args.no_progress, square_queries=args.square_queries,
       substitute_fn=iss_jax.training.load_classifier(substitute)[0] if substitute else None)
   md = [_common.header(args, "Adversarial robustness (L-inf, [0, 1] pixel space)", len(x))]
   s = res["settings"]
@@ -163,7 +154,7 @@ def _plot(res, eps, keys, acc, data: str):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ a subset. A failing evaluation is reported and the others still run; the exit st
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 
+from absl import flags
+
+import cli
 from eval import _common, adversarial, corruptions, denoise, frequency, kernels, low_resolution, saliency
 
 MODULES = {"adversarial": adversarial, "corruptions": corruptions, "low_resolution": low_resolution,
@@ -17,18 +19,19 @@ MODULES = {"adversarial": adversarial, "corruptions": corruptions, "low_resoluti
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  _common.add_common_args(parser)
-  parser.add_argument("--only", type=_common.str_list, default=None)
-  parser.add_argument("--skip", type=_common.str_list, default=[])
+  flag_values = flags.FlagValues()
+  _common.define_flags(flag_values)
+  cli.define("str_list", "only", None, "run only these evaluations, comma-separated: " + ", ".join(MODULES),
+             flag_values)
+  cli.define("str_list", "skip", "", "skip these evaluations, comma-separated", flag_values)
   for m in MODULES.values():
-    m.add_args(parser)
-  args = parser.parse_args(argv)
+    m.define_flags(flag_values)
+  args = cli.parse(flag_values, argv, __doc__)
   names = [n for n in (args.only or MODULES) if n not in args.skip]
   unknown = [n for n in names + args.skip if n not in MODULES]
   if unknown:
-    parser.error(f"--only/--skip take names among {', '.join(MODULES)}; got {', '.join(unknown)}.")
-  with _common.user_errors():
+    cli.fail(f"--only/--skip take names among {', '.join(MODULES)}; got {', '.join(unknown)}.")
+  with cli.user_errors():
     _common.prepare(args)
     data = _common.load_data(args)
     apply_fn = _common.load_model(args)[0] if set(names) - {"kernels", "denoise", "saliency"} else None

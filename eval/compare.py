@@ -2,15 +2,15 @@ r"""One table of defenses x evaluations: clean, corruptions, low resolution, gra
 APGD-CE, APGD-DLR, Square, a black-box transfer attack and the per-example worst case; Markdown + JSON + PNG.
 
   python -m eval.compare --dataset=cifar10_exact --num_examples=500 \
-      --defense=vanilla=workdirs/vanilla \
-      --defense=iss_fixed=workdirs/fixed_s0.6_cpu:smooth@0.6 \
-      --defense=pgd_at=workdirs/pgd_at_cpu \
-      --defense=vanilla+tv=workdirs/vanilla:tv@auto \
-      --defense=tvlayer=workdirs/tvlayer_smooth_cpu --defense=pni=workdirs/pni_layerwise_cpu \
-      --defense=menet=workdirs/menet_0.5_cpu --substitute=workdirs/vanilla_seed1 \
+      --row=vanilla=workdirs/vanilla \
+      --row=iss_fixed=workdirs/fixed_s0.6_cpu:smooth@0.6 \
+      --row=pgd_at=workdirs/pgd_at_cpu \
+      --row=vanilla+tv=workdirs/vanilla:tv@auto \
+      --row=tvlayer=workdirs/tvlayer_smooth_cpu --row=pni=workdirs/pni_layerwise_cpu \
+      --row=menet=workdirs/menet_0.5_cpu --substitute=workdirs/vanilla_seed1 \
       --out=results/compare
 
-Each ``--defense`` is ``LABEL=WORKDIR[:TRANSFORM]``: a model trained by ``train/`` (vanilla, ISS
+Each ``--row`` is ``LABEL=WORKDIR[:TRANSFORM]``: a model trained by ``train/`` (vanilla, ISS
 fixed / iterative / finetune, PGD-AT, TRADES, smooth kernels, ``tvlayer``, ``pni``, ``menet``, ``splic``)
 and a test-time TRANSFORM: ``none``, ``smooth@S`` (ISS smoothing at sparsity S), ``tv@W`` or ``tv@auto``
 (Chambolle TV; ``auto`` picks the weight with the best PSNR on held-out noisy training images),
@@ -25,14 +25,15 @@ columns are ``iss_jax.robustness.evaluate_adversarial`` (``python -m eval.advers
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
@@ -49,62 +50,42 @@ def title(column: str) -> str:
   return TITLES.get(column, column.replace("lowres", "low-res "))
 
 
-def parse_defense(text: str) -> tuple[str, str, str]:
+def parse_row(text: str) -> tuple[str, str, str]:
   """``LABEL=WORKDIR[:TRANSFORM]`` -> ``(label, workdir, transform)``; transform ``""``: the workdir's own."""
   label, sep, rest = text.partition("=")
   if not sep or not label or not rest:
-    raise argparse.ArgumentTypeError(f"--defense must be LABEL=WORKDIR[:TRANSFORM]; got {text!r}.")
+    raise ValueError(f"--row must be LABEL=WORKDIR[:TRANSFORM]; got {text!r}.")
   workdir, _, transform = rest.partition(":")
   return label, workdir, transform
 
 
 def own_transform(workdir: str) -> str:
   """The test-time transform of a model trained on preprocessed images (its ``preprocess``), else none."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    return json.load(f).get("preprocess", "none")
+  return _common.workdir_config(workdir, "--row").get("preprocess", "none")
 
 
-def build_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m eval.compare", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--defense", type=parse_defense, action="append", required=True,
-                 help="LABEL=WORKDIR[:TRANSFORM]; repeat for each row")
-  p.add_argument("--dataset", default="cifar10_sample")
-  p.add_argument("--data_dir", default=None)
-  p.add_argument("--num_examples", type=int, default=None, help="first N test images")
-  p.add_argument("--eps", type=_common.number, default=8 / 255)
-  p.add_argument("--pgd_steps", type=int, default=10, help="iterations of PGD, APGD and CW")
-  p.add_argument("--attacks", type=_common.str_list, default=DEFAULT_ATTACKS,
-                 help="comma-separated, from: " + ", ".join(iss_jax.robustness.ATTACKS)
-                 + "; fgsm and pgd give a gray-box and an adaptive column, the others attack through the "
-                   "defense; the worst case over all of them (and transfer) is a column of its own")
-  p.add_argument("--square_queries", type=int, default=1000, help="Square's queries per image")
-  p.add_argument("--substitute", default=None, metavar="WORKDIR",
-                 help="an independently trained model (e.g. python -m train.vanilla --seed=1): the "
-                      "black-box 'transfer' column feeds its PGD examples to every row")
-  p.add_argument("--eot_samples", type=int, default=4, help="EOT draws per step (random defenses)")
-  p.add_argument("--corruptions", type=_common.str_list,
-                 default=",".join(iss_jax.robustness.PAPER_CORRUPTIONS), help="comma-separated ('' = skip)")
-  p.add_argument("--severities", type=_common.int_list, default="3")
-  p.add_argument("--low_res", type=_common.int_list, default="16,8")
-  p.add_argument("--tv_weights", type=_common.number_list, default=_common.TV_WEIGHTS,
-                 help="candidates of tv@auto")
-  p.add_argument("--tv_noise_std", type=_common.number, default=8 / 255,
-                 help="Gaussian noise std of the held-out PSNR selection of tv@auto")
-  p.add_argument("--tv_select_images", type=int, default=256,
-                 help="held-out images for tv@auto: the first N of the TRAIN split")
-  p.add_argument("--tv_iters", type=int, default=50)
-  p.add_argument("--smooth_maxiter", type=int, default=None)
-  p.add_argument("--batch_size", type=int, default=100)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--out", default="results/compare")
-  p.add_argument("--no_progress", action="store_true")
-  p.add_argument("--accept_violations", action="store_true",
-                 help="exit 0 even when a sanity check of the attacks fails beyond sampling noise")
-  p.add_argument("--recompute", action="store_true",
-                 help="ignore the per-row cache in <out>/rows/ (a row is reused when its settings "
-                      "match: an interrupted run resumes, rows can be added later)")
-  return p
+def define_flags(flag_values: flags.FlagValues) -> None:
+  cli.define("multi_string", "row", None, "LABEL=WORKDIR[:TRANSFORM], one table row: a model trained by "
+             "train/ and a test-time transform (default: the workdir's own preprocessing, else none); "
+             "repeat for each row (required)", flag_values)
+  attacks_help = ("comma-separated, from: " + ", ".join(iss_jax.robustness.ATTACKS) + "; fgsm and pgd give a "
+                  "gray-box and an adaptive column, the others attack through the defense; the worst case "
+                  "over all of them (and transfer) is a column of its own")
+  _common.define_flags(flag_values, (
+      "dataset", "data_dir", "num_examples", "smooth_maxiter", "tv_weights", "tv_noise_std",
+      "tv_select_images", "tv_iters", "batch_size", "seed", "out", "no_progress", "attacks", "pgd_steps",
+      "square_queries", "substitute", "eot_samples", "accept_violations", "corruptions", "severities"),
+      num_examples={"help": "first N test images"},
+      out={"default": "results/compare", "help": "output folder"},
+      attacks={"default": DEFAULT_ATTACKS, "help": attacks_help},
+      substitute={"help": "an independently trained model (e.g. python -m train.vanilla --seed=1): the "
+                  "black-box 'transfer' column feeds its PGD examples to every row"},
+      corruptions={"help": "comma-separated CIFAR-10-C names ('' = skip)"}, severities={"default": "3"})
+  cli.define("number", "eps", 8 / 255, "L-inf radius of the attack columns in [0, 1] pixel space",
+             flag_values)
+  cli.define("int_list", "low_res", "16,8", "sizes of the low-resolution columns", flag_values)
+  cli.define("bool", "recompute", False, "ignore the per-row cache in <out>/rows/ (a row is reused when its "
+             "settings match: an interrupted run resumes, rows can be added later)", flag_values)
 
 
 def _figure(rows, columns, subtitle: str):
@@ -152,17 +133,28 @@ def _save_row(path: str, row: dict) -> None:
 
 
 def main(argv=None) -> dict:
-  args = build_parser().parse_args(argv)
-  with _common.user_errors():
+  argv = sys.argv[1:] if argv is None else list(argv)
+  old = [a for a in argv if a.split("=")[0] == "--defense"]
+  if old:
+    cli.fail(f"eval.compare takes each row as --row=LABEL=WORKDIR[:TRANSFORM] (got {old[0]}); --defense "
+             "names a test-time defense in the other evaluations, so pass --row instead.")
+  flag_values = flags.FlagValues()
+  define_flags(flag_values)
+  args = cli.parse(flag_values, argv, __doc__)
+  with cli.user_errors():
     data = _compare(args)
   _common.exit_on_violations(args, data["rows"])
   return data
 
 
 def _compare(args) -> dict:
-  labels = [label for label, _, _ in args.defense]
+  if not args.row:
+    raise ValueError("--row is required: one LABEL=WORKDIR[:TRANSFORM] per table row, e.g. "
+                     "--row=vanilla=workdirs/vanilla.")
+  args.row = [parse_row(r) for r in args.row]
+  labels = [label for label, _, _ in args.row]
   if len(set(labels)) != len(labels):
-    raise ValueError(f"--defense labels must be unique; got {labels}.")
+    raise ValueError(f"--row labels must be unique; got {labels}.")
   if args.num_examples is not None and args.num_examples < 1:
     raise ValueError(f"--num_examples must be >= 1; got {args.num_examples}.")
   unknown = [a for a in args.attacks if a not in iss_jax.robustness.ATTACKS]
@@ -170,10 +162,12 @@ def _compare(args) -> dict:
     hint = (" (the black-box transfer attack runs when --substitute=WORKDIR is given)"
             if "transfer" in unknown else "")
     raise ValueError(f"--attacks must be among {', '.join(iss_jax.robustness.ATTACKS)}; got {unknown}{hint}.")
-  for workdir in [w for _, w, _ in args.defense] + ([args.substitute] if args.substitute else []):
-    _common.check_workdir(workdir)  # every row is checked before anything loads
-  args.defense = [(label, w, t or own_transform(w)) for label, w, t in args.defense]
-  for _, _, transform in args.defense:
+  for _, workdir, _ in args.row:  # every row is checked before anything loads
+    _common.workdir_config(workdir, "--row")
+  if args.substitute:
+    _common.workdir_config(args.substitute, "--substitute")
+  args.row = [(label, w, t or own_transform(w)) for label, w, t in args.row]
+  for _, _, transform in args.row:
     if transform != "tv@auto":
       _common.make_defenses(args, [transform])
   x, y = iss_jax.training.load_dataset(args.dataset, "test", args.data_dir)
@@ -181,7 +175,7 @@ def _compare(args) -> dict:
     x, y = x[: args.num_examples], y[: args.num_examples]
   rows, selections = [], {}
   substitute_fn = iss_jax.training.load_classifier(args.substitute)[0] if args.substitute else None
-  for label, workdir, transform in args.defense:
+  for label, workdir, transform in args.row:
     defense = _common.make_defenses(args, [transform], selections)[0]
     transform = defense.name
     key = {"workdir": os.path.abspath(workdir), "transform": transform,
@@ -189,7 +183,7 @@ def _compare(args) -> dict:
            "substitute_mtime": (os.path.getmtime(os.path.join(args.substitute, "config.json"))
                                 if args.substitute else None),
            **{k: v for k, v in vars(args).items()
-              if k not in ("defense", "out", "no_progress", "recompute", "batch_size")}}
+              if k not in ("row", "out", "no_progress", "recompute", "batch_size")}}
     row_path = os.path.join(args.out, "rows", f"{label}.json")
     row = None if args.recompute else _cached_row(row_path, key)
     if row is not None:
@@ -237,8 +231,8 @@ def _compare(args) -> dict:
               "PSNR: " + ", ".join(f"{w:g}: {p:.2f} dB" for w, p in scores)
               + f" (noisy input {s['psnr_noisy']:.2f} dB).")
   data = {"rows": rows, "columns": columns, "tv_selection": selections.get("tv"),
-          "settings": {k: v for k, v in vars(args).items() if k != "defense"},
-          "defenses": [list(d) for d in args.defense]}
+          "settings": {k: v for k, v in vars(args).items() if k != "row"},
+          "defenses": [list(d) for d in args.row]}
   violations = [(r["label"], c) for r in rows for c in r.get("checks", []) if not c["ok"]]
   if violations:
     md += ["", "## Sanity check violations", ""] + [f"- **{label}**: {c['check']}: {c['detail']}"

@@ -10,26 +10,24 @@ Sources: ``--source=generate`` (default; offline seeded generator, labelled "CIF
 
 from __future__ import annotations
 
-import argparse
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "corruptions"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("corruptions")
-  g.add_argument("--corruptions", type=_common.str_list,
-                 default=",".join(iss_jax.robustness.PAPER_CORRUPTIONS),
-                 help="comma-separated CIFAR-10-C names, or 'all' for every available type")
-  g.add_argument("--severities", type=_common.int_list, default="1,2,3,4,5")
-  g.add_argument("--source", choices=("generate", "npy", "tfds"), default="generate")
-  g.add_argument("--cifar10c_dir", default=None, help="folder of the official CIFAR-10-C .npy files")
-  g.add_argument("--tfds_data_dir", default=None)
-  g.add_argument("--frost_dir", default=None,
-                 help="folder of the official frost photographs (frost1.png ... frost6.jpg); default: "
-                 "$ISS_JAX_FROST_DIR or an installed imagecorruptions package")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  _common.define_flags(flag_values, ("corruptions", "severities"), corruptions={
+      "help": "comma-separated CIFAR-10-C names, or 'all' for every available type"})
+  cli.define("enum", "source", "generate", "generate (offline seeded generator), npy (the official files "
+             "in --cifar10c_dir) or tfds", flag_values, enum_values=["generate", "npy", "tfds"])
+  cli.define("string", "cifar10c_dir", None, "folder of the official CIFAR-10-C .npy files", flag_values)
+  cli.define("string", "tfds_data_dir", None, "TFDS data_dir of --source=tfds", flag_values)
+  cli.define("string", "frost_dir", None, "folder of the official frost photographs (frost1.png ... "
+             "frost6.jpg); default: $ISS_JAX_FROST_DIR or an installed imagecorruptions package", flag_values)
 
 
 def run(args, apply_fn=None, data=None) -> dict:
@@ -105,7 +103,7 @@ def _plot(res, names, defenses, data: str):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

@@ -5,24 +5,23 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "denoise"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("denoise")
-  g.add_argument("--noise_std", type=float, default=0.1)
-  g.add_argument("--denoise_sparsity", type=float, default=0.6)
-  g.add_argument("--denoise_tv_weights", type=_common.number_list, default="0.02,0.05,0.08,0.12,0.2",
-                 help="TV weights tried for the TV column (best mean PSNR on held-out images)")
-  g.add_argument("--tune_examples", type=int, default=64,
-                 help="held-out training images used to tune the TV weight")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  cli.define("number", "noise_std", 0.1, "std of the Gaussian noise added to the images", flag_values)
+  cli.define("number", "denoise_sparsity", 0.6, "sparsity of the ISS smoothing column", flag_values)
+  cli.define("number_list", "denoise_tv_weights", "0.02,0.05,0.08,0.12,0.2",
+             "TV weights tried for the TV column (best mean PSNR on held-out images)", flag_values)
+  cli.define("integer", "tune_examples", 64, "held-out training images used to tune the TV weight",
+             flag_values)
 
 
 def run(args, apply_fn=None, data=None) -> dict:
@@ -64,7 +63,7 @@ def run(args, apply_fn=None, data=None) -> dict:
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

@@ -9,22 +9,21 @@ low-frequency fraction, the expected Fourier difference between smoothing levels
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "frequency"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("frequency")
-  g.add_argument("--radii", type=_common.number_list, default="4,8,12,16")
-  g.add_argument("--fourier_sparsities", type=_common.number_list, default="0.6,0.8",
-                 help="sparsities compared with each other and the originals (Fig. 6)")
-  g.add_argument("--fourier_examples", type=int, default=100, help="images for the Fourier difference")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  cli.define("number_list", "radii", "4,8,12,16", "radii of the low-frequency disc", flag_values)
+  cli.define("number_list", "fourier_sparsities", "0.6,0.8",
+             "sparsities compared with each other and the originals (Fig. 6)", flag_values)
+  cli.define("integer", "fourier_examples", 100, "images for the Fourier difference", flag_values)
 
 
 def run(args, apply_fn=None, data=None, variables=None) -> dict:
@@ -137,7 +136,7 @@ def _plot(res, rk, diffs, spectra, data: str, chance: float):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

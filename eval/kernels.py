@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from absl import flags
 
 import iss_jax
 from eval import _common
@@ -15,8 +14,8 @@ from eval import _common
 NAME = "kernels"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument_group("kernels")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  del flag_values  # the common flags only
 
 
 def run(args, apply_fn=None, data=None, variables=None) -> dict:
@@ -57,7 +56,7 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

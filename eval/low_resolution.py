@@ -5,19 +5,20 @@
 
 from __future__ import annotations
 
-import argparse
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "low_resolution"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("low_resolution")
-  g.add_argument("--sizes", type=_common.int_list, default="28,24,20,16,12,8")
-  g.add_argument("--resize_method", default="linear", choices=("linear", "cubic", "lanczos3", "nearest"))
-  g.add_argument("--no_antialias", action="store_true")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  cli.define("int_list", "sizes", "28,24,20,16,12,8", "intermediate sizes (pixels)", flag_values)
+  cli.define("enum", "resize_method", "linear", "downsampling filter", flag_values,
+             enum_values=["linear", "cubic", "lanczos3", "nearest"])
+  cli.define("bool", "no_antialias", False, "downsample without antialiasing", flag_values)
 
 
 def run(args, apply_fn=None, data=None) -> dict:
@@ -75,7 +76,7 @@ def _plot(res, x, defenses, data: str):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

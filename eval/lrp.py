@@ -7,32 +7,31 @@ their ISS smoothing at each ``--smooth_sparsity`` (repeatable; default 0.6).
 
 Rule: LRP-epsilon on every affine layer (convolution + BatchNorm folded, Dense; LayerNorm with its std held
 constant), relevance passed through ReLU, pooling and residual sums, and for a ViT attention weights held
-constant and GELU passing relevance unchanged (``iss_jax.robustness.lrp``, CP-LRP of Ali et al. 2022). The
+constant and GELU passing relevance unchanged (``iss_jax.analysis.lrp``, CP-LRP of Ali et al. 2022). The
 explained class is the true label, so the rows explain the same logit; relevance is summed over colour
 channels and shown signed.
 """
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "lrp"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("lrp")
-  g.add_argument("--lrp_indices", type=_common.int_list, default="0,1,2,3", help="test images to explain")
-  g.add_argument("--lrp_epsilon", type=_common.number, default=0.1,
-                 help="epsilon of the LRP-epsilon rule (0: LRP-0); absolute, in pre-activation units")
-  g.add_argument("--blur_sigma", type=_common.number, default=1.5,
-                 help="std (pixels) of the Gaussian blur row (iss_jax.baselines.gaussian_lowpass)")
-  g.add_argument("--lrp_target", default="label", choices=("label", "predicted"),
-                 help="explain the true label's logit (default) or each row's predicted class")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  cli.define("int_list", "lrp_indices", "0,1,2,3", "test images to explain", flag_values)
+  cli.define("number", "lrp_epsilon", 0.1,
+             "epsilon of the LRP-epsilon rule (0: LRP-0); absolute, in pre-activation units", flag_values)
+  cli.define("number", "blur_sigma", 1.5,
+             "std (pixels) of the Gaussian blur row (iss_jax.baselines.gaussian_lowpass)", flag_values)
+  cli.define("enum", "lrp_target", "label", "explain the true label's logit (default) or each row's "
+             "predicted class", flag_values, enum_values=["label", "predicted"])
 
 
 def check_args(args, n: int) -> list[int]:
@@ -60,7 +59,7 @@ def run(args, data=None, model_and_variables=None) -> dict:
   k = len(idx)
   batch = np.concatenate(list(rows.values()))
   target = None if args.lrp_target == "predicted" else np.tile(labels, len(rows))
-  res_all = iss_jax.robustness.lrp(model, variables, batch, target=target, epsilon=args.lrp_epsilon)
+  res_all = iss_jax.analysis.lrp(model, variables, batch, target=target, epsilon=args.lrp_epsilon)
   logits = np.asarray(model.apply(variables, batch, train=False))
   maps = res_all.relevance.sum(-1)  # (rows * k, H, W)
   res = {"indices": idx, "labels": labels.tolist(), "epsilon": args.lrp_epsilon,
@@ -134,7 +133,7 @@ def _plot(args, rows, maps, idx, labels, res):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

@@ -5,21 +5,20 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "saliency"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("saliency")
-  g.add_argument("--saliency_indices", type=_common.int_list, default="0,1,2,3,4,5,6,7")
-  g.add_argument("--saliency_layer", default=None,
-                 help="module path ('a/b') of the Grad-CAM layer; default: the last 4-D activation")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  cli.define("int_list", "saliency_indices", "0,1,2,3,4,5,6,7", "test images to explain", flag_values)
+  cli.define("string", "saliency_layer", None,
+             "module path ('a/b') of the Grad-CAM layer; default: the last 4-D activation", flag_values)
 
 
 def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
@@ -27,12 +26,12 @@ def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
   model, variables = model_and_variables or iss_jax.training.load_variables(args.workdir)[:2]
   idx = [i for i in args.saliency_indices if i < len(x)]
   imgs = np.asarray(x[idx], np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
-  cams, pred, layer = iss_jax.robustness.grad_cam(model, variables, imgs, layer=args.saliency_layer)
+  cams, pred, layer = iss_jax.analysis.grad_cam(model, variables, imgs, layer=args.saliency_layer)
   rows = [[i, int(y[i]), int(p)] for i, p in zip(idx, pred, strict=True)]
   extra = {}
   for s in args.smooth_sparsity:
     sm = np.asarray(iss_jax.smooth(imgs, s, **_common.smooth_kwargs(args)))
-    extra[f"{s:g}"] = (sm,) + iss_jax.robustness.grad_cam(model, variables, sm, layer=layer)[:2]
+    extra[f"{s:g}"] = (sm,) + iss_jax.analysis.grad_cam(model, variables, sm, layer=layer)[:2]
   res = {"indices": idx, "labels": [int(y[i]) for i in idx], "predicted": pred.tolist(), "layer": layer,
          "cams": cams.tolist(),
          "smoothed": {k: {"predicted": v[2].tolist(), "cams": v[1].tolist()} for k, v in extra.items()}}
@@ -68,7 +67,7 @@ def run(args, apply_fn=None, data=None, model_and_variables=None) -> dict:
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

@@ -4,32 +4,34 @@
 
 Features are the input of the classifier head (``--tsne_layer``): the globally pooled features of a
 ResNet, the final class token of a ViT. Each set (clean, attacked) gets its own exact t-SNE
-(``iss_jax.robustness.tsne``); the silhouette score by true label is computed on the features themselves
+(``iss_jax.analysis.tsne``); the silhouette score by true label is computed on the features themselves
 (Euclidean) and on the 2-D embedding.
 """
 
 from __future__ import annotations
 
-import argparse
+import functools
 
 import jax
 import numpy as np
+from absl import flags
 
+import cli
 import iss_jax
 from eval import _common
 
 NAME = "tsne"
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
-  g = parser.add_argument_group("tsne")
-  g.add_argument("--tsne_layer", default="head", help="module whose INPUT is the feature vector")
-  g.add_argument("--attack_eps", type=_common.number, default=8 / 255, help="PGD L-inf radius")
-  g.add_argument("--attack_steps", type=int, default=10, help="PGD steps")
-  g.add_argument("--perplexity", type=_common.number, default=30.0)
-  g.add_argument("--tsne_iterations", type=int, default=1000)
-  g.add_argument("--tsne_examples", type=int, default=1000,
-                 help="embed at most the first N images (exact t-SNE is O(N^2) in time and memory)")
+def define_flags(flag_values: flags.FlagValues) -> None:
+  define = functools.partial(cli.define, flag_values=flag_values)
+  define("string", "tsne_layer", "head", "module whose INPUT is the feature vector")
+  define("number", "attack_eps", 8 / 255, "PGD L-inf radius")
+  define("integer", "attack_steps", 10, "PGD steps")
+  define("number", "perplexity", 30.0, "t-SNE perplexity")
+  define("integer", "tsne_iterations", 1000, "t-SNE iterations")
+  define("integer", "tsne_examples", 1000,
+         "embed at most the first N images (exact t-SNE is O(N^2) in time and memory)")
 
 
 def check_args(args, n: int) -> None:
@@ -48,7 +50,7 @@ def check_args(args, n: int) -> None:
 
 def features(model, variables, x, layer: str, runner) -> np.ndarray:
   """``(N, D)`` inputs of module ``layer`` (flattened per image) for float images ``x``."""
-  fn = jax.jit(lambda xb, k: iss_jax.robustness.module_activation(model, variables, xb, layer,
+  fn = jax.jit(lambda xb, k: iss_jax.analysis.module_activation(model, variables, xb, layer,
                                                                   which="input").reshape(xb.shape[0], -1))
   return runner.map(fn, x)
 
@@ -74,10 +76,10 @@ def run(args, data=None, model_and_variables=None) -> dict:
   for name, images in sets.items():
     feats = features(model, variables, images, args.tsne_layer, runner)
     acc = float(np.mean(runner.predict(images) == y))
-    emb = iss_jax.robustness.tsne(feats, perplexity=args.perplexity, iterations=args.tsne_iterations,
+    emb = iss_jax.analysis.tsne(feats, perplexity=args.perplexity, iterations=args.tsne_iterations,
                                   seed=args.seed)
-    s_feat = iss_jax.robustness.silhouette_score(feats, y)
-    s_emb = iss_jax.robustness.silhouette_score(emb.embedding, y)
+    s_feat = iss_jax.analysis.silhouette_score(feats, y)
+    s_emb = iss_jax.analysis.silhouette_score(emb.embedding, y)
     res["sets"][name] = {"accuracy": acc, "silhouette_features": s_feat, "silhouette_embedding": s_emb,
                          "kl": float(emb.kl[-1]), "embedding": emb.embedding.tolist(),
                          "feature_dim": int(feats.shape[1])}
@@ -119,7 +121,7 @@ def _plot(args, panels, y):
 
 
 def main(argv=None):
-  _common.main(__doc__, add_args, run, argv)
+  _common.main(__doc__, define_flags, run, argv)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 The core needs only jax and numpy: ``smooth`` / ``smooth_path`` (Split LBI stopped at a target edge
 sparsity, then projected, paper Sec. 3.1), its solver pieces and the readable definition they are tested
-against. Three rooms sit on top of it, each a public namespace of its own:
+against. Four rooms sit on top of it, each a public namespace of its own:
 
 * ``iss_jax.robustness``: attacks, the defense protocol, the evaluation runner and the evaluations.
+* ``iss_jax.analysis``: what a trained model has learned: LRP, Grad-CAM, activation maximisation, t-SNE.
 * ``iss_jax.baselines``: the competing methods (SPLIC, TV, low-pass, smooth kernels, PGD-AT / TRADES).
 * ``iss_jax.training``: models, data, the smoothing cache, checkpoints, ``train_and_evaluate``; needs the
   ``[train]`` extra (``pip install "iss-jax[train]"``).
@@ -78,7 +79,7 @@ __all__ = (
     "tv_grad_transpose",
 )
 
-_ROOMS = ("training", "robustness", "baselines")
+_ROOMS = ("training", "robustness", "baselines", "analysis")
 
 # Names that lived in the flat namespace before version 0.2, and the room that holds them now.
 _MOVED = {
@@ -91,7 +92,7 @@ _MOVED = {
                      "eot_pgd", "evaluate_accuracy", "evaluate_adversarial", "evaluate_corruptions",
                      "evaluate_defense", "evaluate_denoise", "evaluate_frequency",
                      "evaluate_low_resolution", "fgsm", "first_conv_kernel", "fourier_difference",
-                     "frequency_split", "grad_cam", "high_frequency_energy", "kernel_spectra", "kernel_tv",
+                     "frequency_split", "high_frequency_energy", "kernel_spectra", "kernel_tv",
                      "load_cifar10c", "load_tfds_cifar10c", "low_resolution",
                      "markdown_table", "nearest_upsample", "nonzero_edge_fraction", "pgd",
                      "pgd_maximize", "radial_mask", "write_report"), "robustness"),
@@ -99,6 +100,7 @@ _MOVED = {
                      "select_tv_weight",
                      "smooth_kernel_penalty", "splic", "splic_complete", "trades_loss", "tv_denoise"),
                     "baselines"),
+    "grad_cam": "analysis",
 }
 
 

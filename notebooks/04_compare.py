@@ -199,7 +199,7 @@ plt.show()
 # The same table from a shell, with the rows cached so that an interrupted run resumes:
 #
 # ```bash
-# python -m eval.compare --defense=vanilla=workdirs/vanilla --defense=iss=workdirs/fixed_s0.6:smooth@0.6 \
-#     --defense=tv=workdirs/vanilla:tv@auto --defense=lowpass=workdirs/vanilla:lowpass@1 \
-#     --defense=splic=workdirs/vanilla:splic@8
+# python -m eval.compare --row=vanilla=workdirs/vanilla --row=iss=workdirs/fixed_s0.6:smooth@0.6 \
+#     --row=tv=workdirs/vanilla:tv@auto --row=lowpass=workdirs/vanilla:lowpass@1 \
+#     --row=splic=workdirs/vanilla:splic@8
 # ```

@@ -12,7 +12,7 @@ import pytest
 
 import iss_jax
 
-rob = iss_jax.robustness
+ana = iss_jax.analysis
 
 
 # --------------------------------------------------------------------------------------------------- LRP
@@ -75,13 +75,13 @@ def test_lrp0_of_a_bias_free_relu_network_conserves_the_logit_exactly():
   model = BiasFreeResNet()
   x = _images()
   variables = model.init(jax.random.key(1), x)
-  res = rob.lrp(model, variables, x, epsilon=0.0, target=jnp.array([0, 2, 4]))
+  res = ana.lrp(model, variables, x, epsilon=0.0, target=jnp.array([0, 2, 4]))
   logits = np.asarray(model.apply(variables, x))
   np.testing.assert_allclose(res.logit, logits[np.arange(3), [0, 2, 4]], rtol=1e-6)
   np.testing.assert_allclose(res.relevance.sum((1, 2, 3)), res.logit, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(res.absorbed, 0.0, atol=1e-6)
   # with a stabiliser, relevance is only lost (it shrinks towards zero)
-  eps = rob.lrp(model, variables, x, epsilon=1.0, target=jnp.array([0, 2, 4]))
+  eps = ana.lrp(model, variables, x, epsilon=1.0, target=jnp.array([0, 2, 4]))
   assert np.all(np.abs(eps.relevance.sum((1, 2, 3))) < np.abs(res.logit))
   np.testing.assert_allclose(eps.residual, 0.0, atol=1e-5)
 
@@ -112,7 +112,7 @@ def test_lrp_matches_the_textbook_epsilon_rule_on_an_mlp(eps):
   x = _images(n=4, hw=3)
   variables = _perturb(model.init(jax.random.key(2), x), seed=3)
   target = np.array([0, 1, 2, 1])
-  res = rob.lrp(model, variables, x, epsilon=eps, target=target)
+  res = ana.lrp(model, variables, x, epsilon=eps, target=target)
   ref, absorbed = _lrp_epsilon_numpy(variables["params"], x, target, eps)
   np.testing.assert_allclose(res.relevance.reshape(4, -1), ref, rtol=2e-4, atol=2e-6)
   np.testing.assert_allclose(res.absorbed, absorbed, rtol=2e-4, atol=2e-6)
@@ -131,8 +131,8 @@ def test_lrp_folds_batchnorm_into_the_convolution():
                        "head": v["params"]["head"]}}
   ref_model = ConvBN(folded=True)
   np.testing.assert_allclose(model.apply(v, x), ref_model.apply(folded, x), rtol=1e-5, atol=1e-6)
-  got = rob.lrp(model, v, x, epsilon=0.1, target=np.array([1, 2]))
-  ref = rob.lrp(ref_model, folded, x, epsilon=0.1, target=np.array([1, 2]))
+  got = ana.lrp(model, v, x, epsilon=0.1, target=np.array([1, 2]))
+  ref = ana.lrp(ref_model, folded, x, epsilon=0.1, target=np.array([1, 2]))
   np.testing.assert_allclose(got.relevance, ref.relevance, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(got.absorbed, ref.absorbed, rtol=1e-4, atol=1e-6)
   np.testing.assert_allclose(got.residual, 0.0, atol=1e-5)
@@ -143,7 +143,7 @@ def test_lrp_accounts_for_all_relevance_in_a_resnet_with_batchnorm():
   model = iss_jax.training.resnet_small(width=4, num_classes=3)
   x = _images(n=2, hw=8)
   v = _perturb(model.init(jax.random.key(6), x), seed=7, scale=0.2)
-  res = rob.lrp(model, v, x, epsilon=0.05)
+  res = ana.lrp(model, v, x, epsilon=0.05)
   assert res.relevance.shape == x.shape
   np.testing.assert_array_equal(res.target, np.argmax(model.apply(v, x), -1))
   assert np.all(np.abs(res.absorbed) > 1e-3)  # the BatchNorm biases do absorb relevance
@@ -158,11 +158,11 @@ def test_lrp_conserves_through_a_vit_without_position_embeddings_and_class_token
   model = iss_jax.training.create_model("vit_tiny", 3, "cifar", width=8, depth=1, num_heads=2)
   x = _images(n=2, hw=8)
   v = _perturb(model.init(jax.random.key(0), x), seed=1, scale=0.1)
-  full = rob.lrp(model, v, x, epsilon=0.01)
+  full = ana.lrp(model, v, x, epsilon=0.01)
   assert np.all(np.abs(full.residual) > 1e-4)  # the position embeddings and class token hold some
   params = {**v["params"], "pos_embed": jnp.zeros_like(v["params"]["pos_embed"]),
             "cls_token": jnp.zeros_like(v["params"]["cls_token"])}
-  res = rob.lrp(model, {"params": params}, x, epsilon=0.01)
+  res = ana.lrp(model, {"params": params}, x, epsilon=0.01)
   assert np.all(np.abs(res.relevance).sum((1, 2, 3)) > 1e-4)  # relevance does reach the pixels
   np.testing.assert_allclose(res.relevance.sum((1, 2, 3)) + res.absorbed, res.logit, rtol=1e-4, atol=1e-5)
 
@@ -175,7 +175,7 @@ def test_lrp_bad_arguments_end_in_one_sentence(kwargs, message):
   model = MLP()
   x = _images(n=2, hw=3)
   with pytest.raises(ValueError, match=message):
-    rob.lrp(model, model.init(jax.random.key(0), x), x, **kwargs)
+    ana.lrp(model, model.init(jax.random.key(0), x), x, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
@@ -191,7 +191,7 @@ def _blobs(k=4, per=30, dim=10, spread=20.0, seed=0):
 @pytest.mark.parametrize("perplexity", [5.0, 20.0])
 def test_affinities_hit_the_target_perplexity(perplexity):
   x, _ = _blobs()
-  p, beta = rob.conditional_affinities(x, perplexity)
+  p, beta = ana.conditional_affinities(x, perplexity)
   np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-12)
   assert np.all(np.diag(p) == 0)
   logp = np.log(np.where(p > 0, p, 1.0))
@@ -206,13 +206,13 @@ def test_affinities_hit_the_target_perplexity(perplexity):
 
 def test_tsne_keeps_separated_clusters_apart_and_decreases_kl():
   x, labels = _blobs()
-  res = rob.tsne(x, perplexity=10, iterations=400, exaggeration_iterations=100)
+  res = ana.tsne(x, perplexity=10, iterations=400, exaggeration_iterations=100)
   assert res.embedding.shape == (120, 2) and np.all(np.isfinite(res.embedding))
-  assert rob.silhouette_score(res.embedding, labels) > 0.7
+  assert ana.silhouette_score(res.embedding, labels) > 0.7
   kl = res.kl[100:]  # after early exaggeration: the true KL(P || Q)
   assert kl[-1] < 0.5 * kl[0] and kl[-1] <= np.min(kl) + 0.05
   # each point's nearest embedded neighbour is from its own cluster
-  d = rob.squared_distances(res.embedding) + np.diag(np.full(120, np.inf))
+  d = ana.squared_distances(res.embedding) + np.diag(np.full(120, np.inf))
   assert np.all(labels[np.argmin(d, axis=1)] == labels)
 
 
@@ -235,13 +235,13 @@ def test_silhouette_matches_the_definition():
   rng = np.random.default_rng(1)
   x = rng.normal(size=(13, 3))
   labels = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 7])  # label 7: a singleton (s = 0)
-  np.testing.assert_allclose(rob.silhouette_samples(x, labels), _silhouette_brute_force(x, labels),
+  np.testing.assert_allclose(ana.silhouette_samples(x, labels), _silhouette_brute_force(x, labels),
                              rtol=1e-10, atol=1e-12)
-  assert rob.silhouette_score(x, labels) == pytest.approx(np.mean(_silhouette_brute_force(x, labels)))
+  assert ana.silhouette_score(x, labels) == pytest.approx(np.mean(_silhouette_brute_force(x, labels)))
   with pytest.raises(ValueError, match="at least two clusters"):
-    rob.silhouette_score(x, np.zeros(13))
+    ana.silhouette_score(x, np.zeros(13))
   with pytest.raises(ValueError, match="perplexity must be in"):
-    rob.tsne(x, perplexity=13)
+    ana.tsne(x, perplexity=13)
 
 
 # ------------------------------------------------------------------------------ activation maximisation
@@ -253,7 +253,7 @@ def test_activation_maximization_of_a_linear_unit_is_its_weights():
   l2 = 2.0
   unit = lambda x: jnp.sum(w * (x - 0.5), axis=(1, 2, 3))  # noqa: E731
   x0 = 0.5 + 0.05 * jax.random.normal(jax.random.key(2), (2, 6, 6, 3))
-  res = rob.activation_maximization(unit, x0, steps=400, learning_rate=0.02, l2=l2)
+  res = ana.activation_maximization(unit, x0, steps=400, learning_rate=0.02, l2=l2)
   np.testing.assert_allclose(res.images - 0.5, np.asarray(w) / (2 * l2), atol=2e-3)
   np.testing.assert_allclose(res.final, np.sum(np.asarray(w) ** 2, axis=(1, 2, 3)) / (2 * l2), rtol=2e-2)
   assert np.all(res.final > res.initial)
@@ -265,15 +265,15 @@ def test_activation_maximization_increases_a_conv_unit_with_jitter_and_tv():
   v = model.init(jax.random.key(3), _images(n=1, hw=12))
 
   def unit(x):
-    a = rob.module_activation(model, v, x, "head", which="input")
+    a = ana.module_activation(model, v, x, "head", which="input")
     return a[jnp.arange(2), jnp.array([0, 3])]
 
   x0 = jnp.clip(0.5 + 0.1 * jax.random.normal(jax.random.key(4), (2, 12, 12, 3)), 0, 1)
-  res = rob.activation_maximization(unit, x0, steps=60, l2=1e-3, tv=1e-3, jitter=2, key=jax.random.key(5))
+  res = ana.activation_maximization(unit, x0, steps=60, l2=1e-3, tv=1e-3, jitter=2, key=jax.random.key(5))
   assert np.all(res.final > res.initial + 0.1)
   assert res.images.min() >= 0 and res.images.max() <= 1
   with pytest.raises(ValueError, match="key is required"):
-    rob.activation_maximization(unit, x0, jitter=1)
+    ana.activation_maximization(unit, x0, jitter=1)
 
 
 def test_module_activation_reads_inputs_and_outputs():
@@ -282,12 +282,12 @@ def test_module_activation_reads_inputs_and_outputs():
   v = _perturb(model.init(jax.random.key(0), x), seed=1)
   _, inter = model.apply(v, x, capture_intermediates=True)
   bn = inter["intermediates"]["bn"]["__call__"][0]
-  np.testing.assert_allclose(rob.module_activation(model, v, x, "head", which="input"),
+  np.testing.assert_allclose(ana.module_activation(model, v, x, "head", which="input"),
                              jnp.mean(jax.nn.relu(bn), axis=(1, 2)), rtol=1e-6)
-  np.testing.assert_allclose(rob.module_activation(model, v, x, "conv"),
+  np.testing.assert_allclose(ana.module_activation(model, v, x, "conv"),
                              inter["intermediates"]["conv"]["__call__"][0], rtol=1e-6)
   with pytest.raises(ValueError, match="'nope' is not a module"):
-    rob.module_activation(model, v, x, "nope")
+    ana.module_activation(model, v, x, "nope")
 
 
 # ------------------------------------------------------------------------------------------ ViT Grad-CAM
@@ -323,8 +323,8 @@ def test_grad_cam_on_tokens_equals_grad_cam_on_the_same_conv_layer():
   v4 = {"params": {**v["params"], "mix": {"kernel": v["params"]["mix"]["kernel"][None, None],
                                           "bias": v["params"]["mix"]["bias"]}}}
   np.testing.assert_allclose(tok.apply(v, x), TokenCNN(as_tokens=False).apply(v4, x), rtol=1e-5, atol=1e-6)
-  cam, target, layer = rob.grad_cam(tok, v, x, layer="mix")
-  ref, ref_target, _ = rob.grad_cam(TokenCNN(as_tokens=False), v4, x, layer="mix")
+  cam, target, layer = ana.grad_cam(tok, v, x, layer="mix")
+  ref, ref_target, _ = ana.grad_cam(TokenCNN(as_tokens=False), v4, x, layer="mix")
   assert layer == "mix"
   np.testing.assert_array_equal(target, ref_target)
   np.testing.assert_allclose(cam, ref, atol=1e-5)
@@ -342,7 +342,7 @@ def test_grad_cam_on_a_vit_reads_the_last_block_before_the_class_token_is_read()
   if "vit_tiny" not in iss_jax.training._models.MODELS:  # noqa: SLF001 - added by the ViT work
     pytest.skip("iss_jax.training has no vit_tiny yet")
   model, v, x = _vit()
-  cam, target, layer = rob.grad_cam(model, v, x)
+  cam, target, layer = ana.grad_cam(model, v, x)
   assert layer == "block2/norm1"
   assert cam.shape == x.shape[:3] and np.all(np.isfinite(cam))
   assert np.all(cam.max(axis=(1, 2)) == pytest.approx(1.0)) and np.all(cam.min(axis=(1, 2)) == 0.0)
@@ -393,3 +393,20 @@ def test_entry_points_end_user_errors_in_one_line(tmp_path, monkeypatch, capsys,
   assert e.value.code == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+# ------------------------------------------------------------------------------------------- the room
+
+
+def test_the_analyses_live_in_iss_jax_analysis_and_the_old_names_say_so():
+  for name in iss_jax.analysis.__all__:
+    assert getattr(iss_jax.analysis, name).__module__.startswith("iss_jax.analysis._"), name
+    moved = rf"iss_jax\.robustness\.{name} moved to iss_jax\.analysis\.{name}"
+    with pytest.raises(AttributeError, match=moved):
+      getattr(iss_jax.robustness, name)
+  assert {"lrp", "tsne", "silhouette_score", "activation_maximization", "module_activation",
+          "grad_cam"} <= set(iss_jax.analysis.__all__)
+  with pytest.raises(AttributeError, match=r"iss_jax\.grad_cam moved to iss_jax\.analysis\.grad_cam"):
+    iss_jax.grad_cam  # noqa: B018
+  with pytest.raises(AttributeError, match="has no attribute 'nonsense'"):
+    iss_jax.robustness.nonsense  # noqa: B018

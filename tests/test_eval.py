@@ -147,7 +147,7 @@ def test_first_conv_kernel():
 def test_grad_cam_matches_closed_form_gradient():
   """conv2 -> relu -> global mean -> dense: d logit_c / d A = W[k, c] [A > 0] / (h w) in closed form."""
   model, variables, x, _ = _tiny(hw=8, n=3)
-  cams, target, layer = iss_jax.robustness.grad_cam(model, variables, x)
+  cams, target, layer = iss_jax.analysis.grad_cam(model, variables, x)
   assert layer == "conv2" and cams.shape == (3, 8, 8)
   assert np.all(np.isfinite(cams)) and cams.min() >= 0 and cams.max() <= 1 + 1e-6
   _, inter = model.apply(variables, x, capture_intermediates=True, mutable=["intermediates"])
@@ -163,7 +163,7 @@ def test_grad_cam_matches_closed_form_gradient():
 def test_grad_cam_bad_layer():
   model, variables, x, _ = _tiny(hw=8, n=1)
   with pytest.raises(ValueError, match="not found"):
-    iss_jax.robustness.grad_cam(model, variables, x, layer="nope")
+    iss_jax.analysis.grad_cam(model, variables, x, layer="nope")
 
 
 # ------------------------------------------------------------------------------------------- adversarial
@@ -289,9 +289,10 @@ def _run_entry(*args):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["eval.compare", "--defense=a={fake}:smooth@1.5"], "smooth@1.5"),
-    (["eval.compare", "--defense=a={fake}:jpeg@75"], "unknown defense 'jpeg@75'"),
-    (["eval.compare", "--defense=a={missing}"], "is not a training workdir"),
+    (["eval.compare", "--row=a={fake}:smooth@1.5"], "smooth@1.5"),
+    (["eval.compare", "--row=a={fake}:jpeg@75"], "unknown defense 'jpeg@75'"),
+    (["eval.compare", "--row=a={missing}"], "is not a training workdir"),
+    (["eval.compare", "--defense=a={fake}"], "--row=LABEL=WORKDIR[:TRANSFORM]"),  # the old form of a row
     (["eval.adversarial", "--workdir={missing}"], "is not a training workdir"),
     (["eval.adversarial", "--workdir={fake}", "--defense=tv@-1"], "tv@-1"),
     (["eval.corruptions", "--workdir={fake}", "--num_examples=0"], "--num_examples must be >= 1"),
@@ -309,13 +310,64 @@ def test_entry_points_end_user_errors_in_one_line_before_loading(tmp_path, argv,
 
 
 def test_sanity_violations_exit_non_zero_unless_accepted(capsys):
-  import argparse
+  from types import SimpleNamespace
 
   from eval import _common
 
   bad = {"violations": 2}
   with pytest.raises(SystemExit) as e:
-    _common.exit_on_violations(argparse.Namespace(out="o", accept_violations=False), [bad])
+    _common.exit_on_violations(SimpleNamespace(out="o", accept_violations=False), [bad])
   assert e.value.code == 1 and "--accept_violations" in capsys.readouterr().err
-  _common.exit_on_violations(argparse.Namespace(out="o", accept_violations=True), [bad])
-  _common.exit_on_violations(argparse.Namespace(out="o", accept_violations=False), [{"violations": 0}])
+  _common.exit_on_violations(SimpleNamespace(out="o", accept_violations=True), [bad])
+  _common.exit_on_violations(SimpleNamespace(out="o", accept_violations=False), [{"violations": 0}])
+
+
+EVAL_ENTRY_POINTS = ("adversarial", "all", "compare", "corruptions", "denoise", "frequency", "kernels",
+                     "low_resolution", "lrp", "saliency", "tsne", "activation_max")
+
+
+@pytest.mark.parametrize("module", EVAL_ENTRY_POINTS)
+def test_eval_entry_point_help_exits_0_and_a_bad_flag_is_one_line_and_exit_2(module, capsys):
+  entry = __import__(f"eval.{module}", fromlist=["main"])
+  with pytest.raises(SystemExit) as e:
+    entry.main(["--help"])
+  out = capsys.readouterr().out
+  assert e.value.code == 0
+  assert entry.__doc__.split("\n")[0] in out and "--batch_size" in out and "--dataset" in out, out
+  assert ("--row" if module == "compare" else "--workdir") in out
+  for argv, message in ((["--nonsense=1"], "Unknown command line flag 'nonsense'"),
+                        (["--batch_size=many"], "--batch_size"), (["stray"], "unexpected argument 'stray'")):
+    with pytest.raises(SystemExit) as e:
+      entry.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_number_flags_take_fractions_and_lists():
+  from absl import flags
+
+  import cli
+
+  fv = flags.FlagValues()
+  cli.define("number", "eps", 0.5, "", fv)
+  cli.define("number_list", "grid", "1/2,0.25", "", fv)
+  cli.define("int_list", "sizes", "", "", fv)
+  cli.define("multi_number", "s", [], "", fv)
+  args = cli.parse(fv, ["--eps=8/255", "--s=0.6", "--s", "3/5"], "")
+  assert args.eps == 8 / 255 and args.grid == [0.5, 0.25] and args.sizes == [] and args.s == [0.6, 0.6]
+  with pytest.raises(SystemExit) as e:
+    cli.parse(fv, ["--eps=8/0"], "")
+  assert e.value.code == 2
+
+
+def test_workdir_config_is_the_one_training_workdir_check(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"is not a training workdir: it holds no config\.json\.$") as e:
+    iss_jax.training.workdir_config(tmp_path)
+  assert "--" not in str(e.value)  # library text names no flag; the entry points add it
+  (tmp_path / "config.json").write_text('{"preprocess": "menet@0.5", "seed": 3}')
+  assert iss_jax.training.workdir_config(tmp_path).to_dict() == {"preprocess": "menet@0.5", "seed": 3}
+  from eval import _common, compare
+
+  assert compare.own_transform(str(tmp_path)) == "menet@0.5"
+  with pytest.raises(FileNotFoundError, match=r"^--substitute=.*nope is not a training workdir"):
+    _common.workdir_config(str(tmp_path / "nope"), "--substitute")

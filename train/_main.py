@@ -14,12 +14,11 @@ it, another config is refused unless ``--overwrite``. A user's mistake (a bad fl
 dataset, a workdir of another config) prints one line ``error: ...`` naming the flag on stderr and exits
 with status 2, before the workdir is touched; a bug still shows its traceback.
 
-An entry point defines the flags, adopts them as its own key flags (so that ``--help`` lists them) and runs
-through :func:`parse_flags` (so that ``--help`` exits 0)::
+An entry point is one line, :func:`entry` (it defines the flags, lists them in ``--help`` and runs through
+the shared command-line stack, ``cli``)::
 
-  _main.define_flags("fixed", ["sparsity"])
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  if __name__ == "__main__":
+    _main.entry("fixed", ["sparsity"])
 """
 
 from __future__ import annotations
@@ -29,19 +28,19 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import cli
 import iss_jax
 from train.configs import default
 
 FLAGS = flags.FLAGS
 
-_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
-           str: flags.DEFINE_string}
+# The kind of a field's flag (cli.define): a float flag takes fractions (--adv_eps=8/255) as well.
+_KIND = {bool: "bool", int: "integer", float: "number", str: "string"}
 
 # {flag name: config field} of the named flags defined by define_flags.
 _NAMED: dict[str, str] = {}
@@ -130,7 +129,7 @@ def define_flags(name: str, key_fields: Sequence[str] = (), *,
     if flag_name != field:
       help_ += f" Sets config.{field}."
     # Default None: a flag sets its field only when given, so the preset's value stays otherwise.
-    _DEFINE[type(value)](flag_name, None, help_)
+    cli.define(_KIND[type(value)], flag_name, None, help_)
     _NAMED[flag_name] = field
   config_flags.DEFINE_config_dict(
       "config", quick,
@@ -139,24 +138,12 @@ def define_flags(name: str, key_fields: Sequence[str] = (), *,
   FLAGS["config"].default_as_str = None  # --help lists the fields above rather than the whole quick config
 
 
-def fail(message: str) -> NoReturn:
-  """Prints ``error: <message>`` as one line on stderr and exits with status 2 (a usage error)."""
-  print("error: " + " ".join(str(message).split()), file=sys.stderr, flush=True)
-  sys.exit(2)
+fail = cli.fail  # "error: <message>" on stderr, exit status 2
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parser, except that ``--help`` (``-h``, ``--helpshort``) and ``--helpfull`` exit 0 and a
-  bad flag is one line on stderr and exit status 2."""
-  args = argv[1:argv.index("--")] if "--" in argv else argv[1:]
-  if any(a in ("--help", "-h", "-?", "--helpshort") for a in args):
-    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
-  if "--helpfull" in args:
-    app.usage(writeto_stdout=True, exitcode=0)
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    fail(f"{e} (--help lists the flags)")
+  """absl's flag parser through ``cli``: ``--help`` exits 0, a bad flag is one line and exit status 2."""
+  return cli.parse_flags(argv)
 
 
 def flag_message(message: str) -> str:
@@ -173,6 +160,13 @@ def flag_message(message: str) -> str:
   message = message.replace("another workdir or", "another workdir (--workdir=NEW_DIR) or").replace(
       "(overwrite=True)", "(--overwrite; overwrite=True in Python)")  # train_and_evaluate's arguments
   return re.sub(r"\bconfig\.([A-Za-z_]\w*)", sub, message)
+
+
+
+def user_errors():
+  """``cli.user_errors`` of the training's user errors (a bad config, a missing dataset, a workdir of
+  another config), each ``config.FIELD`` named as its flag."""
+  return cli.user_errors((iss_jax.training.ConfigError, iss_jax.training.DatasetNotFoundError), flag_message)
 
 
 def build_config(name: str) -> ml_collections.ConfigDict:
@@ -204,11 +198,8 @@ def run(name: str) -> dict:
   if FLAGS.fast_cpu:
     iss_jax.training.use_fast_cpu_training()  # before JAX starts: nothing above creates an array
   config = build_config(name)
-  user_errors = (iss_jax.training.ConfigError, iss_jax.training.DatasetNotFoundError)
-  try:
+  with user_errors():
     iss_jax.training.validate_config(config)  # before the announcement and any file
-  except user_errors as e:
-    fail(flag_message(str(e)))
   workdir = FLAGS.workdir or default_workdir(name, config)
   if config.preset == "quick":
     print("[iss_jax] QUICK configuration (offline CPU demo: shipped 1,000-image CIFAR-10 sample, "
@@ -216,10 +207,22 @@ def run(name: str) -> dict:
           "(ResNet-18, full CIFAR-10 via TFDS or --data_dir, 200 epochs).", flush=True)
   else:
     print(f"[iss_jax] {config.preset.upper()} configuration.", flush=True)
-  try:
+  with user_errors():
     summary = iss_jax.training.train_and_evaluate(config, workdir, overwrite=FLAGS.overwrite)
-  except user_errors as e:
-    fail(flag_message(str(e)))
   short = {k: v for k, v in summary.items() if k not in ("config", "smoothing")}
   print(json.dumps(short, indent=1), file=sys.stdout, flush=True)
   return summary
+
+
+def entry(name: str, key_fields: Sequence[str] = (), *, renamed: dict[str, str] | None = None) -> None:
+  """``python -m train.<name>``: defines the flags (:func:`define_flags`), lists them in ``--help``, parses
+  them and trains (:func:`run`)."""
+  define_flags(name, key_fields, renamed=renamed)
+  for flag in FLAGS.get_key_flags_for_module(__name__):  # --help lists the main module's key flags
+    FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+  def main(argv):
+    del argv
+    run(name)
+
+  app.run(main, flags_parser=parse_flags)

@@ -13,18 +13,7 @@ Default workdir: workdirs/pgd_at or workdirs/trades (plus _cpu / _paper for thos
 Commands, runtimes and accuracies of each preset: train/configs/adversarial.py.
 """
 
-from absl import app, flags
-
 from train import _main
 
-
-def main(argv):
-  del argv
-  _main.run("adversarial")
-
-
 if __name__ == "__main__":
-  _main.define_flags("adversarial", ["trades_beta", "smooth_kernel_weight"],
-                     renamed={"method": "adversarial"})
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  _main.entry("adversarial", ["trades_beta", "smooth_kernel_weight"], renamed={"method": "adversarial"})

@@ -6,17 +6,7 @@ Default workdir: workdirs/finetune_s<sparsity> (workdirs/finetune_s0.6), plus _c
 Commands, runtimes and accuracies of each preset: train/configs/finetune.py.
 """
 
-from absl import app, flags
-
 from train import _main
 
-
-def main(argv):
-  del argv
-  _main.run("finetune")
-
-
 if __name__ == "__main__":
-  _main.define_flags("finetune", ["sparsity", "init_checkpoint"])
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  _main.entry("finetune", ["sparsity", "init_checkpoint"])

@@ -5,17 +5,7 @@ Default workdir: workdirs/fixed_s<sparsity> (workdirs/fixed_s0.6), plus _cpu / _
 Commands, runtimes and accuracies of each preset: train/configs/fixed.py.
 """
 
-from absl import app, flags
-
 from train import _main
 
-
-def main(argv):
-  del argv
-  _main.run("fixed")
-
-
 if __name__ == "__main__":
-  _main.define_flags("fixed", ["sparsity"])
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  _main.entry("fixed", ["sparsity"])

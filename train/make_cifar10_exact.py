@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
+import cli
 import iss_jax
-from train import _main
 
 FLAGS = flags.FLAGS
 
@@ -105,11 +105,9 @@ def build(cifar10_dir: str | os.PathLike, out: str | os.PathLike, *, per_batch: 
 def main(argv):
   del argv
   if not FLAGS.cifar10_dir:
-    _main.fail("--cifar10_dir=DIR is required: the extracted cifar-10-python.tar.gz (cifar-10-batches-py).")
-  try:
+    cli.fail("--cifar10_dir=DIR is required: the extracted cifar-10-python.tar.gz (cifar-10-batches-py).")
+  with cli.user_errors((iss_jax.training.DatasetNotFoundError,)):
     n = build(FLAGS.cifar10_dir, FLAGS.out)
-  except iss_jax.training.DatasetNotFoundError as e:
-    _main.fail(str(e))
   print(f"wrote {FLAGS.out}: {n['num_train']} train / {n['num_test']} test images (of {n['of_train']} / "
         f"{n['of_test']}); use it with --dataset=cifar10_exact (--preset=cpu) "
         f"--data_dir={Path(FLAGS.out).parent}")
@@ -119,4 +117,4 @@ if __name__ == "__main__":
   flags.DEFINE_string("cifar10_dir", None, "The extracted cifar-10-python.tar.gz: cifar-10-batches-py or its "
                       "parent.")
   flags.DEFINE_string("out", "data/cifar10_exact.npz", "The .npz file to write.")
-  app.run(main, flags_parser=_main.parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

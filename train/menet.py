@@ -6,17 +6,7 @@ Default workdir: workdirs/menet_0.5 (plus _cpu / _paper for those presets).
 Commands, runtimes and accuracies of each preset: train/configs/preprocessed.py.
 """
 
-from absl import app, flags
-
 from train import _main
 
-
-def main(argv):
-  del argv
-  _main.run("menet")
-
-
 if __name__ == "__main__":
-  _main.define_flags("menet", ["preprocess"])
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  _main.entry("menet", ["preprocess"])

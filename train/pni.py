@@ -6,17 +6,7 @@ Default workdir: workdirs/pni_<layerwise|channelwise> (plus _cpu / _paper for th
 Commands, runtimes and accuracies of each preset: train/configs/pni.py.
 """
 
-from absl import app, flags
-
 from train import _main
 
-
-def main(argv):
-  del argv
-  _main.run("pni")
-
-
 if __name__ == "__main__":
-  _main.define_flags("pni", ["pni"])
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  _main.entry("pni", ["pni"])

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from absl import app, flags
 
+import cli
 import iss_jax
-from train import _main
 
 FLAGS = flags.FLAGS
 
@@ -34,7 +34,7 @@ def _check_finished(workdirs) -> None:
   if missing:
     how = ", ".join(dict.fromkeys(f"`{_COMMANDS.get(w, 'python -m train.<procedure> --workdir=' + w)}`"
                                   for w in missing))
-    _main.fail(f"no finished training run in {', '.join(missing)} (no summary.json); train "
+    cli.fail(f"no finished training run in {', '.join(missing)} (no summary.json); train "
                f"{'it' if len(missing) == 1 else 'them'} first ({how}) or pass --workdirs=DIR,DIR,... "
                "with finished runs.")
 
@@ -87,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=_main.parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

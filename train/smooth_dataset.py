@@ -75,21 +75,16 @@ def run() -> dict:
   logging.set_verbosity(logging.WARNING)
   procedure = FLAGS.procedure
   config = _main.build_config(procedure)
-  user_errors = (iss_jax.training.ConfigError, iss_jax.training.DatasetNotFoundError)
-  try:
+  with _main.user_errors():
     iss_jax.training.validate_config(config)
-  except user_errors as e:
-    _main.fail(_main.flag_message(str(e)))
   shard = _parse_shard(FLAGS.shard)
   levels = sorted({s for s in iss_jax.training.sparsity_schedule(config) if s < 1.0})
   if not levels:
     _main.fail(f"--procedure={procedure} with these flags trains on clean images only; nothing to smooth.")
   if config.distributed:
     jax.distributed.initialize()
-  try:
+  with _main.user_errors():
     x_train = iss_jax.training.load_training_data(config, test=False).x_train
-  except user_errors as e:
-    _main.fail(_main.flag_message(str(e)))
   index, count = shard or (jax.process_index(), jax.process_count())
   t0 = time.perf_counter()
   result = iss_jax.training.smooth_training_set(config, x_train, levels, shard=(index, count),

@@ -7,17 +7,7 @@ Default workdir: workdirs/tvlayer_<mode> (plus _cpu / _paper for those presets).
 Commands, runtimes and accuracies of each preset: train/configs/tvlayer.py.
 """
 
-from absl import app, flags
-
 from train import _main
 
-
-def main(argv):
-  del argv
-  _main.run("tvlayer")
-
-
 if __name__ == "__main__":
-  _main.define_flags("tvlayer", ["tv_layer_weight", "tv_layer_position"], renamed={"mode": "tv_layer"})
-  flags.adopt_module_key_flags(_main)
-  app.run(main, flags_parser=_main.parse_flags)
+  _main.entry("tvlayer", ["tv_layer_weight", "tv_layer_position"], renamed={"mode": "tv_layer"})

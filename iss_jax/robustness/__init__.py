@@ -6,10 +6,6 @@ it and whether it is random; :func:`smoothing_defense` makes ISS smoothing one, 
 classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner`.
 """
 
-from iss_jax.robustness._activation_max import ActivationMaxResult as ActivationMaxResult
-from iss_jax.robustness._activation_max import activation_maximization as activation_maximization
-from iss_jax.robustness._activation_max import module_activation as module_activation
-from iss_jax.robustness._activation_max import total_variation as total_variation
 from iss_jax.robustness._apgd import apgd as apgd
 from iss_jax.robustness._apgd import apgd_checkpoints as apgd_checkpoints
 from iss_jax.robustness._apgd import dlr_loss as dlr_loss
@@ -36,6 +32,7 @@ from iss_jax.robustness._defenses import custom_defense as custom_defense
 from iss_jax.robustness._defenses import no_defense as no_defense
 from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
 from iss_jax.robustness._evaluation import ATTACKS as ATTACKS
+from iss_jax.robustness._evaluation import SQUARE_QUERIES as SQUARE_QUERIES
 from iss_jax.robustness._evaluation import adversarial_sanity_checks as adversarial_sanity_checks
 from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
 from iss_jax.robustness._evaluation import evaluate_adversarial as evaluate_adversarial
@@ -56,8 +53,6 @@ from iss_jax.robustness._frequency import high_frequency_energy as high_frequenc
 from iss_jax.robustness._frequency import kernel_spectra as kernel_spectra
 from iss_jax.robustness._frequency import kernel_tv as kernel_tv
 from iss_jax.robustness._frequency import radial_mask as radial_mask
-from iss_jax.robustness._lrp import LRPResult as LRPResult
-from iss_jax.robustness._lrp import lrp as lrp
 from iss_jax.robustness._masking import model_checks as model_checks
 from iss_jax.robustness._minimal import cw as cw
 from iss_jax.robustness._minimal import cw_loss as cw_loss
@@ -68,16 +63,9 @@ from iss_jax.robustness._reporting import markdown_table as markdown_table
 from iss_jax.robustness._reporting import write_report as write_report
 from iss_jax.robustness._runner import RandomClassifier as RandomClassifier
 from iss_jax.robustness._runner import Runner as Runner
-from iss_jax.robustness._saliency import grad_cam as grad_cam
 from iss_jax.robustness._square import random_square as random_square
 from iss_jax.robustness._square import square as square
 from iss_jax.robustness._square import square_p_schedule as square_p_schedule
-from iss_jax.robustness._tsne import TSNEResult as TSNEResult
-from iss_jax.robustness._tsne import conditional_affinities as conditional_affinities
-from iss_jax.robustness._tsne import silhouette_samples as silhouette_samples
-from iss_jax.robustness._tsne import silhouette_score as silhouette_score
-from iss_jax.robustness._tsne import squared_distances as squared_distances
-from iss_jax.robustness._tsne import tsne as tsne
 
 __all__ = (
     "ATTACKS",
@@ -85,18 +73,14 @@ __all__ = (
     "CORRUPTIONS",
     "EXTRA_CORRUPTIONS",
     "PAPER_CORRUPTIONS",
-    "ActivationMaxResult",
+    "SQUARE_QUERIES",
     "Defense",
-    "LRPResult",
     "RandomClassifier",
     "Runner",
-    "TSNEResult",
-    "activation_maximization",
     "adversarial_sanity_checks",
     "apgd",
     "apgd_checkpoints",
     "centred_spectrum",
-    "conditional_affinities",
     "corrupt",
     "cross_entropy",
     "custom_defense",
@@ -125,16 +109,13 @@ __all__ = (
     "fourier_difference",
     "frequency_split",
     "frost_texture_dir",
-    "grad_cam",
     "high_frequency_energy",
     "kernel_spectra",
     "kernel_tv",
     "load_cifar10c",
     "load_tfds_cifar10c",
     "low_resolution",
-    "lrp",
     "markdown_table",
-    "module_activation",
     "nearest_upsample",
     "no_defense",
     "nonzero_edge_fraction",
@@ -142,14 +123,21 @@ __all__ = (
     "pgd_maximize",
     "radial_mask",
     "random_square",
-    "silhouette_samples",
-    "silhouette_score",
     "smoothing_defense",
     "square",
     "square_p_schedule",
-    "squared_distances",
-    "total_variation",
-    "tsne",
     "wilson_interval",
     "write_report",
 )
+
+# The model analyses (LRP, t-SNE, activation maximisation, Grad-CAM) live in iss_jax.analysis.
+_MOVED = ("ActivationMaxResult", "LRPResult", "TSNEResult", "activation_maximization",
+          "conditional_affinities", "grad_cam", "lrp", "module_activation", "silhouette_samples",
+          "silhouette_score", "squared_distances", "total_variation", "tsne")
+
+
+def __getattr__(name: str):
+  if name in _MOVED:
+    raise AttributeError(f"iss_jax.robustness.{name} moved to iss_jax.analysis.{name}; use "
+                         f"`from iss_jax.analysis import {name}`.")
+  raise AttributeError(f"module 'iss_jax.robustness' has no attribute {name!r}.")

@@ -17,6 +17,7 @@ except ImportError as _e:
 
 from iss_jax.training._checkpoint import load_classifier as load_classifier
 from iss_jax.training._checkpoint import load_variables as load_variables
+from iss_jax.training._checkpoint import workdir_config as workdir_config
 from iss_jax.training._config_schema import CONFIG_SCHEMA as CONFIG_SCHEMA
 from iss_jax.training._config_schema import PROCEDURES as PROCEDURES
 from iss_jax.training._config_schema import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
@@ -89,4 +90,5 @@ __all__ = (
     "use_fast_cpu_training",
     "validate_config",
     "vit_tiny",
+    "workdir_config",
 )

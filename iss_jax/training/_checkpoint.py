@@ -18,6 +18,20 @@ from iss_jax.training._defended_models import build_model
 from iss_jax.training._models import ResNet
 
 
+def workdir_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
+  """The config of a training workdir: the ``config.json`` :func:`train_and_evaluate` writes first, with
+  each field it lacks (a workdir made before the field existed) set to what its absence meant
+  (``CONFIG_SCHEMA[field].absent_means``).
+
+  Raises:
+    FileNotFoundError: ``workdir`` holds no ``config.json``: it is not a training workdir.
+  """
+  path = Path(workdir) / "config.json"
+  if not path.is_file():
+    raise FileNotFoundError(f"{workdir} is not a training workdir: it holds no config.json.")
+  return ml_collections.ConfigDict(with_absent_fields(json.loads(path.read_text())))
+
+
 def load_variables(workdir: str | os.PathLike, step: int | None = None
                    ) -> tuple[ResNet, dict, ml_collections.ConfigDict]:
   """The model, its variables and its training config from a workdir of :func:`train_and_evaluate`.
@@ -40,11 +54,7 @@ def load_variables(workdir: str | os.PathLike, step: int | None = None
     >>> model, variables, config = iss_jax.training.load_variables("workdirs/fixed_s0.6")  # doctest: +SKIP
   """
   workdir = Path(workdir)
-  cfg_path = workdir / "config.json"
-  if not cfg_path.exists():
-    raise FileNotFoundError(f"{cfg_path} not found: {workdir} is not a training workdir (one that "
-                            "iss_jax.training.train_and_evaluate wrote).")
-  config = ml_collections.ConfigDict(with_absent_fields(json.loads(cfg_path.read_text())))
+  config = workdir_config(workdir)
   ckpt_dir = (workdir / "checkpoints").absolute()
   with ocp.CheckpointManager(ckpt_dir) as manager:
     step = manager.latest_step() if step is None else step

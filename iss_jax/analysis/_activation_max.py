@@ -42,7 +42,7 @@ def module_activation(model, variables, x, layer, *, which: str = "output", call
     >>> import jax, jax.numpy as jnp, iss_jax  # doctest: +SKIP
     >>> model = iss_jax.training.resnet_small()  # doctest: +SKIP
     >>> v = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))  # doctest: +SKIP
-    >>> iss_jax.robustness.module_activation(model, v, jnp.zeros((2, 32, 32, 3)), "head",  # doctest: +SKIP
+    >>> iss_jax.analysis.module_activation(model, v, jnp.zeros((2, 32, 32, 3)), "head",  # doctest: +SKIP
     ...                                      which="input").shape
     (2, 64)
   """
@@ -134,7 +134,7 @@ def activation_maximization(unit_fn: Callable[[Array], Array], x0, *, steps: int
   Examples:
     >>> import jax.numpy as jnp, iss_jax
     >>> w = jnp.linspace(-1, 1, 12).reshape(1, 2, 2, 3)
-    >>> res = iss_jax.robustness.activation_maximization(
+    >>> res = iss_jax.analysis.activation_maximization(
     ...     lambda x: jnp.sum(w * (x - 0.5), axis=(1, 2, 3)), jnp.full((1, 2, 2, 3), 0.5), l2=4.0)
     >>> bool(res.final[0] > res.initial[0])
     True

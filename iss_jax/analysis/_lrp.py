@@ -169,7 +169,7 @@ def lrp(model, variables, x, *, target=None, epsilon: float = 1e-6, call_kwargs=
     >>> import jax, jax.numpy as jnp, iss_jax  # doctest: +SKIP
     >>> model = iss_jax.training.resnet_small()  # doctest: +SKIP
     >>> v = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))  # doctest: +SKIP
-    >>> res = iss_jax.robustness.lrp(model, v, jnp.full((1, 32, 32, 3), 0.5))  # doctest: +SKIP
+    >>> res = iss_jax.analysis.lrp(model, v, jnp.full((1, 32, 32, 3), 0.5))  # doctest: +SKIP
     >>> res.relevance.shape  # doctest: +SKIP
     (1, 32, 32, 3)
 

@@ -131,7 +131,7 @@ def tsne(x, *, dim: int = 2, perplexity: float = 30.0, iterations: int = 1000,
   Examples:
     >>> import numpy as np, iss_jax
     >>> x = np.random.default_rng(0).normal(size=(60, 5))
-    >>> res = iss_jax.robustness.tsne(x, perplexity=10, iterations=300)
+    >>> res = iss_jax.analysis.tsne(x, perplexity=10, iterations=300)
     >>> res.embedding.shape
     (60, 2)
 
