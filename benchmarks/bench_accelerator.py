@@ -4,8 +4,9 @@
   python -m benchmarks.bench_accelerator --tiny       # every section at tiny size: a dry run, seconds on CPU
   python -m benchmarks.bench_accelerator --data_dir=../shared/data --budget_s=300 --out=accel.json
 
-Sections, in this order, each with its share of ``--budget_s``; time a section leaves unused passes on to
-the next, and a measurement that would not fit in what is left is skipped with one printed line:
+Sections, in this order, each with its share of ``--budget_s`` (of the time left when it starts, so time a
+section leaves unused passes on to the rest); a measurement that would not fit in its section's time is
+skipped with one printed line:
 
 * ``smooth``: images/s of ``iss_jax.smooth`` (sparsity 0.6, default step cap) on 1,000 and 10,000 real
   CIFAR-10 images for every implementation the platform runs: the XLA scheduler everywhere, the Pallas
@@ -72,7 +73,9 @@ DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "results", "bench_accelerator.jso
 SPARSITY = 0.6
 REFERENCE_IMAGES = 256
 MIN_STEP_BYTES = 86_016  # one 32x32x3 float32 LBI step: read x, b, z (12,288 values), write b, z (9,216)
-# Shares of --budget_s, in the order the sections run (a section ends at the cumulative share).
+# Shares of --budget_s, in the order the sections run: each section gets its share of the time left when
+# it starts, relative to the shares of the sections still to run (so time one leaves passes on to the rest,
+# and an overrun is taken from all of them).
 SHARES = {"smooth": 0.36, "agreement": 0.12, "lbi_step": 0.10, "hlo": 0.03, "projection": 0.04, "train": 0.35}
 
 
@@ -107,8 +110,8 @@ def _jsonable(o):
 class Report:
   """The JSON being written: one entry per section, rewritten atomically after every change."""
 
-  def __init__(self, path: str, budget_s: float, tiny: bool):
-    self.path, self.budget_s, self.t0 = path, budget_s, time.monotonic()
+  def __init__(self, path: str, budget_s: float, tiny: bool, sections=tuple(SHARES)):
+    self.path, self.budget_s, self.t0, self.names = path, budget_s, time.monotonic(), list(sections)
     self.data = {"benchmark": "bench_accelerator", "tiny": tiny, "budget_s": budget_s, "sparsity": SPARSITY,
                  "sections": {}}
 
@@ -120,10 +123,11 @@ class Report:
     iss_jax.atomic_write(self.path, json.dumps(self.data, indent=1, default=_jsonable))
 
   def section(self, name: str) -> Section:
-    names = list(SHARES)
-    end_share = sum(SHARES[k] for k in names[:names.index(name) + 1])
+    """Starts section ``name``: the budget left is shared among it and the sections after it by share."""
+    rest = sum(SHARES[k] for k in self.names[self.names.index(name):])
+    left = max(self.budget_s - self.elapsed(), 0.0)
     print(f"\n== {name}", flush=True)
-    return Section(self, name, self.t0 + self.budget_s * end_share)
+    return Section(self, name, time.monotonic() + left * SHARES[name] / rest)
 
 
 class Section:
@@ -859,14 +863,20 @@ def main(argv=None) -> dict:
   parser.add_argument("--data_dir", default=None, help="a folder holding cifar10_exact.npz (default: the "
                       "sample shipped in the package)")
   parser.add_argument("--out", default=DEFAULT_OUT, help="the JSON, rewritten after every measurement")
+  parser.add_argument("--sections", default=",".join(SHARES),
+                      help="the sections to run, comma-separated (default: all, in this order)")
   parser.add_argument("--write_reference", action="store_true",
                       help=f"recompute {os.path.basename(REFERENCE)} (CPU kernel steps) and exit")
   args = parser.parse_args(argv)
   if args.write_reference:
     write_reference(args.data_dir)
     return {}
+  sections = [name for name in SHARES if name in args.sections.split(",")]
+  unknown = set(args.sections.split(",")) - set(SHARES)
+  if unknown or not sections:
+    parser.error(f"--sections takes names among {', '.join(SHARES)}; got {args.sections!r}.")
   sizes = TINY if args.tiny else FULL
-  report = Report(args.out, args.budget_s, args.tiny)
+  report = Report(args.out, args.budget_s, args.tiny, sections)
   platform = jax.devices()[0].platform
   x_u8, source = load_images(sizes.n_large, args.data_dir)
   if platform == "cpu":  # the kernel first: the XLA scheduler is the slow one here
@@ -877,12 +887,10 @@ def main(argv=None) -> dict:
   ctx.chunk, ctx.widths, shape_note = scheduler_shape(sizes.n_large, platform)
   report.data["scheduler_shape"] = shape_note
   section_environment(report, ctx)
-  section_smooth(report, ctx)
-  section_agreement(report, ctx)
-  section_lbi_step(report, ctx)
-  section_hlo(report, ctx)
-  section_projection(report, ctx)
-  section_train(report, ctx)
+  runners = {"smooth": section_smooth, "agreement": section_agreement, "lbi_step": section_lbi_step,
+             "hlo": section_hlo, "projection": section_projection, "train": section_train}
+  for name in sections:
+    runners[name](report, ctx)
   report.save()
   skipped = sum(len(s["skipped"]) for s in report.data["sections"].values())
   errors = sum(len(s["errors"]) for s in report.data["sections"].values())

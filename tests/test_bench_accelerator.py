@@ -148,3 +148,17 @@ def test_shipped_reference_matches_only_its_images():
   assert len(steps) == 3  # the prefix before the first changed image
   other[0, 0, 0, 0] ^= 1
   assert bench.load_reference(other)[0] is None
+
+
+def test_a_spent_budget_skips_every_measurement_with_a_line(tmp_path, capsys):
+  out = tmp_path / "spent.json"
+  data = bench.main(["--tiny", "--budget_s=0", f"--out={out}"])
+  assert json.loads(out.read_text()) == json.loads(json.dumps(data))  # the file is the last state
+  printed = capsys.readouterr().out
+  for name in SECTIONS:
+    section = data["sections"][name]
+    assert not section["errors"] and not section["rows"] and section["skipped"], (name, section)
+    for skip in section["skipped"]:
+      assert f"skipped {skip['what']}: {skip['why']}" in printed
+  with pytest.raises(SystemExit):
+    bench.main(["--tiny", "--sections=smooth,nothing", f"--out={out}"])
