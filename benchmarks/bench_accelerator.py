@@ -37,10 +37,12 @@ skipped with one printed line:
   and host-fed (a NumPy gather and a transfer per step, as a plain training loop does). Ratios: bf16
   against fp32, host-fed against device-resident, batch 512 against 128.
 
-Needs only jax, numpy, flax and optax besides the repository (it runs with the repository on PYTHONPATH, on
-a machine with no package registry); a section whose dependency is missing is skipped with one line. The
-JSON at ``--out`` is rewritten atomically after every measurement, so a run cut short keeps what it
-measured. ``--write_reference`` recomputes the shipped CPU-kernel steps (on a CPU host) and exits.
+Runs from the repository on PYTHONPATH with the JAX already installed, on a machine with no package
+registry: every section but ``train`` needs only jax and numpy; ``train`` needs ``iss_jax.training`` (flax,
+optax, orbax-checkpoint, ml_collections) and is skipped with one line without it (the images then come
+from the shipped sample by ``np.load``). The JSON at ``--out`` is rewritten atomically after every
+measurement, so a run cut short keeps what it measured. ``--write_reference`` recomputes the shipped
+CPU-kernel steps (on a CPU host) and exits.
 """
 
 from __future__ import annotations
@@ -857,9 +859,9 @@ def write_reference(data_dir: str | None) -> None:
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   parser.add_argument("--tiny", action="store_true", help="tiny sizes: every section in seconds on CPU")
+  shares = ", ".join(f"{k} {100 * v:.0f}%%" for k, v in SHARES.items())
   parser.add_argument("--budget_s", type=float, default=300.0,
-                      help="seconds for all sections, shared as " + ", ".join(f"{k} {v:.0%}" for k, v in
-                                                                              SHARES.items()))
+                      help=f"seconds for all sections, shared as {shares} of the time left")
   parser.add_argument("--data_dir", default=None, help="a folder holding cifar10_exact.npz (default: the "
                       "sample shipped in the package)")
   parser.add_argument("--out", default=DEFAULT_OUT, help="the JSON, rewritten after every measurement")

@@ -160,5 +160,9 @@ def test_a_spent_budget_skips_every_measurement_with_a_line(tmp_path, capsys):
     assert not section["errors"] and not section["rows"] and section["skipped"], (name, section)
     for skip in section["skipped"]:
       assert f"skipped {skip['what']}: {skip['why']}" in printed
-  with pytest.raises(SystemExit):
+  with pytest.raises(SystemExit) as e:
     bench.main(["--tiny", "--sections=smooth,nothing", f"--out={out}"])
+  assert e.value.code == 2
+  with pytest.raises(SystemExit) as e:
+    bench.main(["--help"])
+  assert e.value.code == 0
