@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import types
 from collections.abc import Callable, Sequence
@@ -31,6 +32,17 @@ USER_ERRORS = (ValueError, FileNotFoundError, iss_jax.KernelUnavailableError)
 _HELP = ("--help", "-h", "-?", "--helpshort")
 
 
+# Library arguments that every entry point offers as a flag of the same name: a library message saying
+# ``pass data_dir=DIR`` reads ``pass --data_dir=DIR`` on the command line.
+ARGUMENT_FLAGS = ("data_dir", "dataset")
+_ARGUMENT = re.compile(r"(?<![\w.-])(" + "|".join(ARGUMENT_FLAGS) + r")(?==)")
+
+
+def as_flags(message: str) -> str:
+  """``message`` with each library argument of :data:`ARGUMENT_FLAGS` written as its flag."""
+  return _ARGUMENT.sub(r"--\1", message)
+
+
 def fail(message: str) -> NoReturn:
   """Prints ``error: <message>`` as one line on stderr and exits with status 2 (a usage error)."""
   print("error: " + (" ".join(str(message).split()) or "unknown error"), file=sys.stderr, flush=True)
@@ -39,9 +51,10 @@ def fail(message: str) -> NoReturn:
 
 @contextlib.contextmanager
 def user_errors(errors: tuple[type[BaseException], ...] = USER_ERRORS,
-                message: Callable[[str], str] = str):
-  """Turns ``errors`` raised inside into :func:`fail` with ``message(str(error))``, unless
-  ``ISS_JAX_DEBUG`` is set (then the traceback shows)."""
+                message: Callable[[str], str] = as_flags):
+  """Turns ``errors`` raised inside into :func:`fail` with ``message(str(error))`` (by default the library
+  arguments named as flags, :func:`as_flags`), unless ``ISS_JAX_DEBUG`` is set (then the traceback
+  shows)."""
   try:
     yield
   except errors as e:

@@ -39,7 +39,7 @@ def test_npz_plain_and_errors(tmp_path):
   np.savez(bad, x=_images(4).astype(np.float32), y=np.zeros(4))
   with pytest.raises(ValueError, match="uint8"):
     iss_jax.training.load_dataset(f"npz:{bad}", "train")
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--dataset=npz"):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="dataset=npz"):
     iss_jax.training.load_dataset(f"npz:{tmp_path / 'missing.npz'}", "train")
 
 
@@ -95,20 +95,20 @@ def test_image_folder(tmp_path):
   Image.fromarray(_images(1, 7, 7)[0]).save(root / "train" / "ant" / "big.png")
   with pytest.raises(ValueError, match="image_size"):
     iss_jax.training.load_dataset(f"folder:{root}", "train")
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--dataset=folder"):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="dataset=folder"):
     iss_jax.training.load_dataset(f"folder:{tmp_path / 'nope'}", "train")
 
 
 def test_missing_dataset_names_the_flag(tmp_path, monkeypatch):
   monkeypatch.setattr(data_lib, "_load_tfds", lambda *a: None)  # as offline / without TFDS
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="data_dir="):
     iss_jax.training.load_dataset("cifar10", "train")
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="data_dir="):
     iss_jax.training.load_dataset("cifar10", "train", str(tmp_path))  # an empty folder
   with pytest.raises(iss_jax.training.DatasetNotFoundError,
-                     match=r"--data_dir.*python -m train\.make_cifar10_exact --cifar10_dir=DIR"):
+                     match=r"data_dir=DIR.*python -m train\.make_cifar10_exact"):
     iss_jax.training.load_dataset("cifar10_exact", "train", str(tmp_path))  # names the script that makes it
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--data_dir"):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="data_dir="):
     iss_jax.training.load_dataset("imagenette", "train")
 
 
@@ -239,7 +239,7 @@ def test_folder_without_a_test_split_is_refused(tmp_path):
   Image.fromarray(_images(1)[0]).save(tmp_path / "train" / "a" / "0.png")
   with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
     iss_jax.training.load_dataset(f"folder:{tmp_path}", "test")
-  _one_sentence(str(e.value), "--dataset=folder:", "test/", "val/")
+  _one_sentence(str(e.value), "dataset=folder:", "test/", "val/")
 
 
 def test_imagenet100_class_list_and_center_crop():
@@ -269,11 +269,11 @@ def test_imagenet100_errors(tmp_path, monkeypatch):
   monkeypatch.setattr(data_lib, "_load_tfds_imagenet_subset", lambda *a: None)  # as without TFDS
   with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
     iss_jax.training.load_dataset("imagenet100", "train", str(tmp_path))
-  _one_sentence(str(e.value), "--data_dir", "train/", "val/", "imagenet100.txt", "imagenet2012")
+  _one_sentence(str(e.value), "data_dir=", "train/", "val/", "imagenet100.txt", "imagenet2012")
   shutil.copytree(FOLDER_SAMPLE / "train", tmp_path / "train")  # no class list: CMC's 100 classes
   with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
     iss_jax.training.load_dataset("imagenet100", "train", str(tmp_path))
-  _one_sentence(str(e.value), "100 of the 100 classes of the CMC class list", "--data_dir", "imagenet100.txt")
+  _one_sentence(str(e.value), "100 of the 100 classes of the CMC class list", "data_dir=", "imagenet100.txt")
   (tmp_path / "imagenet100.txt").write_text("kodim03\nkodim03\n")
   with pytest.raises(ValueError, match="each once"):
     iss_jax.training.load_dataset("imagenet100", "train", str(tmp_path))
@@ -336,7 +336,7 @@ def test_miniimagenet_split_rule_and_layouts(tmp_path):
 def test_miniimagenet_errors(tmp_path):
   with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
     iss_jax.training.load_dataset("miniimagenet", "train", str(tmp_path / "none"))
-  _one_sentence(str(e.value), "--data_dir", "train/<wnid>/", "train.csv", "mini-imagenet-cache-train.pkl")
+  _one_sentence(str(e.value), "data_dir=", "train/<wnid>/", "train.csv", "mini-imagenet-cache-train.pkl")
   _write_mini_class(tmp_path / "train", "n01532829", 100, 0)
   with pytest.raises(ValueError) as e:
     iss_jax.training.load_dataset("miniimagenet", "test", str(tmp_path))
@@ -370,7 +370,7 @@ def test_cifar100_missing_names_the_folder_and_tfds(tmp_path, monkeypatch):
   monkeypatch.setattr(data_lib, "_load_tfds", lambda *a: None)  # as offline / without TFDS
   with pytest.raises(iss_jax.training.DatasetNotFoundError) as e:
     iss_jax.training.load_dataset("cifar100", "train", str(tmp_path))
-  _one_sentence(str(e.value), "--data_dir", "cifar-100-python", "train and test", "TFDS", "Colab")
+  _one_sentence(str(e.value), "data_dir=", "cifar-100-python", "train and test", "TFDS", "Colab")
 
 
 def test_dataset_presets_validate_with_every_procedure():

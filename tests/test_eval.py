@@ -360,6 +360,17 @@ def test_number_flags_take_fractions_and_lists():
   assert e.value.code == 2
 
 
+def test_a_library_message_names_its_arguments_as_flags_on_the_command_line(capsys):
+  import cli
+
+  assert cli.as_flags("pass data_dir=DIR or dataset=npz:/p; not my_data_dir=1 or config.dataset=x") == (
+      "pass --data_dir=DIR or --dataset=npz:/p; not my_data_dir=1 or config.dataset=x")
+  with pytest.raises(SystemExit) as e, cli.user_errors():
+    iss_jax.training.load_dataset("npz:/nonexistent/file.npz")
+  err = capsys.readouterr().err.strip()
+  assert e.value.code == 2 and err.startswith("error: ") and "pass --dataset=npz:" in err, err
+
+
 def test_workdir_config_is_the_one_training_workdir_check(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"is not a training workdir: it holds no config\.json\.$") as e:
     iss_jax.training.workdir_config(tmp_path)

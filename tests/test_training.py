@@ -341,7 +341,7 @@ def test_iterative_sparsities_must_rise(tiny, tmp_path):
 
 def test_missing_or_malformed_data_is_refused_before_the_workdir(tiny, tmp_path):
   c = _config("fixed", tiny, dataset=f"npz:{tmp_path / 'missing.npz'}")
-  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="--dataset=npz"):
+  with pytest.raises(iss_jax.training.DatasetNotFoundError, match="dataset=npz"):
     iss_jax.training.train_and_evaluate(c, tmp_path / "run")
   bad = tmp_path / "bad.npz"
   np.savez(bad, images=_images(4))

@@ -159,7 +159,7 @@ def flag_message(message: str) -> str:
 
   message = message.replace("another workdir or", "another workdir (--workdir=NEW_DIR) or").replace(
       "(overwrite=True)", "(--overwrite; overwrite=True in Python)")  # train_and_evaluate's arguments
-  return re.sub(r"\bconfig\.([A-Za-z_]\w*)", sub, message)
+  return cli.as_flags(re.sub(r"\bconfig\.([A-Za-z_]\w*)", sub, message))
 
 
 

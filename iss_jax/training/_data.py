@@ -26,7 +26,7 @@ _CLASSES_FROM_DATA = frozenset({"miniimagenet", "imagenet100"})
 MINIIMAGENET_SIZE = 84
 MINIIMAGENET_TEST_PER_CLASS = 100  # the main paper's split: 100 held-out images of each training class
 IMAGENET100_SIZE = 224
-IMAGENET100_LIST = "imagenet100.txt"  # a class list in --data_dir: one wnid a line
+IMAGENET100_LIST = "imagenet100.txt"  # a class list in the data folder: one wnid a line
 # The common ImageNet-100 (Tian et al., "Contrastive Multiview Coding", 2019: CMC's imagenet100.txt),
 # sorted; used when --data_dir holds no imagenet100.txt. The ISS papers do not list their 100 classes.
 IMAGENET100_CLASSES = (
@@ -81,7 +81,7 @@ def _load_sample(split, data_dir):
   if not path.exists():
     raise DatasetNotFoundError(
         f"cifar10_sample: {path} not found. It ships with the repository (data/cifar10_sample.npz); "
-        "pass --data_dir=DIR with the folder that holds cifar10_sample.npz.")
+        "pass data_dir=DIR with the folder that holds cifar10_sample.npz.")
   with np.load(path) as d:
     return _finish(d[f"x_{split}"], d[f"y_{split}"], str(path))
 
@@ -91,11 +91,10 @@ def _load_exact(split, data_dir):
   if not path.exists():
     raise DatasetNotFoundError(
         f"cifar10_exact: {path} not found. It is a 5,085-train / 4,599-test-image subset of the real "
-        f"CIFAR-10 (the cpu preset's data); pass --data_dir=DIR (or set ${DATA_DIR_ENV}=DIR) with the "
+        f"CIFAR-10 (the cpu preset's data); pass data_dir=DIR (or set ${DATA_DIR_ENV}=DIR) with the "
         "folder that holds cifar10_exact.npz, or build it "
         "from the official CIFAR-10 python pickles (cifar-10-python.tar.gz, extracted) in a clone: "
-        "python -m train.make_cifar10_exact --cifar10_dir=DIR --out=data/cifar10_exact.npz; or use "
-        "--dataset=cifar10_sample (--preset=quick) offline.")
+        "the repository's python -m train.make_cifar10_exact; or use dataset=cifar10_sample offline.")
   with np.load(path) as d:
     idx = d[f"idx_{split}"]
     x = d[f"x_{split}"]
@@ -247,7 +246,7 @@ def _read_classes(by_class: dict[str, list], size: int | None, crop: str, source
 
 def _load_npz(path: Path, split):
   if not path.exists():
-    raise DatasetNotFoundError(f"npz dataset: {path} not found; pass --dataset=npz:/path/file.npz.")
+    raise DatasetNotFoundError(f"npz dataset: {path} not found; pass dataset=npz:/path/file.npz.")
   with np.load(path) as d:
     if f"x_{split}" in d:
       return _finish(d[f"x_{split}"], d[f"y_{split}"], str(path))
@@ -259,13 +258,13 @@ def _load_npz(path: Path, split):
 
 def _load_folder(root: Path, split, image_size):
   if not root.is_dir():
-    raise DatasetNotFoundError(f"image folder {root} not found; pass --dataset=folder:/path with one "
+    raise DatasetNotFoundError(f"image folder {root} not found; pass dataset=folder:/path with one "
                                "sub-folder per class (optionally under train/ and test/ or val/).")
   subs = ("train",) if split == "train" else ("test", "val")
   sub = next((root / s for s in subs if (root / s).is_dir()), None)
   if sub is None and (root / "train").is_dir():
     raise DatasetNotFoundError(f"image folder {root} has train/ but no test/ or val/ for the test split; "
-                               "pass --dataset=folder:/path whose test/ (or val/) holds the test images "
+                               "pass dataset=folder:/path whose test/ (or val/) holds the test images "
                                "in the same class sub-folders.")
   root = sub or root
   files = _class_files(root)
@@ -340,7 +339,7 @@ def _load_miniimagenet(split, data_dir, image_size):
   found = _miniimagenet_sources(root)
   if found is None:
     raise DatasetNotFoundError(
-        f"miniimagenet: no miniImageNet in {root}; pass --data_dir=DIR where DIR (or DIR/miniimagenet) "
+        f"miniimagenet: no miniImageNet in {root}; pass data_dir=DIR where DIR (or DIR/miniimagenet) "
         "holds the training classes as train/<wnid>/*.jpg or <wnid>/*.jpg folders, Ravi & Larochelle's "
         "images/ with train.csv, or mini-imagenet-cache-train.pkl.")
   chosen = {}
@@ -390,7 +389,7 @@ def _load_tfds_imagenet_subset(split, data_dir, classes, size):
   missing = [c for c in classes if c not in names]
   if missing:
     raise DatasetNotFoundError(f"imagenet100: TFDS imagenet2012 has no classes {', '.join(missing[:3])}; "
-                               f"list ImageNet wnids in --data_dir/{IMAGENET100_LIST}.")
+                               f"list ImageNet wnids in data_dir/{IMAGENET100_LIST}.")
   label_of = {names.index(c): i for i, c in enumerate(classes)}
   keep = tf.constant(sorted(label_of), tf.int64)
   ds = ds.filter(lambda image, label: tf.reduce_any(tf.equal(tf.cast(label, tf.int64), keep)))
@@ -412,7 +411,7 @@ def _load_imagenet100(split, data_dir, image_size):
       source = root / IMAGENET100_LIST if (root / IMAGENET100_LIST).exists() else "the CMC class list"
       raise DatasetNotFoundError(
           f"imagenet100: {len(missing)} of the {len(classes)} classes of {source} have no folder in {sub} "
-          f"(e.g. {', '.join(missing[:3])}); pass --data_dir=DIR whose train/ and val/ hold a <wnid>/ "
+          f"(e.g. {', '.join(missing[:3])}); pass data_dir=DIR whose train/ and val/ hold a <wnid>/ "
           f"folder per class (val/ sorted into class folders, as ImageNet's valprep.sh does), with your "
           f"class list in DIR/{IMAGENET100_LIST}.")
     return _read_classes(_class_files(sub, classes), size, "center", f"imagenet100:{sub}")
@@ -420,10 +419,10 @@ def _load_imagenet100(split, data_dir, image_size):
   if out is not None:
     return out
   raise DatasetNotFoundError(
-      f"imagenet100: {sub} not found and TFDS imagenet2012 is not prepared; pass --data_dir=DIR with "
+      f"imagenet100: {sub} not found and TFDS imagenet2012 is not prepared; pass data_dir=DIR with "
       "ImageNet's train/ and val/ folders of <wnid>/ class sub-folders (the 100 classes listed in "
       f"DIR/{IMAGENET100_LIST}, else CMC's ImageNet-100), or prepare TFDS imagenet2012 (a manual "
-      "download) in --data_dir.")
+      "download) in data_dir.")
 
 
 def load_dataset(name: str, split: str = "train", data_dir: str | None = None, *,
@@ -494,10 +493,10 @@ def load_dataset(name: str, split: str = "train", data_dir: str | None = None, *
                           if name == "cifar10" else ("cifar-100-python", "train and test",
                                                      "cifar-100-python.tar.gz"))
     raise DatasetNotFoundError(
-        f"{name}: no local copy in --data_dir and TFDS is unavailable or offline; pass --data_dir=DIR with "
+        f"{name}: no local copy in data_dir and TFDS is unavailable or offline; pass data_dir=DIR with "
         f"the official python folder {folder} (files {files}, extracted from {tar}) or its parent, or use "
         f"TFDS {name} where it can download, such as on Colab"
-        + (", or --dataset=cifar10_exact / cifar10_sample offline." if name == "cifar10" else "."))
+        + (", or dataset=cifar10_exact / cifar10_sample offline." if name == "cifar10" else "."))
   if name == "imagenette":
     if data_dir:
       root = Path(data_dir)
@@ -509,7 +508,7 @@ def load_dataset(name: str, split: str = "train", data_dir: str | None = None, *
     if out is not None:
       return out
     raise DatasetNotFoundError(
-        "imagenette: TFDS is unavailable or offline; pass --data_dir=DIR with the extracted imagenette2 "
+        "imagenette: TFDS is unavailable or offline; pass data_dir=DIR with the extracted imagenette2 "
         "folder (train/ and val/, one sub-folder per class), or install tensorflow-datasets online.")
   if name == "miniimagenet":
     return _load_miniimagenet(split, data_dir, image_size)
