@@ -34,7 +34,7 @@ _HELP = ("--help", "-h", "-?", "--helpshort")
 
 # Library arguments that every entry point offers as a flag of the same name: a library message saying
 # ``pass data_dir=DIR`` reads ``pass --data_dir=DIR`` on the command line.
-ARGUMENT_FLAGS = ("data_dir", "dataset")
+ARGUMENT_FLAGS = ("data_dir", "dataset", "workdir", "overwrite")
 _ARGUMENT = re.compile(r"(?<![\w.-])(" + "|".join(ARGUMENT_FLAGS) + r")(?==)")
 
 

@@ -576,7 +576,7 @@ def test_entry_point_refuses_a_workdir_of_another_sparsity(fixed_cli_run, tmp_pa
   assert out.stderr.strip().splitlines() == [
       f"error: {workdir} holds a run made with another config (--sparsity 0.6 there, 0.8 now); resuming it "
       "would mix two runs, so either train into another workdir (--workdir=NEW_DIR) or delete that run and "
-      "train afresh (--overwrite; overwrite=True in Python)."]
+      "train afresh (--overwrite=True)."]
   assert {p.name: p.read_bytes() for p in workdir.iterdir() if p.is_file()} == files
   out = _python("-m", "train.report", f"--workdirs={workdir}", f"--out={tmp_path}/report")
   assert out.returncode == 0 and "| run | fixed | 0.6 |" in (tmp_path / "report.md").read_text(), out.stderr

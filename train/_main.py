@@ -157,8 +157,6 @@ def flag_message(message: str) -> str:
       return m.group(0)  # e.g. config.json
     return f"--{flag_of.get(field, 'config.' + field)}"
 
-  message = message.replace("another workdir or", "another workdir (--workdir=NEW_DIR) or").replace(
-      "(overwrite=True)", "(--overwrite; overwrite=True in Python)")  # train_and_evaluate's arguments
   return cli.as_flags(re.sub(r"\bconfig\.([A-Za-z_]\w*)", sub, message))
 
 

@@ -407,7 +407,8 @@ def check_workdir(config, workdir: str | os.PathLike) -> None:
       workdir holds checkpoints or metrics without a ``config.json``.
   """
   workdir = Path(workdir)
-  ways_out = "either train into another workdir or delete that run and train afresh (overwrite=True)."
+  ways_out = ("either train into another workdir (workdir=NEW_DIR) or delete that run and train afresh "
+              "(overwrite=True).")
   path = workdir / "config.json"
   if not path.exists():
     ckpt = workdir / "checkpoints"
