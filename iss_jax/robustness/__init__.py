@@ -10,11 +10,17 @@ from iss_jax.robustness._activation_max import ActivationMaxResult as Activation
 from iss_jax.robustness._activation_max import activation_maximization as activation_maximization
 from iss_jax.robustness._activation_max import module_activation as module_activation
 from iss_jax.robustness._activation_max import total_variation as total_variation
+from iss_jax.robustness._adversarial import adversarial_sanity_checks as adversarial_sanity_checks
+from iss_jax.robustness._adversarial import evaluate_adversarial as evaluate_adversarial
+from iss_jax.robustness._apgd import APGDState as APGDState
 from iss_jax.robustness._apgd import apgd as apgd
 from iss_jax.robustness._apgd import apgd_checkpoints as apgd_checkpoints
 from iss_jax.robustness._apgd import dlr_loss as dlr_loss
 from iss_jax.robustness._apgd import dlr_loss_targeted as dlr_loss_targeted
 from iss_jax.robustness._apgd import eot_apgd as eot_apgd
+from iss_jax.robustness._attack_table import ATTACKS as ATTACKS
+from iss_jax.robustness._attack_table import Attack as Attack
+from iss_jax.robustness._attack_table import AttackSettings as AttackSettings
 from iss_jax.robustness._attacks import cross_entropy as cross_entropy
 from iss_jax.robustness._attacks import eot as eot
 from iss_jax.robustness._attacks import eot_pgd as eot_pgd
@@ -26,6 +32,7 @@ from iss_jax.robustness._corruptions import CORRUPTIONS as CORRUPTIONS
 from iss_jax.robustness._corruptions import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
 from iss_jax.robustness._corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
 from iss_jax.robustness._corruptions import corrupt as corrupt
+from iss_jax.robustness._corruptions import evaluate_corruptions as evaluate_corruptions
 from iss_jax.robustness._corruptions import frost_texture_dir as frost_texture_dir
 from iss_jax.robustness._corruptions import load_cifar10c as load_cifar10c
 from iss_jax.robustness._corruptions import load_tfds_cifar10c as load_tfds_cifar10c
@@ -33,18 +40,9 @@ from iss_jax.robustness._defenses import Defense as Defense
 from iss_jax.robustness._defenses import custom_defense as custom_defense
 from iss_jax.robustness._defenses import no_defense as no_defense
 from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
-from iss_jax.robustness._evaluation import ATTACKS as ATTACKS
-from iss_jax.robustness._evaluation import adversarial_sanity_checks as adversarial_sanity_checks
+from iss_jax.robustness._denoise import evaluate_denoise as evaluate_denoise
 from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
-from iss_jax.robustness._evaluation import evaluate_adversarial as evaluate_adversarial
-from iss_jax.robustness._evaluation import evaluate_corruptions as evaluate_corruptions
 from iss_jax.robustness._evaluation import evaluate_defense as evaluate_defense
-from iss_jax.robustness._evaluation import evaluate_denoise as evaluate_denoise
-from iss_jax.robustness._evaluation import evaluate_low_resolution as evaluate_low_resolution
-from iss_jax.robustness._evaluation import low_resolution as low_resolution
-from iss_jax.robustness._evaluation import nearest_upsample as nearest_upsample
-from iss_jax.robustness._evaluation import nonzero_edge_fraction as nonzero_edge_fraction
-from iss_jax.robustness._evaluation import wilson_interval as wilson_interval
 from iss_jax.robustness._frequency import centred_spectrum as centred_spectrum
 from iss_jax.robustness._frequency import evaluate_frequency as evaluate_frequency
 from iss_jax.robustness._frequency import first_conv_kernel as first_conv_kernel
@@ -54,6 +52,10 @@ from iss_jax.robustness._frequency import high_frequency_energy as high_frequenc
 from iss_jax.robustness._frequency import kernel_spectra as kernel_spectra
 from iss_jax.robustness._frequency import kernel_tv as kernel_tv
 from iss_jax.robustness._frequency import radial_mask as radial_mask
+from iss_jax.robustness._low_resolution import evaluate_low_resolution as evaluate_low_resolution
+from iss_jax.robustness._low_resolution import low_resolution as low_resolution
+from iss_jax.robustness._low_resolution import nearest_upsample as nearest_upsample
+from iss_jax.robustness._low_resolution import nonzero_edge_fraction as nonzero_edge_fraction
 from iss_jax.robustness._lrp import LRPResult as LRPResult
 from iss_jax.robustness._lrp import lrp as lrp
 from iss_jax.robustness._minimal import cw as cw
@@ -66,9 +68,11 @@ from iss_jax.robustness._reporting import write_report as write_report
 from iss_jax.robustness._runner import RandomClassifier as RandomClassifier
 from iss_jax.robustness._runner import Runner as Runner
 from iss_jax.robustness._saliency import grad_cam as grad_cam
+from iss_jax.robustness._square import SQUARE_QUERIES as SQUARE_QUERIES
 from iss_jax.robustness._square import random_square as random_square
 from iss_jax.robustness._square import square as square
 from iss_jax.robustness._square import square_p_schedule as square_p_schedule
+from iss_jax.robustness._stats import wilson_interval as wilson_interval
 from iss_jax.robustness._tsne import TSNEResult as TSNEResult
 from iss_jax.robustness._tsne import conditional_affinities as conditional_affinities
 from iss_jax.robustness._tsne import silhouette_samples as silhouette_samples
@@ -77,8 +81,11 @@ from iss_jax.robustness._tsne import squared_distances as squared_distances
 from iss_jax.robustness._tsne import tsne as tsne
 
 __all__ = (
+    "APGDState",
     "ATTACKS",
     "AVAILABLE_CORRUPTIONS",
+    "Attack",
+    "AttackSettings",
     "CORRUPTIONS",
     "EXTRA_CORRUPTIONS",
     "PAPER_CORRUPTIONS",
@@ -87,6 +94,7 @@ __all__ = (
     "LRPResult",
     "RandomClassifier",
     "Runner",
+    "SQUARE_QUERIES",
     "TSNEResult",
     "activation_maximization",
     "adversarial_sanity_checks",
