@@ -3,7 +3,9 @@
 A :class:`Defense` is a named test-time preprocessing with the gradient an adaptive attacker gets through
 it and whether it is random; :func:`smoothing_defense` makes ISS smoothing one, and
 ``iss_jax.baselines.make_defense`` names every defense (competitors included). Each evaluation takes a
-classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner`.
+classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner` (pass one to share
+its compiled functions and clean predictions across evaluations). The attacks they run are the entries
+of the table :data:`ATTACKS` (an :class:`Attack` each).
 """
 
 from iss_jax.robustness._activation_max import ActivationMaxResult as ActivationMaxResult

@@ -1,6 +1,6 @@
 """The table of attacks the evaluations run: one :class:`Attack` entry per name in :data:`ATTACKS`.
 
-Adding an attack to every evaluation (and to the entry points, whose ``--attacks`` choices, help and column
+Adding an attack to every evaluation (and to the command-line tools, whose attack choices, help and column
 titles read this table) is adding one entry. Each entry knows how to attack a random classifier
 ``logits_fn(x, key)`` with EOT over :attr:`AttackSettings.samples` draws; a deterministic classifier
 ``apply_fn(x)`` gets the same attack with one draw unless the entry has a deterministic form of its own.
@@ -59,7 +59,7 @@ class Attack:
   Attributes:
     name: the key in :data:`ATTACKS` and in result rows, e.g. ``"pgd"``.
     label: the short title, e.g. ``"PGD"``.
-    help: one line saying what it does (for ``--help`` and docs).
+    help: one line saying what it does (for command-line help and docs).
     budget: ``budget(settings, e) -> str``, the attack with its budget at ``e`` (``"eps=8/255"``), for the
       descriptions of :func:`iss_jax.robustness.evaluate_defense`.
     random: ``random(settings, logits_fn, x, y, eps, key) -> x_adv`` against a random
