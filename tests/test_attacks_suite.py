@@ -10,7 +10,7 @@ import pytest
 from toys import EPS, linear_model, toy_data
 
 import iss_jax
-from iss_jax.robustness import _evaluation
+from iss_jax.robustness import _attack_table, _minimal
 
 R = iss_jax.robustness
 KEY = jax.random.key(0)
@@ -34,7 +34,7 @@ ATTACKS = {
                                           num_targets=3),
     "square": lambda f, x, y, eps: R.square(f, x, y, eps=eps, key=KEY, queries=30),
     "cw": lambda f, x, y, eps: R.cw(f, x, y, eps=eps, step_size=eps / 4, steps=10, key=KEY),
-    "deepfool": lambda f, x, y, eps: _evaluation.minimal.deepfool_linf(f, x, y, eps=eps),
+    "deepfool": lambda f, x, y, eps: _minimal.deepfool_linf(f, x, y, eps=eps),
 }
 
 
@@ -183,10 +183,11 @@ def test_trained_model_apgd_beats_pgd_and_worst_case():
   # The worst case against the very members it ran (same keys): never above any of them.
   @jax.jit
   def worst_and_members(xb, yb):
-    worst = _evaluation._attack_fn("autoattack", 10, 2.5, 1, True, 100)(f, xb, yb, eps, KEY)
-    members = [_evaluation._eot_attack_fn(m, 10, 2.5, 1, True, 100)(lambda z, _: f(z), xb, yb, eps,
-                                                                    jax.random.fold_in(KEY, i))
-               for i, m in enumerate(_evaluation.AUTOATTACK)]
+    settings = R.AttackSettings(steps=10, square_queries=100)
+    worst = R.ATTACKS["autoattack"].against(settings, random=False)(f, xb, yb, eps, KEY)
+    members = [R.ATTACKS[m].against(settings, random=True)(lambda z, _: f(z), xb, yb, eps,
+                                                           jax.random.fold_in(KEY, i))
+               for i, m in enumerate(_attack_table.AUTOATTACK)]
     right = lambda z: jnp.argmax(f(z), -1) == yb
     return right(worst), jnp.stack([right(v) for v in members])
 
@@ -221,3 +222,48 @@ def test_sanity_check_flags_apgd_weaker_than_pgd():
   checks = R.adversarial_sanity_checks({"rows": rows, "num_examples": 200})
   failed = {c["check"].split(" (")[0] for c in checks if not c["ok"]}
   assert failed == {"APGD-CE <= PGD", "autoattack <= apgd-t", "autoattack <= square"}
+
+
+def test_attack_table_drives_evaluate_adversarial(monkeypatch):
+  """An attack is one table entry: added to ATTACKS it is run, bare and through every defense."""
+  f = _ten_class()
+  x = np.random.default_rng(0).random((6, 4, 4, 3)).astype(np.float32)
+  y = np.asarray(jnp.argmax(f(jnp.asarray(x)), -1))
+  calls = []
+
+  def flip(settings, logits, xb, yb, eps, key):  # moves every pixel by eps towards the far end of [0, 1]
+    calls.append(settings.samples)
+    return jnp.where(xb < 0.5, jnp.minimum(xb + eps, 1.0), jnp.maximum(xb - eps, 0.0))
+
+  monkeypatch.setitem(R.ATTACKS, "flip", R.Attack("flip", "Flip", "pixels towards the far end",
+                                                  budget=lambda s, e: f"flip {e}", random=flip))
+  assert "flip" in list(R.ATTACKS) and R.ATTACKS["flip"].titles() == {"flip": "Flip"}
+  noise = R.custom_defense("noise", lambda z, k: z, gradient="exact", random=True)
+  res = R.evaluate_adversarial(f, x, y, eps_grid=[EPS, 0.5], attacks_=["flip"], defenses=[noise],
+                               eot_samples=3, batch_size=6, progress=False)
+  rows = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
+  flipped = np.where(x < 0.5, np.minimum(x + 0.5, 1.0), np.maximum(x - 0.5, 0.0))
+  expected = float(np.mean(np.asarray(jnp.argmax(f(jnp.asarray(flipped)), -1)) == y))
+  assert set(rows) == {("flip", e, d, p) for e in (EPS, 0.5)
+                       for d, p in (("none", "none"), ("noise", "gray-box"), ("noise", "adaptive"),
+                                    ("noise", "worst"))}
+  assert rows[("flip", 0.5, "none", "none")] == rows[("flip", 0.5, "noise", "adaptive")] == expected
+  assert sorted(set(calls)) == [1, 3]  # the bare model with one draw, the random defense with EOT's three
+  assert R.ATTACKS["pgd"].titles() == {"pgd": "PGD gray-box", "pgd_adaptive": "PGD adapt."}
+
+
+def test_apgd_carries_a_named_state(monkeypatch):
+  """APGD's loop state is the NamedTuple APGDState (one field per per-example quantity)."""
+  carried = []
+  fori_loop = jax.lax.fori_loop
+
+  def spy(lower, upper, body, init):
+    carried.append(type(init))
+    return fori_loop(lower, upper, body, init)
+
+  monkeypatch.setattr(jax.lax, "fori_loop", spy)
+  f = _ten_class()
+  x = jnp.asarray(np.random.default_rng(3).random((2, 4, 4, 3)), jnp.float32)
+  R.apgd(f, x, jnp.arange(2), eps=EPS, key=KEY, steps=5)
+  assert R.APGDState in carried
+  assert issubclass(R.APGDState, tuple) and len(R.APGDState._fields) == 13

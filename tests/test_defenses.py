@@ -180,3 +180,39 @@ def test_evaluate_defense_worst_case_and_black_box_transfer_are_per_example():
                              random_start=False, substitute_fn=f, progress=False)
   table = {(r["attack"], r["defense"]): r["accuracy"] for r in own["rows"]}
   assert table[("transfer", "none")] == table[("pgd", "none")] < 1.0
+
+
+def test_evaluate_defense_predicts_the_clean_images_once_per_defense():
+  """One row shares one runner: the clean images reach the classifier once bare and once defended, though
+  the clean accuracy enters the clean, adversarial, corruption and low-resolution columns."""
+  _, f = _model()
+  x = (np.random.default_rng(5).random((6, 4, 4, 3)) * 255).astype(np.uint8)
+  y = np.asarray([0, 1, 0, 1, 0, 1], np.int32)
+  xf = x.astype(np.float32) / 255.0
+  shrink = custom_defense("shrink", lambda z, k: 0.9 * z + 0.05, gradient="exact")
+  seen = []
+  record = lambda batch: seen.append(np.asarray(batch).copy())
+
+  def counting(z):
+    jax.debug.callback(record, z)
+    return f(z)
+
+  evaluate_defense(counting, x, y, shrink, pgd_steps=2, attacks_=("pgd",), corruptions=("brightness",),
+                   low_res_sizes=(2, 1), batch_size=6, progress=False)
+  jax.effects_barrier()
+  bare = sum(b.shape == xf.shape and np.array_equal(b, xf) for b in seen)
+  defended = sum(b.shape == xf.shape and np.allclose(b, 0.9 * xf + 0.05, atol=1e-6) for b in seen)
+  assert (bare, defended) == (1, 1), (bare, defended, len(seen))
+
+
+def test_runner_is_shared_and_must_run_the_classifier():
+  _, f = _model()
+  _, g = _model(seed=1)
+  x, y = _data(4)
+  run = Runner(f, batch_size=4, progress=False)
+  d = make_defense("lowpass@1")
+  acc = iss_jax.robustness.evaluate_accuracy(f, x, y, defense=d, runner=run)
+  assert acc == iss_jax.robustness.evaluate_accuracy(f, x, y, defense=d, batch_size=4)
+  assert len(run._predict) == 1 and len(run._clean) == 1
+  with pytest.raises(ValueError, match="runner must run apply_fn"):
+    iss_jax.robustness.evaluate_accuracy(g, x, y, runner=run)

@@ -3,14 +3,22 @@
 A :class:`Defense` is a named test-time preprocessing with the gradient an adaptive attacker gets through
 it and whether it is random; :func:`smoothing_defense` makes ISS smoothing one, and
 ``iss_jax.baselines.make_defense`` names every defense (competitors included). Each evaluation takes a
-classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner`.
+classifier ``apply_fn(x) -> logits`` and defenses, and runs through :class:`Runner` (pass one to share
+its compiled functions and clean predictions across evaluations). The attacks they run are the entries
+of the table :data:`ATTACKS` (an :class:`Attack` each).
 """
 
+from iss_jax.robustness._adversarial import adversarial_sanity_checks as adversarial_sanity_checks
+from iss_jax.robustness._adversarial import evaluate_adversarial as evaluate_adversarial
+from iss_jax.robustness._apgd import APGDState as APGDState
 from iss_jax.robustness._apgd import apgd as apgd
 from iss_jax.robustness._apgd import apgd_checkpoints as apgd_checkpoints
 from iss_jax.robustness._apgd import dlr_loss as dlr_loss
 from iss_jax.robustness._apgd import dlr_loss_targeted as dlr_loss_targeted
 from iss_jax.robustness._apgd import eot_apgd as eot_apgd
+from iss_jax.robustness._attack_table import ATTACKS as ATTACKS
+from iss_jax.robustness._attack_table import Attack as Attack
+from iss_jax.robustness._attack_table import AttackSettings as AttackSettings
 from iss_jax.robustness._attacks import cross_entropy as cross_entropy
 from iss_jax.robustness._attacks import eot as eot
 from iss_jax.robustness._attacks import eot_pgd as eot_pgd
@@ -22,6 +30,7 @@ from iss_jax.robustness._corruptions import CORRUPTIONS as CORRUPTIONS
 from iss_jax.robustness._corruptions import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
 from iss_jax.robustness._corruptions import PAPER_CORRUPTIONS as PAPER_CORRUPTIONS
 from iss_jax.robustness._corruptions import corrupt as corrupt
+from iss_jax.robustness._corruptions import evaluate_corruptions as evaluate_corruptions
 from iss_jax.robustness._corruptions import frost_texture_dir as frost_texture_dir
 from iss_jax.robustness._corruptions import load_cifar10c as load_cifar10c
 from iss_jax.robustness._corruptions import load_tfds_cifar10c as load_tfds_cifar10c
@@ -31,19 +40,9 @@ from iss_jax.robustness._defenses import Defense as Defense
 from iss_jax.robustness._defenses import custom_defense as custom_defense
 from iss_jax.robustness._defenses import no_defense as no_defense
 from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
-from iss_jax.robustness._evaluation import ATTACKS as ATTACKS
-from iss_jax.robustness._evaluation import SQUARE_QUERIES as SQUARE_QUERIES
-from iss_jax.robustness._evaluation import adversarial_sanity_checks as adversarial_sanity_checks
+from iss_jax.robustness._denoise import evaluate_denoise as evaluate_denoise
 from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
-from iss_jax.robustness._evaluation import evaluate_adversarial as evaluate_adversarial
-from iss_jax.robustness._evaluation import evaluate_corruptions as evaluate_corruptions
 from iss_jax.robustness._evaluation import evaluate_defense as evaluate_defense
-from iss_jax.robustness._evaluation import evaluate_denoise as evaluate_denoise
-from iss_jax.robustness._evaluation import evaluate_low_resolution as evaluate_low_resolution
-from iss_jax.robustness._evaluation import low_resolution as low_resolution
-from iss_jax.robustness._evaluation import nearest_upsample as nearest_upsample
-from iss_jax.robustness._evaluation import nonzero_edge_fraction as nonzero_edge_fraction
-from iss_jax.robustness._evaluation import wilson_interval as wilson_interval
 from iss_jax.robustness._frequency import centred_spectrum as centred_spectrum
 from iss_jax.robustness._frequency import evaluate_frequency as evaluate_frequency
 from iss_jax.robustness._frequency import first_conv_kernel as first_conv_kernel
@@ -53,6 +52,10 @@ from iss_jax.robustness._frequency import high_frequency_energy as high_frequenc
 from iss_jax.robustness._frequency import kernel_spectra as kernel_spectra
 from iss_jax.robustness._frequency import kernel_tv as kernel_tv
 from iss_jax.robustness._frequency import radial_mask as radial_mask
+from iss_jax.robustness._low_resolution import evaluate_low_resolution as evaluate_low_resolution
+from iss_jax.robustness._low_resolution import low_resolution as low_resolution
+from iss_jax.robustness._low_resolution import nearest_upsample as nearest_upsample
+from iss_jax.robustness._low_resolution import nonzero_edge_fraction as nonzero_edge_fraction
 from iss_jax.robustness._masking import model_checks as model_checks
 from iss_jax.robustness._minimal import cw as cw
 from iss_jax.robustness._minimal import cw_loss as cw_loss
@@ -63,20 +66,26 @@ from iss_jax.robustness._reporting import markdown_table as markdown_table
 from iss_jax.robustness._reporting import write_report as write_report
 from iss_jax.robustness._runner import RandomClassifier as RandomClassifier
 from iss_jax.robustness._runner import Runner as Runner
+from iss_jax.robustness._square import SQUARE_QUERIES as SQUARE_QUERIES
 from iss_jax.robustness._square import random_square as random_square
 from iss_jax.robustness._square import square as square
 from iss_jax.robustness._square import square_p_schedule as square_p_schedule
+from iss_jax.robustness._stats import wilson_interval as wilson_interval
 
 __all__ = (
+    "APGDState",
     "ATTACKS",
     "AVAILABLE_CORRUPTIONS",
+    "Attack",
+    "AttackSettings",
     "CORRUPTIONS",
+    "CWL2Result",
+    "Defense",
     "EXTRA_CORRUPTIONS",
     "PAPER_CORRUPTIONS",
-    "SQUARE_QUERIES",
-    "Defense",
     "RandomClassifier",
     "Runner",
+    "SQUARE_QUERIES",
     "adversarial_sanity_checks",
     "apgd",
     "apgd_checkpoints",
@@ -85,10 +94,8 @@ __all__ = (
     "cross_entropy",
     "custom_defense",
     "cw",
-    "cw_loss",
-    "model_checks",
     "cw_l2",
-    "CWL2Result",
+    "cw_loss",
     "deepfool",
     "device_description",
     "dlr_loss",
@@ -116,6 +123,7 @@ __all__ = (
     "load_tfds_cifar10c",
     "low_resolution",
     "markdown_table",
+    "model_checks",
     "nearest_upsample",
     "no_defense",
     "nonzero_edge_fraction",

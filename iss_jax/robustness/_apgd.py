@@ -15,6 +15,7 @@ highest clean logits (AutoAttack's standard run: 9 targets, 100 steps, 1 restart
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,7 @@ from iss_jax.robustness._attacks import (
   _check_positive_int,
   _project,
   cross_entropy,
+  eot,
 )
 
 Array = jax.Array
@@ -123,13 +125,25 @@ def _evaluator(logits_fn, loss_of_logits, samples: int):
     g, (per, logits) = jax.grad(total, has_aux=True)(z)
     return per, logits.astype(jnp.float32), g
 
-  if samples == 1:
-    return one
+  return one if samples == 1 else eot(one, samples)
 
-  def averaged(z, key):
-    per, logits, g = lax.map(lambda k: one(z, k), jax.random.split(key, samples))
-    return jnp.mean(per, 0), jnp.mean(logits, 0), jnp.mean(g, 0)
-  return averaged
+
+class APGDState(NamedTuple):
+  """The per-example state of one APGD run (``N`` examples of shape ``(H, W, C)``)."""
+
+  x_adv: Array  # (N, H, W, C) the current iterate
+  x_old: Array  # (N, H, W, C) the previous iterate (for the momentum)
+  grad: Array  # (N, H, W, C) the loss gradient at x_adv
+  step: Array  # (N,) the step size, 2 * eps halved at checkpoints
+  x_best: Array  # (N, H, W, C) the point of highest loss so far
+  grad_best: Array  # (N, H, W, C) the gradient at x_best
+  loss_best: Array  # (N,) float32 the highest loss so far
+  x_best_adv: Array  # (N, H, W, C) the last point that fooled the model (else the start)
+  fooled: Array  # (N,) bool whether any point fooled the model
+  loss_prev: Array  # (N,) float32 the loss of the previous iterate
+  n_incr: Array  # (N,) float32 steps of this window where the loss increased
+  loss_best_last: Array  # (N,) float32 loss_best at the last checkpoint
+  reduced_last: Array  # (N,) bool whether the step was halved at the last checkpoint
 
 
 def _apgd_run(evaluate, x, y, eps, steps: int, key, rho: float):
@@ -152,36 +166,37 @@ def _apgd_run(evaluate, x, y, eps, steps: int, key, rho: float):
     prev = w
   is_check, window = jnp.asarray(is_check), jnp.asarray(window)
 
-  init = dict(x_adv=x0, x_old=x0, grad=g0, step=jnp.full((n,), 2.0, x.dtype) * eps, x_best=x0, grad_best=g0,
-              loss_best=loss0, x_best_adv=x0, fooled=fooled0, loss_prev=loss0,
-              n_incr=jnp.zeros((n,), jnp.float32), loss_best_last=loss0, reduced_last=jnp.ones((n,), bool))
+  init = APGDState(x_adv=x0, x_old=x0, grad=g0, step=jnp.full((n,), 2.0, x.dtype) * eps, x_best=x0,
+                   grad_best=g0, loss_best=loss0, x_best_adv=x0, fooled=fooled0, loss_prev=loss0,
+                   n_incr=jnp.zeros((n,), jnp.float32), loss_best_last=loss0,
+                   reduced_last=jnp.ones((n,), bool))
 
-  def body(i, s):
+  def body(i, s: APGDState) -> APGDState:
     a = jnp.where(i > 0, 0.75, 1.0).astype(x.dtype)
-    z = _project(s["x_adv"] + b(s["step"]) * jnp.sign(s["grad"]), x, eps)
-    x_new = _project(s["x_adv"] + a * (z - s["x_adv"]) + (1 - a) * (s["x_adv"] - s["x_old"]), x, eps)
+    z = _project(s.x_adv + b(s.step) * jnp.sign(s.grad), x, eps)
+    x_new = _project(s.x_adv + a * (z - s.x_adv) + (1 - a) * (s.x_adv - s.x_old), x, eps)
     loss, logits, g = evaluate(x_new, jax.random.fold_in(key, i + 1))
     wrong = jnp.argmax(logits, -1) != y
-    x_best_adv = jnp.where(b(wrong), x_new, s["x_best_adv"])
-    better = loss > s["loss_best"]
-    x_best = jnp.where(b(better), x_new, s["x_best"])
-    grad_best = jnp.where(b(better), g, s["grad_best"])
-    loss_best = jnp.where(better, loss, s["loss_best"])
-    n_incr = s["n_incr"] + (loss > s["loss_prev"])
+    x_best_adv = jnp.where(b(wrong), x_new, s.x_best_adv)
+    better = loss > s.loss_best
+    x_best = jnp.where(b(better), x_new, s.x_best)
+    grad_best = jnp.where(b(better), g, s.grad_best)
+    loss_best = jnp.where(better, loss, s.loss_best)
+    n_incr = s.n_incr + (loss > s.loss_prev)
     # Checkpoint: halve the step and restart from the best point where the loss oscillated or stalled.
     at = is_check[i]
-    reduce = (n_incr <= window[i] * rho) | (~s["reduced_last"] & (s["loss_best_last"] >= loss_best))
+    reduce = (n_incr <= window[i] * rho) | (~s.reduced_last & (s.loss_best_last >= loss_best))
     reduce = reduce & at
-    return dict(
-        x_adv=jnp.where(b(reduce), x_best, x_new), x_old=s["x_adv"],
-        grad=jnp.where(b(reduce), grad_best, g), step=jnp.where(reduce, s["step"] / 2, s["step"]),
+    return APGDState(
+        x_adv=jnp.where(b(reduce), x_best, x_new), x_old=s.x_adv,
+        grad=jnp.where(b(reduce), grad_best, g), step=jnp.where(reduce, s.step / 2, s.step),
         x_best=x_best, grad_best=grad_best, loss_best=loss_best, x_best_adv=x_best_adv,
-        fooled=s["fooled"] | wrong, loss_prev=loss, n_incr=jnp.where(at, 0.0, n_incr),
-        loss_best_last=jnp.where(at, loss_best, s["loss_best_last"]),
-        reduced_last=jnp.where(at, reduce, s["reduced_last"]))
+        fooled=s.fooled | wrong, loss_prev=loss, n_incr=jnp.where(at, 0.0, n_incr),
+        loss_best_last=jnp.where(at, loss_best, s.loss_best_last),
+        reduced_last=jnp.where(at, reduce, s.reduced_last))
 
   s = lax.fori_loop(0, steps, body, init)
-  return s["x_best_adv"], s["fooled"], s["x_best"], s["loss_best"]
+  return s.x_best_adv, s.fooled, s.x_best, s.loss_best
 
 
 def eot_apgd(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key, steps: int = 100,
@@ -207,8 +222,7 @@ def eot_apgd(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key, step
   b = lambda v: v.reshape((-1,) + (1,) * (x.ndim - 1))
   n = x.shape[0]
   if loss == "dlr-targeted":
-    clean = jnp.mean(lax.map(lambda k: logits_fn(x, k).astype(jnp.float32),
-                             jax.random.split(jax.random.fold_in(key, 7), samples)), 0)
+    clean = eot(lambda z, k: logits_fn(z, k).astype(jnp.float32), samples)(x, jax.random.fold_in(key, 7))
     # Targets: the highest clean logits other than the label's (for a correctly classified example the
     # reference's 2nd, 3rd, ... highest; for a misclassified one the label itself is never a target).
     clean = jnp.where(jax.nn.one_hot(y, clean.shape[-1], dtype=bool), -jnp.inf, clean)

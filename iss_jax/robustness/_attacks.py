@@ -1,5 +1,8 @@
 """L-infinity adversarial attacks in JAX: FGSM, PGD (with restarts) and a generic PGD maximiser, plus EOT.
 
+The attack core lives here: one projected sign-gradient ascent (``_ascend``), one EOT mean (:func:`eot`)
+and one restart wrapper (:func:`best_of_restarts`), which PGD, FGSM, CW and their EOT forms share.
+
 All attacks work in ``[0, 1]`` pixel space on ``(N, H, W, C)`` float images: every returned
 ``x_adv`` satisfies ``|x_adv - x| <= eps`` elementwise and ``0 <= x_adv <= 1``. ``eps`` and
 ``step_size`` may be traced (an epsilon sweep does not recompile); ``steps`` and ``restarts`` are
@@ -57,6 +60,66 @@ def _project(x_adv: Array, x: Array, eps) -> Array:
   return jnp.clip(jnp.clip(x_adv, x - eps, x + eps), 0.0, 1.0)
 
 
+def _uniform_start(key, x: Array, eps) -> Array:
+  """A uniform point of the ``eps`` ball around ``x``, clipped to ``[0, 1]``."""
+  return _project(x + jax.random.uniform(key, x.shape, x.dtype, -eps, eps), x, eps)
+
+
+def _ascend(value_fn: Callable[[Array, Array | None], Array], x: Array, x_adv: Array, *, eps, step_size,
+            steps: int, key=None) -> Array:
+  """The one projected sign-gradient ascent of every PGD-style attack (PGD, FGSM, CW, their EOT forms).
+
+  ``steps`` times ``x_adv <- Proj(x_adv + step_size * sign(grad sum(value_fn(x_adv, key_t))))`` with
+  ``key_t = fold_in(key, t)`` (``None`` when ``key`` is None), ``Proj`` the clip to ``[x - eps, x + eps]``
+  and then to ``[0, 1]``.
+  """
+  grad = jax.grad(lambda z, k: jnp.sum(value_fn(z, k)))
+
+  def body(t, x_adv):
+    k = None if key is None else jax.random.fold_in(key, t)
+    return _project(x_adv + step_size * jnp.sign(grad(x_adv, k)), x, eps)
+
+  return lax.fori_loop(0, steps, body, x_adv)
+
+
+def sign_ascent(value_fn: Callable[[Array, Array], Array], x, *, eps, step_size, steps: int, key,
+                random_start: bool = True) -> Array:
+  """Projected sign-gradient ascent of a random ``value_fn(x, key_t) -> (N,)``, a fresh ``key_t`` per step.
+
+  ``key`` splits into the random start's key and the one every step's ``key_t = fold_in(., t)`` derives
+  from (the stream of :func:`eot_pgd` and :func:`iss_jax.robustness.eot_cw`).
+  """
+  eps = jnp.asarray(eps, x.dtype)
+  step_size = jnp.asarray(step_size, x.dtype)
+  k0, key = jax.random.split(key)
+  x_adv = _uniform_start(k0, x, eps) if random_start else x
+  return _ascend(value_fn, x, x_adv, eps=eps, step_size=step_size, steps=steps, key=key)
+
+
+def keep_stronger(best, x_adv: Array, score: Array):
+  """Per example the restart with the higher score: ``best`` is ``(x_adv, score)`` so far, or None."""
+  if best is None:
+    return x_adv, score
+  better = score > best[1]
+  return jnp.where(better[:, None, None, None], x_adv, best[0]), jnp.maximum(score, best[1])
+
+
+def best_of_restarts(attack_once: Callable[[int], Array], score: Callable[[Array, int], Array],
+                     restarts: int) -> Array:
+  """The one restart wrapper: per example the strongest of ``attack_once(r)``, ``r < restarts``.
+
+  ``score(x_adv, r) -> (N,)`` ranks the runs (highest kept, the first on ties). With one restart its
+  result comes back unscored (no extra forward pass, which is costly behind a defense).
+  """
+  best = None
+  for r in range(restarts):
+    x_adv = attack_once(r)
+    if restarts == 1:
+      return x_adv
+    best = keep_stronger(best, x_adv, score(x_adv, r))
+  return best[0]
+
+
 def pgd_maximize(objective: Callable[[Array], Array], x, *, eps, step_size, steps: int, key=None,
                  random_start: bool = True) -> Array:
   """Projected sign-gradient ascent of per-example objectives in an L-infinity ball.
@@ -98,17 +161,8 @@ def pgd_maximize(objective: Callable[[Array], Array], x, *, eps, step_size, step
     raise ValueError("key is required when random_start=True.")
   eps = jnp.asarray(eps, x.dtype)
   step_size = jnp.asarray(step_size, x.dtype)
-  grad_fn = jax.grad(lambda z: jnp.sum(objective(z)))
-  if random_start:
-    x_adv = _project(x + jax.random.uniform(key, x.shape, x.dtype, -eps, eps), x, eps)
-  else:
-    x_adv = x
-
-  def body(_, x_adv):
-    g = grad_fn(x_adv)
-    return _project(x_adv + step_size * jnp.sign(g), x, eps)
-
-  return lax.fori_loop(0, steps, body, x_adv)
+  x_adv = _uniform_start(key, x, eps) if random_start else x
+  return _ascend(lambda z, _: objective(z), x, x_adv, eps=eps, step_size=step_size, steps=steps)
 
 
 def fgsm(apply_fn: Callable[[Array], Array], x, y, *, eps) -> Array:
@@ -191,37 +245,31 @@ def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int,
     raise ValueError("key is required when random_start=True.")
   keys = jax.random.split(key, restarts) if key is not None else [None] * restarts
   objective = lambda z: cross_entropy(apply_fn(z), y)
-  best = None
-  for r in range(restarts):
-    x_adv = pgd_maximize(objective, x, eps=eps, step_size=step_size, steps=steps, key=keys[r],
-                         random_start=random_start)
-    if restarts == 1:
-      return x_adv  # nothing to compare: skip the extra forward pass (costly behind a defense)
+
+  def score(x_adv, _):
     logits = apply_fn(x_adv)
     # Misclassification dominates; the loss breaks ties (finite, so +1e9 keeps the order).
-    score = cross_entropy(logits, y) + 1e9 * (jnp.argmax(logits, -1) != y)
-    best = keep_stronger(best, x_adv, score)
-  return best[0]
+    return cross_entropy(logits, y) + 1e9 * (jnp.argmax(logits, -1) != y)
 
-
-def keep_stronger(best, x_adv: Array, score: Array):
-  """Per example the restart with the higher score: ``best`` is ``(x_adv, score)`` so far, or None."""
-  if best is None:
-    return x_adv, score
-  better = score > best[1]
-  return jnp.where(better[:, None, None, None], x_adv, best[0]), jnp.maximum(score, best[1])
+  return best_of_restarts(lambda r: pgd_maximize(objective, x, eps=eps, step_size=step_size, steps=steps,
+                                                 key=keys[r], random_start=random_start), score, restarts)
 
 
 def eot(fn: Callable, n: int) -> Callable:
   """Expectation over transformation: averages a random function over ``n`` independent draws.
 
+  The one EOT mean of the attacks: every EOT attack (:func:`eot_pgd`, ``eot_cw``, ``eot_apgd``, DeepFool
+  and AutoAttack against a random model) averages through it.
+
   Args:
-    fn: ``fn(x, key) -> array``, e.g. logits of a model behind a randomised defense.
+    fn: ``fn(x, key) -> array`` (or a tuple / pytree of arrays), e.g. logits of a model behind a
+      randomised defense.
     n: number of draws, Python int ``>= 1``.
 
   Returns:
-    ``g(x, key) -> mean_i fn(x, key_i)`` with ``key_i`` split from ``key``; its gradient is the average
-    gradient, which is what an EOT attack ascends (pass ``lambda z: g(z, key)`` as the model).
+    ``g(x, key) -> mean_i fn(x, key_i)`` with ``key_i`` the ``n`` keys split from ``key`` (each leaf
+    averaged); its gradient is the average gradient, which is what an EOT attack ascends (pass
+    ``lambda z: g(z, key)`` as the model).
 
   Raises:
     ValueError: ``n`` not an int ``>= 1``.
@@ -239,8 +287,8 @@ def eot(fn: Callable, n: int) -> Callable:
   _check_positive_int(n, "n")
 
   def averaged(x, key):
-    keys = jax.random.split(key, n)
-    return jnp.mean(lax.map(lambda k: fn(x, k), keys), axis=0)
+    draws = lax.map(lambda k: fn(x, k), jax.random.split(key, n))
+    return jax.tree_util.tree_map(lambda v: jnp.mean(v, axis=0), draws)
 
   return averaged
 
@@ -268,19 +316,6 @@ def eot_pgd(logits_fn: Callable[[Array, Array], Array], x, y, *, key, eps, step_
     A. Athalye, N. Carlini, D. Wagner, "Obfuscated gradients give a false sense of security", ICML
     2018.
   """
-
-  def loss(z, k):
-    ks = jax.random.split(k, samples)
-    return jnp.mean(jnp.stack([jnp.sum(cross_entropy(logits_fn(z, ki), y)) for ki in ks]))
-
   x, y = _check_attack(x, y, eps, steps=steps, samples=samples)
-  k0, key = jax.random.split(key)
-  x_adv = x
-  if random_start:
-    x_adv = _project(x + jax.random.uniform(k0, x.shape, x.dtype, -eps, eps), x, eps)
-
-  def body(t, x_adv):
-    g = jax.grad(loss)(x_adv, jax.random.fold_in(key, t))
-    return _project(x_adv + step_size * jnp.sign(g), x, eps)
-
-  return lax.fori_loop(0, steps, body, x_adv)
+  value = eot(lambda z, k: cross_entropy(logits_fn(z, k), y), samples)
+  return sign_ascent(value, x, eps=eps, step_size=step_size, steps=steps, key=key, random_start=random_start)

@@ -24,9 +24,15 @@ import importlib.util
 import io
 import os
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from tqdm.auto import tqdm
+
+from iss_jax._src.checks import as_float_images, check_labels
+from iss_jax.robustness._defenses import Defense, with_bare
+from iss_jax.robustness._runner import Runner, runner_for
 
 # Corruption names as in the official CIFAR-10-C file names, in the official order.
 CORRUPTIONS = (
@@ -200,7 +206,7 @@ def _magick_motion_blur(img, radius, sigma, angle):
   repeating the edge pixel (ImageMagick's default virtual-pixel method), then floored to 8 bits.
 
   Note: the floor is the rounding the 8-bit result of the official Wand/ImageMagick call is reported to
-  have in comparisons with the official files (iss-jax issue 11); it could not be run here. ImageMagick 6's
+  have in comparisons with the official files; it could not be run here. ImageMagick 6's
   own source (``ClampToQuantum`` adds 0.5, ``ScaleQuantumToChar`` rounds) reads as round-to-nearest, so
   this choice rests on that comparison, not on the source.
   """
@@ -702,8 +708,8 @@ def load_cifar10c(data_dir: str, name: str, severity: int, indices=None):
   labels_path = os.path.join(data_dir, "labels.npy")
   for p in (path, labels_path):
     if not os.path.exists(p):
-      raise ValueError(f"CIFAR-10-C file {p} not found; pass --cifar10c_dir pointing to the extracted "
-                       "CIFAR-10-C folder (https://zenodo.org/record/2535967).")
+      raise ValueError(f"CIFAR-10-C file {p} not found; data_dir must be the extracted CIFAR-10-C folder "
+                       "(https://zenodo.org/record/2535967).")
   rows = slice((severity - 1) * 10000, severity * 10000)
   x = np.load(path, mmap_mode="r")[rows]
   y = np.load(labels_path, mmap_mode="r")[rows]
@@ -727,9 +733,100 @@ def load_tfds_cifar10c(name: str, severity: int, data_dir=None, num_examples=Non
     ds = tfds.load(f"cifar10_corrupted/{name}_{int(severity)}", split="test", data_dir=data_dir,
                    batch_size=-1, as_supervised=True)
   except Exception as e:  # noqa: BLE001 - TFDS raises many types; report one clear message.
-    raise ValueError(f"TFDS cifar10_corrupted/{name}_{severity} unavailable ({e}); use --source=generate "
-                     "or --source=npy --cifar10c_dir=...") from e
+    raise ValueError(f"TFDS cifar10_corrupted/{name}_{severity} unavailable ({e}); the offline generator "
+                     "(corrupt) or the official .npy files (load_cifar10c) need no download.") from e
   x, y = tfds.as_numpy(ds)
   if num_examples is not None:
     x, y = x[:num_examples], y[:num_examples]
   return np.asarray(x, np.uint8), np.asarray(y, np.int32)
+
+
+def evaluate_corruptions(apply_fn, x, y, *, names: Sequence[str] = PAPER_CORRUPTIONS,
+                         severities: Sequence[int] = (1, 2, 3, 4, 5), defenses: Sequence[Defense] = (),
+                         source: str = "generate", seed: int = 0, cifar10c_dir: str | None = None,
+                         indices=None, tfds_data_dir: str | None = None, frost_dir: str | None = None,
+                         batch_size: int = 100, progress: bool = True, runner: Runner | None = None) -> dict:
+  """Accuracy on CIFAR-10-C corruptions per type and severity, bare and behind each defense.
+
+  Args:
+    apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> logits.
+    x: clean ``(N, H, W, C)`` uint8 test images in official order (used by ``source="generate"``).
+    y: ``(N,)`` labels of ``x``.
+    names: corruption names (``iss_jax.robustness.AVAILABLE_CORRUPTIONS`` for ``generate``).
+    severities: subset of ``1..5``.
+    defenses: defended models to evaluate besides the bare one.
+    source: ``"generate"`` (offline seeded CIFAR-10-C-style generator), ``"npy"`` (official files in
+      ``cifar10c_dir``, rows of the official test ``indices``) or ``"tfds"`` (``cifar10_corrupted``, first
+      ``N`` test images).
+    seed: generator seed.
+    cifar10c_dir: folder of the official ``.npy`` files (``source="npy"``).
+    indices: official test indices of ``x`` (``source="npy"``); ``arange(N)`` when None.
+    tfds_data_dir: TFDS data dir (``source="tfds"``).
+    frost_dir: folder of the official frost photographs for ``"frost"`` (see
+      :func:`iss_jax.robustness.frost_texture_dir`).
+    batch_size: images per jitted batch (when no ``runner`` is given).
+    progress: show a tqdm bar.
+    runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn`` to share compiled functions and clean
+      predictions with other evaluations; None: a new one from ``batch_size`` and ``seed``.
+
+  Returns:
+    ``{"accuracy": {name: {severity: {defense: acc}}}, "mean_over_types": {severity: {defense: acc}},
+    "mean": {defense: acc}, "clean": {defense: acc}, "source": label, ...}`` (severity keys are strings).
+
+  Raises:
+    ValueError: unknown source/name, bad severity, or missing files.
+  """
+  if source not in ("generate", "npy", "tfds"):
+    raise ValueError(f"source must be 'generate', 'npy' or 'tfds'; got {source!r}.")
+  x = np.asarray(x)
+  y = check_labels(y, len(x))
+  everyone = with_bare(defenses)
+  for s in severities:
+    if int(s) not in range(1, 6):
+      raise ValueError(f"severities must be in 1..5; got {s}.")
+  if source == "generate":
+    for nme in names:
+      if nme not in AVAILABLE_CORRUPTIONS:
+        raise ValueError(f"corruption {nme!r} not available offline; choose from "
+                         f"{AVAILABLE_CORRUPTIONS}.")
+  if source == "generate" and "frost" in names:
+    frost_texture_dir(frost_dir)  # no photographs: say so before anything runs
+  if source == "npy" and cifar10c_dir is None:
+    raise ValueError("source='npy' needs cifar10c_dir (the folder with the official CIFAR-10-C .npy files).")
+  run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
+  xf = as_float_images(x)
+  clean = {d.name: float(np.mean(run.clean_correct(xf, y, d))) for d in everyone}
+  acc = {}
+  bar = tqdm(total=len(names) * len(severities), desc="corruptions", disable=not progress)
+  for nme in names:
+    acc[nme] = {}
+    for sev in severities:
+      if source == "generate":
+        xc, yc = corrupt(x if x.dtype == np.uint8 else np.uint8(x * 255 + 0.5), nme,
+                                     int(sev), seed=seed, frost_dir=frost_dir), y
+      elif source == "npy":
+        idx = np.arange(len(x)) if indices is None else np.asarray(indices)
+        xc, yc = load_cifar10c(cifar10c_dir, nme, int(sev), idx)
+        if len(yc) == len(y) and not np.array_equal(yc, y):
+          raise ValueError("CIFAR-10-C labels disagree with the dataset labels: the indices do not map "
+                           "the dataset to the official test order.")
+      else:
+        xc, yc = load_tfds_cifar10c(nme, int(sev), tfds_data_dir, num_examples=len(x))
+      xcf = as_float_images(xc)
+      acc[nme][str(sev)] = {d.name: float(np.mean(run.correct(xcf, yc, d))) for d in everyone}
+      bar.update(1)
+  bar.close()
+  dnames = [d.name for d in everyone]
+  mean_types = {str(s): {d: float(np.mean([acc[n][str(s)][d] for n in names])) for d in dnames}
+                for s in severities}
+  mean_sev = {n: {d: float(np.mean([acc[n][str(s)][d] for s in severities])) for d in dnames}
+              for n in names}
+  label = {"generate": "CIFAR-10-C-style (offline generator, make_cifar_c.py CIFAR parameters, "
+                       f"seed {seed})",
+           "npy": f"CIFAR-10-C official .npy ({cifar10c_dir})",
+           "tfds": "TFDS cifar10_corrupted"}[source]
+  return {"accuracy": acc, "mean_over_types": mean_types, "mean_over_severities": mean_sev,
+          "mean": {d: float(np.mean([mean_types[str(s)][d] for s in severities])) for d in dnames},
+          "clean": clean, "source": label, "num_examples": int(len(x)),
+          "names": list(names), "severities": [int(s) for s in severities],
+          "defenses": dnames[1:]}

@@ -9,7 +9,7 @@ defense through the one runner of :mod:`iss_jax.robustness`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -103,3 +103,18 @@ def smoothing_defense(sparsity: float, **smooth_kwargs) -> Defense:
   kw.setdefault("value_range", None)
   gradient = "exact" if kw.get("gradient") == "unrolled" else "bpda"
   return custom_defense(f"smooth@{s:g}", lambda x, key: smooth(x, s, **kw), gradient=gradient)
+
+
+def with_bare(defenses: Sequence[Defense]) -> list[Defense]:
+  """``[no_defense(), *defenses]``, checking types and that names are unique (they key every table)."""
+  out = [no_defense()]
+  for d in defenses:
+    if not isinstance(d, Defense):
+      raise ValueError(f"defenses must be iss_jax.robustness.Defense values (e.g. smoothing_defense(0.6) "
+                       f"or iss_jax.baselines.make_defense('tv@0.08')); got {d!r}.")
+    if d.transform is not None:
+      out.append(d)
+  names = [d.name for d in out]
+  if len(set(names)) != len(names):
+    raise ValueError(f"defense names must be unique; got {names}.")
+  return out

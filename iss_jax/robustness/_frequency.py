@@ -15,7 +15,7 @@ import numpy as np
 
 from iss_jax._src.checks import as_float_images, check_image, check_labels
 from iss_jax.robustness._defenses import no_defense
-from iss_jax.robustness._runner import Runner
+from iss_jax.robustness._runner import Runner, runner_for
 
 Array = jax.Array
 
@@ -108,7 +108,7 @@ def fourier_difference(a, b) -> Array:
 
 
 def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16), defense=None,
-                       batch_size: int = 100, seed: int = 0) -> dict:
+                       batch_size: int = 100, seed: int = 0, runner: Runner | None = None) -> dict:
   """Accuracy on low/high-frequency components and the low-frequency fraction (Tables 9-10, Fig. 4).
 
   The low-frequency fraction is the share of the correctly classified (clean) images that are still
@@ -121,8 +121,10 @@ def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16
     radii: cut-off radii of :func:`frequency_split`.
     defense: an ``iss_jax.robustness.Defense`` in front of the model (None: the bare model); the
       components are split first, then defended.
-    batch_size: images per jitted batch.
-    seed: PRNG seed of a random defense.
+    batch_size: images per jitted batch (when no ``runner`` is given).
+    seed: PRNG seed of a random defense (when no ``runner`` is given).
+    runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn`` to share compiled functions and clean
+      predictions with other evaluations; None: a new one from ``batch_size`` and ``seed``.
 
   Returns:
     ``{"clean": acc, "radii": [...], "low": {r: acc}, "high": {r: acc}, "low_fraction": {r: frac},
@@ -131,8 +133,8 @@ def evaluate_frequency(apply_fn, x, y, *, radii: Sequence[float] = (4, 8, 12, 16
   xf = as_float_images(x)
   y = check_labels(y, len(xf))
   defense = defense or no_defense()
-  run = Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
-  clean = run.correct(xf, y, defense)
+  run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
+  clean = run.clean_correct(xf, y, defense)
   out = {"clean": float(np.mean(clean)), "radii": [float(r) for r in radii], "low": {}, "high": {},
          "low_fraction": {}, "num_examples": int(len(xf)), "defense": defense.name}
   for r in radii:

@@ -20,7 +20,9 @@ from iss_jax.robustness._attacks import (
   _check_batch,
   _check_positive_int,
   _project,
-  keep_stronger,
+  best_of_restarts,
+  eot,
+  sign_ascent,
 )
 from iss_jax.robustness._square import margin
 
@@ -35,41 +37,14 @@ def cw_loss(logits: Array, y: Array, kappa: float = 50.0) -> Array:
   return jnp.minimum(-margin(logits, y), kappa)
 
 
-def sign_ascent(value_fn: Callable[[Array, Array], Array], x, *, eps, step_size, steps: int, key,
-                random_start: bool = True) -> Array:
-  """Projected sign-gradient ascent of ``sum(value_fn(x, key_t))`` with a fresh ``key_t`` per step."""
-  k0, key = jax.random.split(key)
-  x_adv = x
-  if random_start:
-    x_adv = _project(x + jax.random.uniform(k0, x.shape, x.dtype, -eps, eps), x, eps)
-  grad = jax.grad(lambda z, k: jnp.sum(value_fn(z, k)))
-
-  def body(t, x_adv):
-    return _project(x_adv + step_size * jnp.sign(grad(x_adv, jax.random.fold_in(key, t))), x, eps)
-
-  return lax.fori_loop(0, steps, body, x_adv)
-
-
 def eot_cw(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, step_size, steps: int, key,
            random_start: bool = True, restarts: int = 1, samples: int = 1, kappa: float = 50.0) -> Array:
   """:func:`cw` on a random ``logits_fn(x, key)``, the loss averaged over ``samples`` draws per step."""
   x, y = _check_attack(x, y, eps, steps=steps, restarts=restarts, samples=samples)
-  eps = jnp.asarray(eps, x.dtype)
-  step_size = jnp.asarray(step_size, x.dtype)
-
-  def value(z, k):
-    per = lax.map(lambda ki: cw_loss(logits_fn(z, ki), y, kappa), jax.random.split(k, samples))
-    return jnp.mean(per, 0)
-
-  best = None
-  for r in range(restarts):
-    x_adv = sign_ascent(value, x, eps=eps, step_size=step_size, steps=steps, key=jax.random.fold_in(key, r),
-                        random_start=random_start)
-    if restarts == 1:
-      return x_adv
-    score = value(x_adv, jax.random.fold_in(key, 10_000 + r))
-    best = keep_stronger(best, x_adv, score)
-  return best[0]
+  value = eot(lambda z, k: cw_loss(logits_fn(z, k), y, kappa), samples)
+  run = lambda r: sign_ascent(value, x, eps=eps, step_size=step_size, steps=steps,
+                              key=jax.random.fold_in(key, r), random_start=random_start)
+  return best_of_restarts(run, lambda x_adv, r: value(x_adv, jax.random.fold_in(key, 10_000 + r)), restarts)
 
 
 def cw(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int, key,

@@ -2,10 +2,12 @@
 
 Every batch has the same shape (the last one is padded by repeating its first image and the padding is
 dropped from the result), so a sweep over ``eps``, sparsities or corruptions compiles each function once.
+Evaluations given the same runner share its compiled predictions and its memoised clean predictions.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -73,9 +75,11 @@ class Runner:
       raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}.")
     self.apply_fn = apply_fn
     self.batch_size = batch_size
+    self.seed = seed
     self.key = jax.random.key(seed)
     self.progress = progress
-    self._predict = {}
+    self._predict = {}  # defense -> jitted (x, key) -> classes
+    self._clean = {}  # (images, labels, defense, key) fingerprint -> (N,) bool
 
   def key_for(self, *salt: int) -> Array:
     """A key for one pass of the run, derived from the seed and ``salt`` (distinct passes, distinct keys)."""
@@ -139,3 +143,33 @@ class Runner:
     """``(N,)`` bool, prediction behind ``defense`` equals the label."""
     y = check_labels(y, len(x))
     return self.predict(x, defense, key=key, desc=desc) == y
+
+  def clean_correct(self, x: np.ndarray, y, defense: Defense | None = None, *, key: Array | None = None
+                    ) -> np.ndarray:
+    """:meth:`correct`, memoised per images, labels, defense and key (the key only for a random one).
+
+    Evaluations sharing a runner ask for the clean accuracy of the same images each: only the first
+    predicts them. The memo holds a fingerprint of ``x`` and ``y``, not the arrays.
+    """
+    defense = defense or no_defense()
+    y = check_labels(y, len(x))
+    x = np.ascontiguousarray(x)
+    digest = hashlib.blake2b(x.data, digest_size=16)
+    digest.update(np.ascontiguousarray(np.asarray(y)).data)
+    key = self.key if key is None else key
+    salt = (bytes(np.asarray(jax.random.key_data(key)).data) if self.is_random(defense) else None)
+    memo = (digest.hexdigest(), x.shape, str(x.dtype), defense, salt)
+    if memo not in self._clean:
+      self._clean[memo] = self.correct(x, y, defense, key=key)
+    return self._clean[memo]
+
+
+def runner_for(apply_fn, runner: Runner | None, *, batch_size: int, seed: int) -> Runner:
+  """``runner`` when given (it must run ``apply_fn``), else a new quiet :class:`Runner` of ``apply_fn``."""
+  if runner is None:
+    return Runner(apply_fn, batch_size=batch_size, seed=seed, progress=False)
+  if not isinstance(runner, Runner):
+    raise ValueError(f"runner must be an iss_jax.robustness.Runner or None; got {runner!r}.")
+  if apply_fn is not None and apply_fn is not runner.apply_fn:
+    raise ValueError("runner must run apply_fn (a Runner(apply_fn, ...)); it runs another classifier.")
+  return runner

@@ -23,6 +23,7 @@ from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positiv
 
 Array = jax.Array
 P_BOUNDS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+SQUARE_QUERIES = 1000  # Square's default query budget per image, the one default of every evaluation
 
 
 def square_p_schedule(i, queries: int, *, p_init: float = 0.8, rescale_schedule: bool = True):
@@ -46,8 +47,8 @@ def margin(logits: Array, y: Array) -> Array:
   return z_y - other
 
 
-def random_square(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key, queries: int = 1000,
-                  p_init: float = 0.8, rescale_schedule: bool = True) -> Array:
+def random_square(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key,
+                  queries: int = SQUARE_QUERIES, p_init: float = 0.8, rescale_schedule: bool = True) -> Array:
   """:func:`square` for a random model ``logits_fn(x, key)``: each query sees one fresh draw.
 
   Args:
@@ -96,8 +97,8 @@ def random_square(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key,
   return _project(x_best, x, eps)
 
 
-def square(apply_fn: Callable[[Array], Array], x, y, *, eps, key, queries: int = 1000, p_init: float = 0.8,
-           rescale_schedule: bool = True) -> Array:
+def square(apply_fn: Callable[[Array], Array], x, y, *, eps, key, queries: int = SQUARE_QUERIES,
+           p_init: float = 0.8, rescale_schedule: bool = True) -> Array:
   """Square Attack (Andriushchenko et al. 2020), L-infinity: random search that needs no gradient.
 
   Starts from vertical stripes ``x +- eps`` and then, ``queries`` times, proposes to set one random square

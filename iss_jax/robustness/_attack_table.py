@@ -1,0 +1,185 @@
+"""The table of attacks the evaluations run: one :class:`Attack` entry per name in :data:`ATTACKS`.
+
+Adding an attack to every evaluation (and to the command-line tools, whose attack choices, help and column
+titles read this table) is adding one entry. Each entry knows how to attack a random classifier
+``logits_fn(x, key)`` with EOT over :attr:`AttackSettings.samples` draws; a deterministic classifier
+``apply_fn(x)`` gets the same attack with one draw unless the entry has a deterministic form of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from iss_jax.robustness import _apgd as apgd_lib
+from iss_jax.robustness import _attacks as attacks
+from iss_jax.robustness import _minimal as minimal
+from iss_jax.robustness import _square as square_lib
+
+Array = jax.Array
+
+
+class AttackSettings(NamedTuple):
+  """The budget every attack of one evaluation shares.
+
+  Attributes:
+    steps: iterations of PGD, APGD and CW.
+    step_size_factor: PGD's (and CW's) step is ``step_size_factor * eps / steps``.
+    restarts: random restarts (PGD on a deterministic classifier, APGD, CW).
+    random_start: PGD's and CW's random start.
+    square_queries: Square's query budget per image.
+    samples: EOT draws per gradient step (1 for a deterministic classifier).
+  """
+
+  steps: int = 10
+  step_size_factor: float = 2.5
+  restarts: int = 1
+  random_start: bool = True
+  square_queries: int = square_lib.SQUARE_QUERIES
+  samples: int = 1
+
+  def step_size(self, eps):
+    """The sign-gradient step of PGD and CW at ``eps``."""
+    return self.step_size_factor * eps / self.steps
+
+
+# (settings, logits_fn(x, key), x, y, eps, key) -> x_adv;  (settings, apply_fn(x), x, y, eps, key) -> x_adv
+RandomAttack = Callable[[AttackSettings, Callable[[Array, Array], Array], Array, Array, Array, Array], Array]
+PlainAttack = Callable[[AttackSettings, Callable[[Array], Array], Array, Array, Array, Array], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+  """One attack of the evaluations.
+
+  Attributes:
+    name: the key in :data:`ATTACKS` and in result rows, e.g. ``"pgd"``.
+    label: the short title, e.g. ``"PGD"``.
+    help: one line saying what it does (for command-line help and docs).
+    budget: ``budget(settings, e) -> str``, the attack with its budget at ``e`` (``"eps=8/255"``), for the
+      descriptions of :func:`iss_jax.robustness.evaluate_defense`.
+    random: ``random(settings, logits_fn, x, y, eps, key) -> x_adv`` against a random
+      ``logits_fn(x, key)``, EOT over ``settings.samples`` draws.
+    plain: ``plain(settings, apply_fn, x, y, eps, key) -> x_adv`` against a deterministic
+      ``apply_fn(x)``; None: ``random`` with one draw.
+    gray_box_column: :func:`iss_jax.robustness.evaluate_defense` reports this attack on the bare
+      classifier, then the defense (the paper's protocol) as ``name`` and the per-example stronger of that
+      and the adaptive attack as ``name + "_adaptive"`` (otherwise ``name`` is the adaptive attack).
+    gradient_free: it only reads the classifier's scores (described so).
+    uses_apgd_budget: the result's settings record APGD's budget and Square's queries.
+    minimal_norms: ``minimal_norms(logits_fn, x, key, samples) -> (N, 3)`` per-image minimal L-inf and L2
+      norms and success (0/1), reported once per classifier over its correctly classified images; None:
+      none.
+  """
+
+  name: str
+  label: str
+  help: str
+  budget: Callable[[AttackSettings, str], str]
+  random: RandomAttack
+  plain: PlainAttack | None = None
+  gray_box_column: bool = False
+  gradient_free: bool = False
+  uses_apgd_budget: bool = False
+  minimal_norms: Callable | None = None
+
+  def titles(self) -> dict[str, str]:
+    """Column name -> table title of this attack's columns in :func:`iss_jax.robustness.evaluate_defense`."""
+    if self.gray_box_column:
+      return {self.name: f"{self.label} gray-box", f"{self.name}_adaptive": f"{self.label} adapt."}
+    return {self.name: self.label}
+
+  def against(self, settings: AttackSettings, random: bool) -> Callable:
+    """``fn(model, x, y, eps, key) -> x_adv``: ``model`` is ``logits_fn(x, key)`` if ``random`` (EOT over
+    ``settings.samples`` draws), else ``apply_fn(x)``."""
+    if random:
+      return lambda model, xb, yb, eps, key: self.random(settings, model, xb, yb, eps, key)
+    if self.plain is not None:
+      return lambda model, xb, yb, eps, key: self.plain(settings, model, xb, yb, eps, key)
+    once = settings._replace(samples=1)
+    return lambda model, xb, yb, eps, key: self.random(once, lambda z, _: model(z), xb, yb, eps, key)
+
+
+def _averaged(logits, s: AttackSettings, key):
+  """The logits averaged over ``s.samples`` draws, ``z -> logits`` (``key`` fixed: a deterministic view)."""
+  return lambda z, k=key: attacks.eot(logits, s.samples)(z, k)
+
+
+def _apgd(loss: str) -> RandomAttack:
+  return lambda s, logits, x, y, eps, key: apgd_lib.eot_apgd(
+      logits, x, y, eps=eps, key=key, steps=s.steps, loss=loss, restarts=s.restarts, samples=s.samples)
+
+
+AUTOATTACK = ("apgd-ce", "apgd-t", "square")  # the per-example worst case reported as "autoattack"
+
+
+def _autoattack(s: AttackSettings, logits, x, y, eps, key):
+  """Per example the first of :data:`AUTOATTACK` that fools the classifier (judged on averaged logits)."""
+  averaged = _averaged(logits, s, key)
+  best, fooled = x, jnp.zeros(x.shape[0], bool)
+  for i, m in enumerate(AUTOATTACK):
+    x_m = ATTACKS[m].random(s, logits, x, y, eps, jax.random.fold_in(key, i))
+    ok = jnp.argmax(averaged(x_m, jax.random.fold_in(key, 100 + i)), -1) != y
+    best = jnp.where((ok & ~fooled)[:, None, None, None], x_m, best)
+    fooled = fooled | ok
+  return best
+
+
+def _deepfool_norms(logits, x, key, samples: int):
+  """``(N, 3)``: DeepFool's minimal L-inf and L2 norms (inf where it failed) and whether both succeeded."""
+  averaged = lambda z: attacks.eot(logits, samples)(z, key)
+  x_inf, ok_inf = minimal.deepfool(averaged, x, norm="linf")
+  x_2, ok_2 = minimal.deepfool(averaged, x, norm="l2")
+  d_inf = jnp.where(ok_inf, jnp.max(jnp.abs(x_inf - x), axis=(1, 2, 3)), jnp.inf)
+  d_2 = jnp.where(ok_2, jnp.sqrt(jnp.sum((x_2 - x) ** 2, axis=(1, 2, 3))), jnp.inf)
+  return jnp.stack([d_inf, d_2, (ok_inf & ok_2).astype(jnp.float32)], axis=-1)
+
+
+_ENTRIES = (
+    Attack("fgsm", "FGSM", "fast gradient sign, one step of eps",
+           budget=lambda s, e: f"FGSM {e}",
+           random=lambda s, logits, x, y, eps, key: attacks.eot_pgd(
+               logits, x, y, key=key, eps=eps, step_size=eps, steps=1, samples=s.samples, random_start=False),
+           plain=lambda s, f, x, y, eps, key: attacks.fgsm(f, x, y, eps=eps),
+           gray_box_column=True),
+    Attack("pgd", "PGD", "projected gradient descent on the cross-entropy (Madry et al.)",
+           budget=lambda s, e: (f"PGD-{s.steps} {e} step={s.step_size_factor:g}*eps/{s.steps} "
+                                "random start"),
+           random=lambda s, logits, x, y, eps, key: attacks.eot_pgd(
+               logits, x, y, key=key, eps=eps, step_size=s.step_size(eps), steps=s.steps, samples=s.samples,
+               random_start=s.random_start),
+           plain=lambda s, f, x, y, eps, key: attacks.pgd(
+               f, x, y, eps=eps, step_size=s.step_size(eps), steps=s.steps, key=key,
+               random_start=s.random_start, restarts=s.restarts),
+           gray_box_column=True),
+    Attack("apgd-ce", "APGD-CE", "Auto-PGD on the cross-entropy",
+           budget=lambda s, e: f"APGD-CE {s.steps} steps {e}", random=_apgd("ce"), uses_apgd_budget=True),
+    Attack("apgd-dlr", "APGD-DLR", "Auto-PGD on the DLR loss",
+           budget=lambda s, e: f"APGD-DLR {s.steps} steps {e}", random=_apgd("dlr"), uses_apgd_budget=True),
+    Attack("apgd-t", "APGD-T", "targeted Auto-PGD on the DLR loss, 9 targets",
+           budget=lambda s, e: f"APGD-T {s.steps} steps, 9 targets {e}", random=_apgd("dlr-targeted"),
+           uses_apgd_budget=True),
+    Attack("square", "Square", "Square Attack, score-based random search (no gradient)",
+           budget=lambda s, e: f"Square {s.square_queries} queries {e} (no gradient)",
+           random=lambda s, logits, x, y, eps, key: square_lib.random_square(
+               logits, x, y, eps=eps, key=key, queries=s.square_queries),
+           gradient_free=True, uses_apgd_budget=True),
+    Attack("cw", "CW", "PGD on the Carlini-Wagner margin loss (CW-Linf)",
+           budget=lambda s, e: f"CW-Linf {s.steps} steps {e}",
+           random=lambda s, logits, x, y, eps, key: minimal.eot_cw(
+               logits, x, y, eps=eps, step_size=s.step_size(eps), steps=s.steps, key=key,
+               random_start=s.random_start, restarts=s.restarts, samples=s.samples)),
+    Attack("deepfool", "DeepFool", "DeepFool's minimal L-inf perturbation clipped to the eps ball",
+           budget=lambda s, e: f"DeepFool-Linf clipped to {e}",
+           random=lambda s, logits, x, y, eps, key: minimal.deepfool_linf(_averaged(logits, s, key), x, y,
+                                                                          eps=eps),
+           minimal_norms=_deepfool_norms),
+    Attack("autoattack", "AutoAttack", "per example the worst of APGD-CE, APGD-T and Square",
+           budget=lambda s, e: f"APGD-CE + APGD-T + Square {e}", random=_autoattack, uses_apgd_budget=True),
+)
+ATTACKS: dict[str, Attack] = {a.name: a for a in _ENTRIES}
+DEFAULT_ATTACKS = ("fgsm", "pgd")
