@@ -40,8 +40,10 @@ SHARED_FLAGS = {
     "seed": ("integer", 0, "seed of the random parts (attacks' starts, noise, EOT draws)"),
     "no_progress": ("bool", False, "hide progress bars"),
     # The attacks of eval.adversarial and eval.compare.
-    "attacks": ("str_list", "fgsm,pgd", "comma-separated attacks"),
-    "pgd_steps": ("integer", 10, "iterations of PGD, APGD and CW"),
+    "attacks": ("str_list", "fgsm,pgd", "comma-separated, from: " + "; ".join(
+        f"{a.name} ({a.help})" for a in iss_jax.robustness.ATTACKS.values())
+        + ". transfer (black-box PGD from an independent model) runs when --substitute is given"),
+    "pgd_steps": ("integer", 10, "iterations of PGD, APGD and CW-Linf"),
     "square_queries": ("integer", iss_jax.robustness.SQUARE_QUERIES, "Square's queries per image"),
     "substitute": ("string", None, "an independently trained model (e.g. python -m train.vanilla --seed=1 "
                    "--workdir=workdirs/vanilla_seed1): PGD examples made on it are fed to the bare model "
@@ -58,6 +60,12 @@ SHARED_FLAGS = {
 COMMON = ("workdir", "defense", "smooth_sparsity", "smooth_maxiter", "tv_weights", "tv_noise_std",
           "tv_select_images", "tv_iters", "dataset", "data_dir", "split", "num_examples", "out", "batch_size",
           "seed", "no_progress")
+
+
+# Result column -> table title of every attack (from the attack table) and of the other columns.
+TITLES = {"clean": "clean", "corruptions": "corrupt.", "lowres": "low-res mean",
+          **{c: t for a in iss_jax.robustness.ATTACKS.values() for c, t in a.titles().items()},
+          "transfer": "transfer (black-box)", "worst": "worst case"}
 
 
 def define_flags(flag_values: flags.FlagValues, names=COMMON, **changed) -> None:

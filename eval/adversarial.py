@@ -26,16 +26,9 @@ from eval import _common
 NAME = "adversarial"
 
 
-ATTACKS_HELP = ("comma-separated, from: fgsm, pgd, apgd-ce, apgd-dlr, apgd-t (targeted DLR), square "
-                "(score-based, no gradient), cw (PGD on the CW margin), deepfool (minimal L-inf perturbation "
-                "clipped to eps; median norms reported), autoattack (per-example worst of apgd-ce, apgd-t, "
-                "square); APGD and CW use --pgd_steps, Square --square_queries. transfer (black-box PGD from "
-                "an independent model) runs when --substitute is given")
-
-
 def define_flags(flag_values: flags.FlagValues) -> None:
   _common.define_flags(flag_values, ("attacks", "pgd_steps", "square_queries", "substitute", "eot_samples",
-                                     "accept_violations"), attacks={"help": ATTACKS_HELP})
+                                     "accept_violations"))
   define = functools.partial(cli.define, flag_values=flag_values)
   define("number_list", "eps", "2/255,4/255,8/255,16/255,32/255",
          "L-inf radii in [0, 1] pixel space, comma-separated (fractions allowed)")
@@ -74,13 +67,15 @@ def run(args, apply_fn=None, data=None) -> dict:
   n = res["num_examples"]
   md.append("Clean accuracy (%): " + ", ".join(f"{d} {_common.pct_ci(a, n)}" for d, a in res["clean"].items())
             + "\n")
-  if res.get("deepfool"):
+  for a in res["settings"]["attacks"]:
+    if iss_jax.robustness.ATTACKS[a].minimal_norms is None:
+      continue
     fmt = lambda v, scale: "failed" if v is None else f"{v * scale:.3g}"
-    md.append("DeepFool minimal perturbation, median over correctly classified images (a failure counts "
-              "as infinite): " + "; ".join(
+    md.append(f"{iss_jax.robustness.ATTACKS[a].label} perturbation, median over correctly classified "
+              "images (a failure counts as infinite): " + "; ".join(
                   f"`{d}` L-inf {fmt(v['median_linf'], 255)}/255, L2 {fmt(v['median_l2'], 1)} "
                   f"(n = {v['num_images']}, success {fmt(v['success_rate'], 100)}%)"
-                  for d, v in res["deepfool"].items()) + "\n")
+                  for d, v in res[a].items()) + "\n")
   header = ["attack", "defense", "protocol"] + [f"eps={e * 255:.3g}/255" for e in eps]
   acc = {(r["attack"], r["eps"], r["defense"], r["protocol"]): r["accuracy"] for r in res["rows"]}
   keys = sorted({(a, d, p) for a, _, d, p in acc}, key=lambda k: (k[0], k[1] != "none", k[1],

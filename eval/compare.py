@@ -38,16 +38,11 @@ import iss_jax
 from eval import _common
 
 NAME = "compare"
-TITLES = {"clean": "clean", "corruptions": "corrupt.", "lowres": "low-res mean", "fgsm": "FGSM gray-box",
-          "fgsm_adaptive": "FGSM adapt.", "pgd": "PGD gray-box", "pgd_adaptive": "PGD adapt.",
-          "apgd-ce": "APGD-CE", "apgd-dlr": "APGD-DLR", "apgd-t": "APGD-T", "square": "Square", "cw": "CW",
-          "deepfool": "DeepFool", "autoattack": "AutoAttack", "transfer": "transfer (black-box)",
-          "worst": "worst case"}
 DEFAULT_ATTACKS = "pgd,apgd-ce,apgd-dlr,square"
 
 
 def title(column: str) -> str:
-  return TITLES.get(column, column.replace("lowres", "low-res "))
+  return _common.TITLES.get(column, column.replace("lowres", "low-res "))
 
 
 def parse_row(text: str) -> tuple[str, str, str]:
@@ -68,9 +63,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
   cli.define("multi_string", "row", None, "LABEL=WORKDIR[:TRANSFORM], one table row: a model trained by "
              "train/ and a test-time transform (default: the workdir's own preprocessing, else none); "
              "repeat for each row (required)", flag_values)
-  attacks_help = ("comma-separated, from: " + ", ".join(iss_jax.robustness.ATTACKS) + "; fgsm and pgd give a "
-                  "gray-box and an adaptive column, the others attack through the defense; the worst case "
-                  "over all of them (and transfer) is a column of its own")
+  attacks_help = (_common.SHARED_FLAGS["attacks"][2] + "; fgsm and pgd give a gray-box and an adaptive "
+                  "column, the others attack through the defense; the worst case over all of them (and "
+                  "transfer) is a column of its own")
   _common.define_flags(flag_values, (
       "dataset", "data_dir", "num_examples", "smooth_maxiter", "tv_weights", "tv_noise_std",
       "tv_select_images", "tv_iters", "batch_size", "seed", "out", "no_progress", "attacks", "pgd_steps",
@@ -202,7 +197,7 @@ def _compare(args) -> dict:
     rows.append({"label": label, "workdir": workdir, **res, "wall_time_s": time.time() - t0,
                  "cache_key": key})
     _save_row(row_path, rows[-1])
-  attack_columns = [c for a in args.attacks for c in ((a, f"{a}_adaptive") if a in ("fgsm", "pgd") else (a,))]
+  attack_columns = [c for a in args.attacks for c in iss_jax.robustness.ATTACKS[a].titles()]
   columns = [c for c in ("clean", "corruptions", *[f"lowres{s}" for s in args.low_res], "lowres",
                          *attack_columns, "transfer", "worst") if c in rows[0]["accuracy"]]
   md = [f"# Defenses x evaluations ({args.dataset} test, first {len(x)} images)", "",

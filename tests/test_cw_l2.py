@@ -83,3 +83,32 @@ def test_each_example_is_independent_of_the_batch():
 def test_bad_settings_are_one_sentence_naming_the_argument(kwargs, word):
   with pytest.raises(ValueError, match=word):
     cw_l2(lambda v: v.reshape(1, -1), jnp.zeros((1, 2, 2, 1)), jnp.array([0]), **kwargs)
+
+
+def test_cw_l2_is_one_entry_of_the_attack_table_with_its_median_norms():
+  from iss_jax.robustness import ATTACKS, evaluate_adversarial
+
+  rng = np.random.default_rng(2)
+  w = (50 * rng.normal(size=(12, 2))).astype(np.float32)  # steep: the kappa = 20 margin is near
+  x = rng.uniform(0.45, 0.55, size=(8, 2, 2, 3)).astype(np.float32)
+  dw = w[:, 0] - w[:, 1]
+  b = np.array([0.1 * np.linalg.norm(dw) - float(np.mean(x.reshape(8, -1) @ dw)), 0.0], np.float32)
+  y = np.zeros(8, np.int32)
+  assert (np.argmax(x.reshape(8, -1) @ w + b, -1) == y).all()
+  model = _linear(jnp.asarray(w), jnp.asarray(b))
+  res = evaluate_adversarial(model, x, y, eps_grid=[1.0], attacks_=["cw-l2"], progress=False)
+  assert ATTACKS["cw-l2"].label == "C&W-L2"
+  assert [r["accuracy"] for r in res["rows"]] == [0.0]  # eps = 1 clips nothing: every image is broken
+  norms = res["cw-l2"]["none"]
+  assert norms["success_rate"] == 1.0 and norms["num_images"] == 8
+  expected = np.median(_closed_form_l2(w, b, x, y, 20.0))
+  assert norms["median_l2"] == pytest.approx(expected, rel=2e-3)
+  assert "kappa 20" in res["settings"]["cw-l2"]
+
+
+def test_the_old_cw_name_points_to_both_attacks():
+  from iss_jax.robustness import evaluate_adversarial
+
+  with pytest.raises(ValueError, match=r"'cw-linf'; 'cw-l2' is the Carlini-Wagner L2 attack\)\.$"):
+    evaluate_adversarial(lambda v: v.reshape(v.shape[0], -1)[:, :2], np.zeros((1, 2, 2, 1), np.float32),
+                         np.zeros(1, np.int32), eps_grid=[0.1], attacks_=["cw"])

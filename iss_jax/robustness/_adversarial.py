@@ -46,8 +46,9 @@ def _check_request(eps_grid, attacks_, protocols) -> list[float]:
       raise ValueError(f"eps_grid values must be in [0, 1] (pixel space); got {e}.")
   for a in attacks_:
     if a not in ATTACKS:
-      hint = (" (the black-box 'transfer' attack runs when a substitute model is given)"
-              if a == "transfer" else "")
+      hint = {"transfer": " (the black-box 'transfer' attack runs when a substitute model is given)",
+              "cw": " (PGD on the Carlini-Wagner margin is 'cw-linf'; 'cw-l2' is the Carlini-Wagner L2 "
+                    "attack)"}.get(a, "")
       raise ValueError(f"attacks must be among {tuple(ATTACKS)}; got {a!r}{hint}.")
   for p in protocols:
     if p not in PROTOCOLS:
@@ -107,17 +108,15 @@ def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: At
 
 
 def _settings_summary(eps_grid, attacks_, settings: AttackSettings, everyone, protocols, seed, eot_samples,
-                      minimal_norms: bool) -> dict:
+                      minimal_norms) -> dict:
   s = settings
   out = {"eps_grid": eps_grid, "attacks": list(attacks_), "pgd_steps": s.steps,
          "pgd_step_size": f"{s.step_size_factor} * eps / {s.steps}", "restarts": s.restarts,
          "random_start": s.random_start, "defenses": [d.name for d in everyone[1:]],
          "protocols": list(protocols), "seed": seed, "norm": "Linf, [0, 1] pixel space",
          "eot": f"{eot_samples} draws per gradient step against random defenses"}
-  if minimal_norms:
-    out["deepfool"] = ("L-inf DeepFool (10 classes, overshoot 0.02, 50 iterations) clipped to the eps ball; "
-                       "median minimal L-inf / L2 norms over correctly classified images (a failure counts "
-                       "as infinite)")
+  for a in minimal_norms:
+    out[a] = ATTACKS[a].norms_help
   if any(ATTACKS[a].uses_apgd_budget for a in attacks_):
     out["apgd"] = f"{s.steps} steps, {s.restarts} restart(s), 9 targets (apgd-t), rho 0.75"
     out["square_queries"] = s.square_queries
@@ -152,8 +151,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     eps_grid: L-infinity radii in ``[0, 1]`` pixel space (e.g. ``[2/255, 4/255, 8/255]``).
     defenses: the defended models to evaluate besides the bare one.
     attacks_: names of :data:`ATTACKS` (each entry's ``help`` says what it does): ``"fgsm"``, ``"pgd"``,
-      ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"cw"``, ``"deepfool"`` (its median
-      minimal norms go to ``result["deepfool"]``) and ``"autoattack"``.
+      ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"cw-linf"``, ``"cw-l2"``, ``"deepfool"``
+      and ``"autoattack"``; the median norms of an attack with ``minimal_norms`` (DeepFool, C&W-L2) go to
+      ``result[name]``.
     steps: PGD iterations (also APGD's and CW's).
     step_size_factor: PGD step ``= step_size_factor * eps / steps`` (Madry et al. use 2.5).
     restarts: PGD random restarts (deterministic models).
@@ -224,7 +224,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       "num_examples": int(len(x)),
       "defenses": {d.name: run.describe(d) for d in everyone},
       "settings": _settings_summary(eps_grid, attacks_, settings, everyone, protocols, run.seed, eot_samples,
-                                    bool(norms)),
+                                    list(norms)),
   }
   result.update(norms)
   result["checks"] = adversarial_sanity_checks(result)

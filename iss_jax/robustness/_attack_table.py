@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from iss_jax.robustness import _apgd as apgd_lib
 from iss_jax.robustness import _attacks as attacks
+from iss_jax.robustness import _cw_l2 as cw_l2_lib
 from iss_jax.robustness import _minimal as minimal
 from iss_jax.robustness import _square as square_lib
 
@@ -74,6 +75,7 @@ class Attack:
     minimal_norms: ``minimal_norms(logits_fn, x, key, samples) -> (N, 3)`` per-image minimal L-inf and L2
       norms and success (0/1), reported once per classifier over its correctly classified images; None:
       none.
+    norms_help: what ``minimal_norms`` measures, for the result's settings.
   """
 
   name: str
@@ -86,6 +88,7 @@ class Attack:
   gradient_free: bool = False
   uses_apgd_budget: bool = False
   minimal_norms: Callable | None = None
+  norms_help: str = ""
 
   def titles(self) -> dict[str, str]:
     """Column name -> table title of this attack's columns in :func:`iss_jax.robustness.evaluate_defense`."""
@@ -139,6 +142,25 @@ def _deepfool_norms(logits, x, key, samples: int):
   return jnp.stack([d_inf, d_2, (ok_inf & ok_2).astype(jnp.float32)], axis=-1)
 
 
+# Carlini-Wagner L2 at SPLIC's setting (Sec. 3.5: confidence 20, 5 bisection steps, Adam 0.005, 1,000
+# iterations); an evaluation at an L-inf eps clips its perturbation to the eps ball, as SPLIC's tables do.
+CW_L2 = {"kappa": 20.0, "binary_steps": 5, "steps": 1000, "lr": 0.005}
+
+
+def _cw_l2(logits, s: AttackSettings, key, x, y):
+  return cw_l2_lib.cw_l2(_averaged(logits, s, key), x, y, **CW_L2)
+
+
+def _cw_l2_norms(logits, x, key, samples: int):
+  """``(N, 3)``: C&W-L2's L-inf and L2 norms (inf where it failed) and its success, at its own labels: the
+  classifier's clean predictions (the caller keeps only the correctly classified images)."""
+  averaged = lambda z: attacks.eot(logits, samples)(z, key)
+  res = cw_l2_lib.cw_l2(averaged, x, jnp.argmax(averaged(x), -1), **CW_L2)
+  d_inf = jnp.where(res.success, jnp.max(jnp.abs(res.x_adv - x), axis=(1, 2, 3)), jnp.inf)
+  d_2 = jnp.where(res.success, res.l2, jnp.inf)
+  return jnp.stack([d_inf, d_2, res.success.astype(jnp.float32)], axis=-1)
+
+
 _ENTRIES = (
     Attack("fgsm", "FGSM", "fast gradient sign, one step of eps",
            budget=lambda s, e: f"FGSM {e}",
@@ -168,7 +190,7 @@ _ENTRIES = (
            random=lambda s, logits, x, y, eps, key: square_lib.random_square(
                logits, x, y, eps=eps, key=key, queries=s.square_queries),
            gradient_free=True, uses_apgd_budget=True),
-    Attack("cw", "CW", "PGD on the Carlini-Wagner margin loss (CW-Linf)",
+    Attack("cw-linf", "CW-Linf", "PGD on the Carlini-Wagner margin loss (L-inf; not Carlini-Wagner L2)",
            budget=lambda s, e: f"CW-Linf {s.steps} steps {e}",
            random=lambda s, logits, x, y, eps, key: minimal.eot_cw(
                logits, x, y, eps=eps, step_size=s.step_size(eps), steps=s.steps, key=key,
@@ -177,7 +199,21 @@ _ENTRIES = (
            budget=lambda s, e: f"DeepFool-Linf clipped to {e}",
            random=lambda s, logits, x, y, eps, key: minimal.deepfool_linf(_averaged(logits, s, key), x, y,
                                                                           eps=eps),
-           minimal_norms=_deepfool_norms),
+           minimal_norms=_deepfool_norms,
+           norms_help=("L-inf DeepFool (10 classes, overshoot 0.02, 50 iterations) clipped to the eps ball; "
+                       "median minimal L-inf / L2 norms over correctly classified images (a failure counts "
+                       "as infinite)")),
+    Attack("cw-l2", "C&W-L2",
+           "Carlini-Wagner L2 (Adam in tanh space, bisection over c; kappa 20, 5 x 1,000 steps, lr 0.005) "
+           "clipped to the eps ball",
+           budget=lambda s, e: (f"C&W-L2 kappa={CW_L2['kappa']:g} {CW_L2['binary_steps']}x{CW_L2['steps']} "
+                                f"steps lr={CW_L2['lr']:g}, clipped to {e}"),
+           random=lambda s, logits, x, y, eps, key: attacks._project(_cw_l2(logits, s, key, x, y).x_adv, x,
+                                                                     jnp.asarray(eps, x.dtype)),
+           minimal_norms=_cw_l2_norms,
+           norms_help=("Carlini-Wagner L2 (kappa 20, 5 bisection steps of 1,000 Adam steps, lr 0.005), "
+                       "unclipped; median L-inf / L2 norms over correctly classified images (a failure "
+                       "counts as infinite)")),
     Attack("autoattack", "AutoAttack", "per example the worst of APGD-CE, APGD-T and Square",
            budget=lambda s, e: f"APGD-CE + APGD-T + Square {e}", random=_autoattack, uses_apgd_budget=True),
 )
