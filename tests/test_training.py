@@ -480,28 +480,6 @@ def test_the_schema_describes_each_field_of_the_default_config_once():
       "keep_checkpoints", "stop_after_steps", "progress", "tensorboard", "distributed", "epochs"}
 
 
-def test_training_and_baselines_import_other_rooms_by_their_public_namespaces():
-  import ast
-
-  package = Path(iss_jax.__file__).parent
-  rooms = ("training", "robustness", "baselines")
-  for room in ("training", "baselines"):
-    for path in (package / room).glob("*.py"):
-      for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module:
-          modules = [node.module] + (
-              [f"iss_jax.{a.name}" for a in node.names] if node.module == "iss_jax" else [])
-        elif isinstance(node, ast.Import):
-          modules = [a.name for a in node.names]
-        else:
-          continue
-        for module in modules:
-          parts = module.split(".")
-          if parts[0] == "iss_jax" and len(parts) > 1 and parts[1] in rooms and parts[1] != room:
-            assert len(parts) == 2, f"{path.name} imports {module}"
-            assert not any(a.name.startswith("_") for a in node.names), f"{path.name}: {ast.unparse(node)}"
-
-
 def test_workdir_with_output_but_no_config_is_refused(tiny, tmp_path):
   (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
   with pytest.raises(iss_jax.training.WorkdirConfigMismatchError, match="no config.json"):
