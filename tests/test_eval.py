@@ -376,7 +376,12 @@ def test_workdir_config_is_the_one_training_workdir_check(tmp_path):
     iss_jax.training.workdir_config(tmp_path)
   assert "--" not in str(e.value)  # library text names no flag; the entry points add it
   (tmp_path / "config.json").write_text('{"preprocess": "menet@0.5", "seed": 3}')
-  assert iss_jax.training.workdir_config(tmp_path).to_dict() == {"preprocess": "menet@0.5", "seed": 3}
+  config = iss_jax.training.workdir_config(tmp_path).to_dict()
+  assert config["preprocess"] == "menet@0.5" and config["seed"] == 3
+  # A field the old workdir lacks means what its absence meant then.
+  schema = iss_jax.training.CONFIG_SCHEMA
+  assert config["pni"] == schema["pni"].absent_means == "none"
+  assert config["tv_layer_position"] == schema["tv_layer_position"].absent_means == "input"
   from eval import _common, compare
 
   assert compare.own_transform(str(tmp_path)) == "menet@0.5"

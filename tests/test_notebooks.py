@@ -72,7 +72,13 @@ def work_dir(tmp_path_factory):
   return tmp_path_factory.mktemp("notebooks")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+# The smoothing and training notebooks run in the default suite; robustness and compare (about 50 s each
+# here) with `pytest -m slow`.
+_SLOW_NOTEBOOKS = ("03_robustness", "04_compare")
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if i in _SLOW_NOTEBOOKS else p
+                                  for p, i in zip(NOTEBOOKS, IDS, strict=True)], ids=IDS)
 def test_notebook_runs_at_tiny_size(path, work_dir):
   nb = run.execute(path, {"size": "tiny", "work_dir": str(work_dir)}, timeout=TIMEOUT_S)
   outputs = [o for c in nb.cells for o in c.get("outputs", [])]

@@ -71,6 +71,16 @@ def readme_commands() -> list[str]:
 
 
 COMMANDS = [c for c in readme_commands() if not c.startswith(NOT_RUN)]
+# The default suite runs the quick start, every training procedure and evaluation at a tiny size; these run
+# with `pytest -m slow` (every README command then runs): the benchmarks, the notebooks (executed by
+# tests/test_notebooks.py too), the eight-row eval.compare and the trainings only it or the ViT needs.
+SLOW_MODULES = ("benchmarks.", "notebooks.run", "eval.compare", "eval.saliency", "eval.all", "train.pni",
+                "train.splic", "train.vanilla --model=vit_tiny")
+
+
+def _param(command: str):
+  slow = command.startswith(tuple(f"python -m {m}" for m in SLOW_MODULES))
+  return pytest.param(command, marks=pytest.mark.slow) if slow else command
 
 
 def test_the_readme_shows_commands():
@@ -86,7 +96,7 @@ def workdir(tmp_path_factory):
   return path
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", [_param(c) for c in COMMANDS])
 def test_readme_command_runs(command, workdir):
   argv = shlex.split(command)
   assert argv[:2] == ["python", "-m"], f"README command is not `python -m ...`: {command}"
