@@ -132,14 +132,20 @@ def _autoattack(s: AttackSettings, logits, x, y, eps, key):
   return best
 
 
+def _norms_rows(x_inf, ok_inf, x_2, ok_2, x):
+  """``(N, 3)``: L-inf norm of ``x_inf - x``, L2 norm of ``x_2 - x`` (each inf where it failed), and
+  whether both succeeded: the rows of :attr:`Attack.minimal_norms`."""
+  d_inf = jnp.where(ok_inf, jnp.max(jnp.abs(x_inf - x), axis=(1, 2, 3)), jnp.inf)
+  d_2 = jnp.where(ok_2, jnp.sqrt(jnp.sum((x_2 - x) ** 2, axis=(1, 2, 3))), jnp.inf)
+  return jnp.stack([d_inf, d_2, (ok_inf & ok_2).astype(jnp.float32)], axis=-1)
+
+
 def _deepfool_norms(logits, x, key, samples: int):
   """``(N, 3)``: DeepFool's minimal L-inf and L2 norms (inf where it failed) and whether both succeeded."""
   averaged = lambda z: attacks.eot(logits, samples)(z, key)
   x_inf, ok_inf = minimal.deepfool(averaged, x, norm="linf")
   x_2, ok_2 = minimal.deepfool(averaged, x, norm="l2")
-  d_inf = jnp.where(ok_inf, jnp.max(jnp.abs(x_inf - x), axis=(1, 2, 3)), jnp.inf)
-  d_2 = jnp.where(ok_2, jnp.sqrt(jnp.sum((x_2 - x) ** 2, axis=(1, 2, 3))), jnp.inf)
-  return jnp.stack([d_inf, d_2, (ok_inf & ok_2).astype(jnp.float32)], axis=-1)
+  return _norms_rows(x_inf, ok_inf, x_2, ok_2, x)
 
 
 # Carlini-Wagner L2 at SPLIC's setting (Sec. 3.5: confidence 20, 5 bisection steps, Adam 0.005, 1,000
@@ -156,9 +162,7 @@ def _cw_l2_norms(logits, x, key, samples: int):
   classifier's clean predictions (the caller keeps only the correctly classified images)."""
   averaged = lambda z: attacks.eot(logits, samples)(z, key)
   res = cw_l2_lib.cw_l2(averaged, x, jnp.argmax(averaged(x), -1), **CW_L2)
-  d_inf = jnp.where(res.success, jnp.max(jnp.abs(res.x_adv - x), axis=(1, 2, 3)), jnp.inf)
-  d_2 = jnp.where(res.success, res.l2, jnp.inf)
-  return jnp.stack([d_inf, d_2, res.success.astype(jnp.float32)], axis=-1)
+  return _norms_rows(res.x_adv, res.success, res.x_adv, res.success, x)
 
 
 _ENTRIES = (

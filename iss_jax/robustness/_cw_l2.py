@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from iss_jax._src.checks import check_image, check_labels, is_concrete
+from iss_jax.robustness._attacks import _check_positive_int
 
 Array = jax.Array
 
@@ -98,9 +99,8 @@ def cw_l2(apply_fn: Callable[[Array], Array], x, y, *, kappa: float = 0.0, c_ini
   """
   x = check_image(x, "x", ranks=(4,), min_size=1, value_range=(0.0, 1.0))
   y = check_labels(y, x.shape[0])
-  for name, value, low in (("binary_steps", binary_steps, 1), ("steps", steps, 1)):
-    if not isinstance(value, int) or value < low:
-      raise ValueError(f"{name} must be an int >= {low}; got {value!r}.")
+  _check_positive_int(binary_steps, "binary_steps")
+  _check_positive_int(steps, "steps")
   for name, value in (("kappa", kappa), ("c_init", c_init), ("lr", lr)):
     if is_concrete(value) and not (float(value) >= 0 if name == "kappa" else float(value) > 0):
       raise ValueError(f"{name} must be {'>= 0' if name == 'kappa' else '> 0'}; got {value!r}.")
