@@ -138,14 +138,6 @@ def define_flags(name: str, key_fields: Sequence[str] = (), *,
   FLAGS["config"].default_as_str = None  # --help lists the fields above rather than the whole quick config
 
 
-fail = cli.fail  # "error: <message>" on stderr, exit status 2
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parser through ``cli``: ``--help`` exits 0, a bad flag is one line and exit status 2."""
-  return cli.parse_flags(argv)
-
-
 def flag_message(message: str) -> str:
   """``message`` with each ``config.FIELD`` named as the flag that sets it: ``--sparsity`` for a named
   flag, else ``--config.FIELD``."""
@@ -223,4 +215,4 @@ def entry(name: str, key_fields: Sequence[str] = (), *, renamed: dict[str, str] 
     del argv
     run(name)
 
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -26,6 +26,7 @@ import time
 import jax
 from absl import app, flags, logging
 
+import cli
 import iss_jax
 from train import _main
 
@@ -60,7 +61,7 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
   except ValueError:
     index, count = -1, 0
   if not 0 <= index < count:
-    _main.fail(f"--shard must be I/N with 0 <= I < N, e.g. --shard=0/4; got {text!r}.")
+    cli.fail(f"--shard must be I/N with 0 <= I < N, e.g. --shard=0/4; got {text!r}.")
   return index, count
 
 
@@ -80,7 +81,7 @@ def run() -> dict:
   shard = _parse_shard(FLAGS.shard)
   levels = sorted({s for s in iss_jax.training.sparsity_schedule(config) if s < 1.0})
   if not levels:
-    _main.fail(f"--procedure={procedure} with these flags trains on clean images only; nothing to smooth.")
+    cli.fail(f"--procedure={procedure} with these flags trains on clean images only; nothing to smooth.")
   if config.distributed:
     jax.distributed.initialize()
   with _main.user_errors():
@@ -113,6 +114,6 @@ def _procedure_from_argv(argv: list[str]) -> str:
 if __name__ == "__main__":
   _name = _procedure_from_argv(sys.argv)
   if _name not in PROCEDURES:
-    _main.fail(f"--procedure must be one of {', '.join(PROCEDURES)}; got {_name!r}.")
+    cli.fail(f"--procedure must be one of {', '.join(PROCEDURES)}; got {_name!r}.")
   _define_flags(_name)
-  app.run(main, flags_parser=_main.parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
