@@ -77,15 +77,16 @@ def test_capped_images_are_flagged_and_return_the_last_step():
 
 
 def test_padding_and_shift_forms_do_not_change_results():
-  # The GPU form (power-of-two padding, shifts by 0/1 matrix products) and the TPU form ((8, 128)
-  # padding, pltpu.roll), both in interpret mode, against the unpadded roll form, bit for bit.
+  # The GPU form (power-of-two padding, shifted loads from a halo buffer) and the TPU form ((8, 128)
+  # padding, pltpu.roll), both in interpret mode, and the unpadded offset form, against the unpadded roll
+  # form, bit for bit.
   x4 = jnp.asarray(real_images(2, 5, 7, start=20))
   params = lbi.make_params(5, 7)
   targets = jnp.asarray([[0.3, 0.1, -1.0], [0.2, 0.2, 0.35]], jnp.float32)
   run = lambda **kw: pallas_kernel.smooth_targets(x4, targets, params.kappa, params.nu, params.alpha,
                                                   jnp.int32(10_000), **kw)
-  base = run(platform="cpu")
-  for kw in (dict(platform="cuda"), dict(platform="tpu"), dict(platform="cpu", how="matmul")):
+  base = run(platform="cpu", how="roll")
+  for kw in (dict(platform="cuda"), dict(platform="tpu"), dict(platform="cpu")):
     for a, b in zip(run(**kw), base, strict=True):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert pallas_kernel.padded_size(5, 7, "cuda") == (16, 16)
