@@ -123,3 +123,37 @@ def test_adamw_is_optax_adamw_with_the_masked_decay():
   sgd = _train.make_optimizer(config, optax.constant_schedule(1e-2), mask)
   got, _ = sgd.update(grads, sgd.init(params), params)
   np.testing.assert_allclose(got["w"], -1e-2 * (grads["w"] + 0.05), rtol=1e-6)
+
+
+def test_prefetch_runs_ahead_in_order_and_stops_when_closed():
+  import threading
+  import time
+
+  produced = []
+
+  def items(n):
+    for i in range(n):
+      produced.append(i)
+      yield jnp.full((2,), i)  # a device array, as the training loop's batches
+
+  feed = _train.prefetch(items(10), size=2)
+  first = next(feed)
+  deadline = time.monotonic() + 10
+  while len(produced) < 4 and time.monotonic() < deadline:  # 1 consumed + 2 queued + 1 waiting to be put
+    time.sleep(0.01)
+  assert int(first[0]) == 0 and len(produced) == 4
+  assert [int(b[0]) for b in feed] == list(range(1, 10))
+  # Closing early stops the producer thread; an error while producing is raised to the consumer.
+  feed = _train.prefetch(items(1000), size=2)
+  next(feed)
+  feed.close()
+  assert not any(t.name == "iss_jax-prefetch" and t.is_alive() for t in threading.enumerate())
+
+  def failing():
+    yield 1
+    raise OSError("disk gone")
+
+  feed = _train.prefetch(failing())
+  assert next(feed) == 1
+  with pytest.raises(OSError, match="disk gone"):
+    next(feed)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import queue
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -235,6 +237,62 @@ class _Shardings(NamedTuple):
 
 def _global_batch(sharding, local: np.ndarray) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, local)
+
+
+class _Raised(NamedTuple):
+  error: BaseException
+
+
+def prefetch(items: Iterable, size: int = 2) -> Iterator:
+  """``items`` produced in a background thread, up to ``size`` ahead of the consumer (a double buffer
+  for ``size=2``, as flax's ``jax_utils.prefetch_to_device``): the training loop's batches are gathered
+  from the (memory-mapped) images and transferred to the devices while the previous steps run.
+
+  The items come in order; an error raised while producing one is raised where it would have been
+  consumed. Closing the iterator (or leaving a ``for`` loop over it early) stops the thread.
+
+  Args:
+    items: any iterable (e.g. a generator of device batches).
+    size: items produced ahead, at least 1.
+
+  Yields:
+    The items of ``items``.
+  """
+  q: queue.Queue = queue.Queue(maxsize=max(1, size))
+  stop = threading.Event()
+  end = object()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        q.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def produce():
+    try:
+      for item in items:
+        if not put(item):
+          return
+      put(end)
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer
+      put(_Raised(e))
+
+  thread = threading.Thread(target=produce, name="iss_jax-prefetch", daemon=True)
+  thread.start()
+  try:
+    while True:
+      item = q.get()
+      if item is end:
+        return
+      if isinstance(item, _Raised):
+        raise item.error
+      yield item
+  finally:
+    stop.set()
+    thread.join()
 
 
 class _MetricsWriter:
@@ -559,16 +617,22 @@ def _train_epochs(run: _Run) -> tuple[bool, TrainState]:
     bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} s={sparsity:g}",
                disable=not config.progress or proc != 0, leave=False)
     dev_metrics = []
+
+    def batches(images=images, perm=perm):
+      for i in range(steps_per_epoch):
+        idx = perm[i * config.batch_size:(i + 1) * config.batch_size][proc * local_bs:(proc + 1) * local_bs]
+        yield _global_batch(data_sharding, images[idx]), _global_batch(data_sharding, data.y_train[idx])
+
+    feed = prefetch(batches())
     for i in bar:
       step = epoch * steps_per_epoch + i
       if 0 < config.stop_after_steps <= step:
         stopped = True
         break
-      idx = perm[i * config.batch_size:(i + 1) * config.batch_size][proc * local_bs:(proc + 1) * local_bs]
-      xb = _global_batch(data_sharding, images[idx])
-      yb = _global_batch(data_sharding, data.y_train[idx])
+      xb, yb = next(feed)
       state, metrics = run.steps.train_step(state, xb, yb, run.k_train)
       dev_metrics.append(metrics)
+    feed.close()
     if stopped:
       bar.close()
       break
