@@ -38,7 +38,7 @@ scheduler's and the CPU kernel's step in float32, for every padding and shift fo
 (``tests/test_pallas_kernel.py``). It LOWERS for GPU (Triton) and TPU (Mosaic) without a device (tested),
 but was never compiled by the GPU/TPU backend nor timed, which is why ``implementation=None`` never picks
 it. On GPU the planes are padded to powers of two (at least 16) and a program holds ``(3 C) Hp Wp``
-values (b, two z planes per channel) plus temporaries; it runs with 8 warps (untuned). FMA: Triton/ptxas
+values (b, two z planes per channel) plus temporaries; it runs with 16 warps (:data:`_NUM_WARPS`). FMA: Triton
 may contract ``a * b + c`` into one fused multiply-add, which rounds once instead of twice; an edge whose
 norm sits within rounding of the threshold can then activate a step apart, moving a stop by one step at
 an exact tie. The CPU interpret-mode tests cannot see this (no contraction there; equality is required);
@@ -64,6 +64,11 @@ from iss_jax._src.lbi import num_edges
 Array = jax.Array
 
 SHIFT_FORMS = ("offset", "roll", "tpu")
+# Warps per program on GPU. Compiled for sm_90 by pip Triton 3.9 from this kernel's Triton IR for a
+# 32x32x3 image (``benchmarks/bench_pallas_sass.py``): 16 warps use 128 registers per thread and spill
+# nothing; 8 warps use 255 and spill nothing; 4 warps spill (an 824-byte stack, 102 local loads and 102
+# local stores). Either way one program fills an SM's register file. Not timed.
+_NUM_WARPS = 16
 
 
 def padded_size(height: int, width: int, platform: str) -> tuple[int, int]:
@@ -295,7 +300,7 @@ def smooth_targets(x4: Array, loop_targets: Array, kappa, nu, alpha, maxiter, *,
     if gpu:
       from jax.experimental.pallas import triton as pltriton
 
-      compiler_params = pltriton.CompilerParams(num_warps=8)
+      compiler_params = pltriton.CompilerParams(num_warps=_NUM_WARPS)
   out_shape = [jax.ShapeDtypeStruct((n, p, channels, hp, wp), dtype),
                jax.ShapeDtypeStruct((n, p, 2, hp, wp), jnp.int32),
                jax.ShapeDtypeStruct((n, 1, pp), jnp.int32),
