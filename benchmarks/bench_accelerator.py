@@ -4,6 +4,15 @@
   python -m benchmarks.bench_accelerator --tiny       # every section at tiny size: a dry run, seconds on CPU
   python -m benchmarks.bench_accelerator --data_dir=../shared/data --budget_s=300 --out=accel.json
 
+On a lent GPU (the ``device`` tool's ``run``; it starts in a copy of the working tree, with no package
+registry and its own JAX), the exact command, well inside its 600 s limit and leaving device time for a
+rerun:
+
+  PYTHONPATH=$PWD timeout 400 python -m benchmarks.bench_accelerator --budget_s=300 \\
+    --out=$OUT/bench_accelerator.json 2>&1 | tee $OUT/log.txt
+
+(``run(command=<that line>, timeout_s=450)``; the JSON and log come back under ``$OUT`` even if cut short.)
+
 Sections, in this order, each with its share of ``--budget_s`` (of the time left when it starts, so time a
 section leaves unused passes on to the rest); a measurement that would not fit in its section's time is
 skipped with one printed line:
@@ -23,8 +32,10 @@ skipped with one printed line:
   the largest step difference are reported, never required.
 * ``lbi_step``: one LBI step of the scheduler (per-slot step size, frozen slots, slots last) at its widths
   for 10,000 images on this platform: the bytes one step accesses from XLA's cost analysis, per step and
-  per image, against the 86,016 bytes a 32x32x3 float32 step must move (read x, b, z; write b, z); and the
-  time per step of a loop of steps. Ratios: bytes against that minimum, time per image-step against the
+  per image, against the 86,016 bytes a 32x32x3 float32 step must move (read x, b, z; write b, z); the
+  bytes per step inside the compiled step loop with one step per iteration (z copied every step) and two
+  (the scheduler's, no copy); the flops per step; and the time per step of a loop of steps.
+  Ratios: bytes against that minimum, time per image-step against the
   widest width; the bandwidth the two imply.
 * ``hlo``: the optimised-HLO check "no copy of z per step": the copies (``copy`` / ``copy-start``) of the
   z-shaped buffer ``(2, H, W, C, slots)`` inside the compiled step loop (the loop of ``lbi_step`` and the
@@ -495,8 +506,19 @@ def _scheduler_step(state, xs, params, target, maxiter):
   return new._replace(k=jnp.where(frozen, state.k, new.k))
 
 
-def _step_loop(state, xs, params, target, maxiter, steps: int):
-  return lax.fori_loop(0, steps, lambda _, s: _scheduler_step(s, xs, params, target, maxiter), state)
+def _step_loop(state, xs, params, target, maxiter, steps: int, unroll: int = 1):
+  return lax.fori_loop(0, steps, lambda _, s: _scheduler_step(s, xs, params, target, maxiter), state,
+                       unroll=unroll)
+
+
+def scheduler_unroll() -> int:
+  """LBI steps per iteration of the XLA scheduler's step loop (2 when iss_jax's private constant moved)."""
+  try:
+    from iss_jax._src.smooth import _UNROLL
+
+    return int(_UNROLL)
+  except (ImportError, AttributeError):
+    return 2
 
 
 def _slot_args(ctx: Context, width: int):
@@ -508,11 +530,15 @@ def _slot_args(ctx: Context, width: int):
           jnp.int32(iss_jax.DEFAULT_MAXITER))
 
 
-def _bytes_accessed(compiled) -> float:
+def _cost(compiled, key: str) -> float:
   cost = compiled.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older JAX: one dict per computation
     cost = cost[0]
-  return float(cost["bytes accessed"])
+  return float(cost.get(key, 0.0))
+
+
+def _bytes_accessed(compiled) -> float:
+  return _cost(compiled, "bytes accessed")
 
 
 def _measure_step(sec: Section, ctx: Context, width: int) -> dict:
@@ -523,13 +549,31 @@ def _measure_step(sec: Section, ctx: Context, width: int) -> dict:
   if not ctx.step_rsqrt:
     ctx.step_rsqrt = _count_op(one.as_text(), "rsqrt")
   k = ctx.sizes.loop_steps
-  loop, compile_s = _compiled(functools.partial(_step_loop, steps=k), *args)
+  unroll = scheduler_unroll()
+  loop, compile_s = _compiled(functools.partial(_step_loop, steps=k, unroll=unroll), *args)
   if ctx.step_hlo is None:
     ctx.step_hlo = (loop.as_text(), width)
   _, best, _ = _best_of(loop, args, sec)
   return sec.row(width=width, bytes_per_step=step_bytes, bytes_per_image=step_bytes / width,
-                 steps=k, us_per_step=1e6 * best / k, ns_per_image_step=1e9 * best / (k * width),
+                 flops_per_image=_cost(one, "flops") / width, steps=k, unroll=unroll,
+                 us_per_step=1e6 * best / k, ns_per_image_step=1e9 * best / (k * width),
                  gb_per_s=step_bytes * k / best / 1e9, compile_s=one_compile_s + compile_s)
+
+
+def loop_bytes_per_step(ctx: Context, width: int) -> dict:
+  """Bytes per LBI step INSIDE the compiled step loop, from XLA's cost analysis, with one step per
+  iteration (the scheduler before it ran two: z copied every step) and two (the scheduler's: no copy).
+
+  The cost analysis counts a while loop's body once, whatever its trip count, plus the code around it:
+  ``B(u) = outside + u s_u`` for ``u`` steps per iteration. Two and four steps per iteration cost the
+  same per step (no copy), so ``s_2 = (B(4) - B(2)) / 2``, ``outside = 2 B(2) - B(4)`` and
+  ``s_1 = B(1) - outside``.
+  """
+  args = _slot_args(ctx, width)
+  b = {u: _bytes_accessed(_compiled(functools.partial(_step_loop, steps=8, unroll=u), *args)[0])
+       for u in (1, 2, 4)}
+  return {"width": width, "unroll1_bytes_per_image": (b[1] - 2 * b[2] + b[4]) / width,
+          "unroll2_bytes_per_image": (b[4] - b[2]) / 2 / width}
 
 
 def section_lbi_step(report: Report, ctx: Context) -> None:
@@ -554,6 +598,17 @@ def section_lbi_step(report: Report, ctx: Context) -> None:
                 f"{r['gb_per_s']:.1f} GB/s at the cost analysis' bytes",
                 **{f"{w}_us_per_step": r["us_per_step"], f"{w}_ns_per_image_step": r["ns_per_image_step"],
                    f"{w}_vs_w{widest['width']}": ratio, f"{w}_gb_per_s": r["gb_per_s"]})
+  if widest is not None and sec.fits("the step loop's bytes per step at 1, 2 and 4 steps per iteration",
+                                     3.0 if ctx.sizes is TINY else 15.0):
+    r = sec.attempt("the step loop's bytes per step", loop_bytes_per_step, ctx, widest["width"])
+    if r is not None:
+      sec.row(**r)
+      one, two = r["unroll1_bytes_per_image"], r["unroll2_bytes_per_image"]
+      sec.figures(f"in the step loop at width {r['width']}: {one / 1e3:.1f} KB per image-step with one step "
+                  f"per iteration (z copied every step), {two / 1e3:.1f} KB with two (the scheduler's, no "
+                  f"copy): {two / one:.2f}x; {widest['flops_per_image'] / 1e3:.1f} k flops per image-step "
+                  "(cost analysis)", loop_unroll1_bytes_per_image=one, loop_unroll2_bytes_per_image=two,
+                  loop_unroll2_vs_unroll1=two / one, flops_per_image_step=widest["flops_per_image"])
   sec.done()
 
 

@@ -75,11 +75,18 @@ def test_agreement_with_the_cpu_kernel_on_every_image(tiny_run):
 
 
 def test_bytes_per_step_at_least_what_a_step_must_move(tiny_run):
-  rows = tiny_run["sections"]["lbi_step"]["rows"]
+  rows = [r for r in tiny_run["sections"]["lbi_step"]["rows"] if "bytes_per_step" in r]
   assert [r["width"] for r in rows] == tiny_run["environment"]["scheduler_widths"]
   for r in rows:
     assert r["bytes_per_image"] >= bench.MIN_STEP_BYTES, r
     assert r["bytes_per_image"] == pytest.approx(r["bytes_per_step"] / r["width"])
+  # Inside the step loop: one step per iteration adds the copy of z (read and write, 2 x 24,576 bytes per
+  # 32x32x3 float32 image) to what two steps per iteration move per step, which is one step's own bytes.
+  (loop,) = [r for r in tiny_run["sections"]["lbi_step"]["rows"] if "unroll1_bytes_per_image" in r]
+  assert loop["width"] == rows[0]["width"]
+  assert loop["unroll2_bytes_per_image"] == pytest.approx(rows[0]["bytes_per_image"], rel=1e-3)
+  assert loop["unroll1_bytes_per_image"] - loop["unroll2_bytes_per_image"] == pytest.approx(2 * 24_576,
+                                                                                             rel=1e-3)
 
 
 def test_hlo_finds_one_step_loop_per_width(tiny_run):
@@ -89,7 +96,7 @@ def test_hlo_finds_one_step_loop_per_width(tiny_run):
   assert len(rows["XLA smooth program"]) == len(widths)  # the scheduler compacts into each width in turn
   for loops in rows.values():
     for loop in loops:
-      assert loop["steps_in_body"] == 1 and loop["z_copies"] >= 0, loop
+      assert loop["steps_in_body"] == bench.scheduler_unroll() and loop["z_copies"] == 0, loop
 
 
 _HLO = """HloModule m, entry_computation_layout={(f32[2,4,4,3,8]{4,3,2,1,0})->f32[2,4,4,3,8]{4,3,2,1,0}}

@@ -116,3 +116,25 @@ def test_fast_cpu_training_refuses_a_running_backend():
   with pytest.raises(RuntimeError, match="before JAX starts"):
     iss_jax.training.use_fast_cpu_training()
   assert _cpu.model_conv() is None
+
+
+def test_the_training_entry_points_switch_it_on_by_default():
+  # `python -m train.<procedure>` calls use_fast_cpu_training() unless --nofast_cpu: the flag's default.
+  out = subprocess.run([sys.executable, "-m", "train.vanilla", "--helpfull"], capture_output=True, text=True,
+                       timeout=300)
+  text = out.stdout + out.stderr
+  i = text.index("--[no]fast_cpu")
+  assert "(default: 'true')" in text[i:i + 800], text[i:i + 800]
+  script = ("import sys; sys.argv = ['vanilla'] + sys.argv[1:]\n"
+            "from absl import flags\nfrom train import _main\nimport iss_jax\n"
+            "_main.define_flags('vanilla')\nflags.FLAGS(sys.argv)\n"
+            "if flags.FLAGS.fast_cpu:\n  iss_jax.training.use_fast_cpu_training()\n"
+            "import os, jax\nfrom iss_jax.training import _cpu\n"
+            "print(os.environ.get('XLA_FLAGS', ''), _cpu.model_conv() is not None)\n")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  for args, on in (([], True), (["--nofast_cpu"], False)):
+    r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    flags_text, conv = r.stdout.strip().rsplit(" ", 1) if " " in r.stdout.strip() else ("", r.stdout.strip())
+    assert (iss_jax.training.EIGEN_CONVOLUTION_FLAGS in flags_text) == on and conv == str(on), r.stdout

@@ -217,3 +217,88 @@ def test_distributed_job_fills_the_cache_that_training_reads(tmp_path):
   images, info = _train._training_images(config, x_train, _train.sparsity_schedule(config))
   assert info["reused"] and info["path"] == summaries[0]["path"]
   np.testing.assert_array_equal(images[0.6], _reference(x_train, [0.6])[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory-mapped entries, chunks sized for the devices, smoothing over a mesh.
+
+
+def test_entries_are_memory_mapped_from_one_atomically_written_file(tmp_path):
+  from iss_jax.training import _smooth_cache as cache
+
+  x = _real(6, size=8, seed=40)
+  levels = [0.3, 0.45, 0.6]
+  out = iss_jax.training.smooth_dataset(x, levels, cache_dir=tmp_path, batch_size=4, progress=False)
+  assert isinstance(out, np.memmap) and not out.flags.writeable
+  np.testing.assert_array_equal(out, _reference(x, levels))
+  (entry,) = [p for p in tmp_path.rglob("complete.json")]
+  images = entry.parent / "images.npy"
+  assert images.exists() and not list(entry.parent.glob(".*.tmp"))
+  # A subset of the entry's sparsities: evenly spaced ones stay a memory map (a slice), others are copied.
+  one = iss_jax.training.smooth_dataset(x, [0.45], cache_dir=tmp_path, batch_size=4, progress=False)
+  two = iss_jax.training.smooth_dataset(x, [0.3, 0.6], cache_dir=tmp_path, batch_size=4, progress=False)
+  back = iss_jax.training.smooth_dataset(x, [0.6, 0.3], cache_dir=tmp_path, batch_size=4, progress=False)
+  assert isinstance(one, np.memmap) and isinstance(two, np.memmap) and not isinstance(back, np.memmap)
+  np.testing.assert_array_equal(one, out[1:2])
+  np.testing.assert_array_equal(two, out[[0, 2]])
+  np.testing.assert_array_equal(back, out[[2, 0]])
+  # An entry written before images.npy existed is consolidated on first read, to the same bits.
+  images.unlink()
+  again = iss_jax.training.smooth_dataset(x, levels, cache_dir=tmp_path, batch_size=4, progress=False)
+  assert images.exists()
+  np.testing.assert_array_equal(again, out)
+  # An interrupted consolidation leaves neither images.npy nor a temporary file.
+  images.unlink()
+  found = cache._Entry.find(entry.parent.parent, "t", levels)[0]
+
+  def boom(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  real_load = np.load
+  try:
+    np.load = boom
+    with pytest.raises(KeyboardInterrupt):
+      found.consolidate()
+  finally:
+    np.load = real_load
+  assert not images.exists() and not list(entry.parent.glob(".*"))
+
+
+def test_chunks_follow_the_devices():
+  from types import SimpleNamespace
+
+  from iss_jax.training import _smooth_cache as cache
+
+  cpu = [SimpleNamespace(platform="cpu")] * 2
+  assert cache.device_chunk(256, (32, 32, 3), cpu) == 256
+  for platform in ("gpu", "tpu"):
+    one, eight = [SimpleNamespace(platform=platform)], [SimpleNamespace(platform=platform)] * 8
+    assert cache.device_chunk(256, (32, 32, 3), one) == 4096  # the scheduler's width for CIFAR-10
+    assert cache.device_chunk(256, (32, 32, 3), eight) == 8 * 4096
+    assert cache.device_chunk(256, (224, 224, 3), eight) == 8 * 356  # its memory budget at 224x224
+    assert cache.device_chunk(50_000, (224, 224, 3), eight) == 50_000  # a larger chunk asked for stays
+    assert cache.device_chunk(1001, (224, 224, 3), [SimpleNamespace(platform=platform)] * 3) == 1068
+
+
+def test_a_mesh_of_two_devices_fills_the_same_entry(tmp_path):
+  # Two CPU devices: each chunk smoothed over both (the training set's local_mesh) gives the bits of one.
+  script = tmp_path / "mesh.py"
+  script.write_text(
+      "import os\n"
+      "os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'\n"
+      "import numpy as np, iss_jax\n"
+      "from iss_jax.training import _smooth_cache as cache\n"
+      "x, _ = iss_jax.training.load_dataset('cifar10_sample', 'test')\n"
+      "x = np.ascontiguousarray(x[50:55, :8, :8])\n"
+      "mesh = cache.local_mesh()\n"
+      "assert mesh is not None and mesh.size == 2\n"
+      f"a = iss_jax.training.smooth_dataset(x, [0.4, 0.7], cache_dir={str(tmp_path / 'a')!r}, batch_size=3,\n"
+      "                                     progress=False, mesh=mesh)\n"
+      f"b = iss_jax.training.smooth_dataset(x, [0.4, 0.7], cache_dir={str(tmp_path / 'b')!r}, batch_size=3,\n"
+      "                                     progress=False)\n"
+      "np.testing.assert_array_equal(a, b)\n"
+      "print('ok')\n")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env.pop("XLA_FLAGS", None)
+  result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+  assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]

@@ -409,7 +409,7 @@ def test_a_field_absent_from_an_old_workdir_means_its_absent_means(vanilla_run, 
   schema = iss_jax.training.CONFIG_SCHEMA
   absent = {k: f.absent_means for k, f in schema.items() if f.absent_means is not REQUIRED}
   assert absent == {"stem": "cifar", "width": 0, "tv_layer": "none", "tv_layer_position": "input",
-                    "pni": "none", "preprocess": "none"}
+                    "pni": "none", "preprocess": "none", "dtype": "float32", "optimizer": "sgd"}
   config = _config("fixed", tiny, width=0)
   for name, value in absent.items():
     stored = json.loads(config.to_json())

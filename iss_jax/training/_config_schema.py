@@ -32,6 +32,8 @@ TV_LAYER_MODES = ("none", "smooth", "sharp")
 TV_LAYER_POSITIONS = ("input", "first_conv")
 PNI_MODES = ("none", "layerwise", "channelwise")
 STEMS = ("cifar", "imagenet")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 class ConfigError(ValueError):
@@ -205,6 +207,10 @@ _FIELDS = (
            absent_means="cifar"),
     _field("width", _integer(0, " (0 = the model's default)"), "Model width; 0 = the model's default.",
            absent_means=0),
+    _field("dtype", _one_of(COMPUTE_DTYPES),
+           "Computation dtype: float32 | bfloat16 (activations and matrix products in bfloat16; weights, "
+           "optimiser state and BatchNorm statistics stay float32: float32 master weights).",
+           absent_means="float32"),
     # Competitors' layers and training-time preprocessing.
     _field("tv_layer", _one_of(TV_LAYER_MODES),
            "TV layer: smooth (TV-smoothed input) or sharp (2x - TV(x)); learned weight.",
@@ -246,9 +252,12 @@ _FIELDS = (
            "Folder of the smoothing cache.", **_NOT_RESULT),
     # Optimisation.
     _field("epochs", _integer(1), "Training epochs.", in_step=False),
-    _field("batch_size", _integer(1), "Global batch size."),
-    _field("eval_batch_size", _integer(1), "Global batch size of the test evaluation.",
-           changes_result=False),
+    _field("batch_size", _integer(1), "Global batch size (a multiple of the device count)."),
+    _field("eval_batch_size", _integer(1), "Global batch size of the test evaluation (rounded up to a "
+           "multiple of the device count; the last batch is padded and masked).", changes_result=False),
+    _field("optimizer", _one_of(OPTIMIZERS),
+           "sgd (momentum, decoupled weight decay added to the gradient) | adamw (optax.adamw with "
+           "weight_decay; with warmup_epochs, the usual ViT recipe).", absent_means="sgd"),
     _field("learning_rate", _number(0), "Peak learning rate (cosine schedule)."),
     _field("momentum", _number(0, 1, open_high=True), "SGD momentum."),
     _field("nesterov", _BOOLEAN, "Nesterov momentum."),

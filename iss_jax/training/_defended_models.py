@@ -122,17 +122,22 @@ def build_model(config, num_classes: int) -> Any:
   """The classifier a training config describes: ``config.model`` with its TV layer / PNI noise, if any.
 
   Args:
-    config: reads ``model``, ``stem``, ``width`` and the fields of :func:`wrap_model` (a workdir's stored
-      config: after ``with_absent_fields``).
+    config: reads ``model``, ``stem``, ``width``, ``dtype`` and the fields of :func:`wrap_model` (a
+      workdir's stored config: after ``with_absent_fields``).
     num_classes: number of logits.
   """
-  base = _create_model(config.model, num_classes, config.stem, config.width)
+  base = _create_model(config.model, num_classes, config.stem, config.width,
+                       config.get("dtype", "float32"))
   return wrap_model(base, config)
 
 
 @functools.lru_cache(maxsize=16)
-def _create_model(name, num_classes, stem, width):
-  return create_model(name, num_classes, stem, **({"width": width} if width else {}))
+def _create_model(name, num_classes, stem, width, dtype="float32"):
+  # dtype: the computation dtype; Flax keeps param_dtype float32, so the weights stay float32.
+  kwargs = {"width": width} if width else {}
+  if dtype != "float32":
+    kwargs["dtype"] = jnp.dtype(dtype)
+  return create_model(name, num_classes, stem, **kwargs)
 
 
 def wrap_model(base, config) -> Any:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import queue
 import shutil
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -237,6 +239,62 @@ def _global_batch(sharding, local: np.ndarray) -> jax.Array:
   return jax.make_array_from_process_local_data(sharding, local)
 
 
+class _Raised(NamedTuple):
+  error: BaseException
+
+
+def prefetch(items: Iterable, size: int = 2) -> Iterator:
+  """``items`` produced in a background thread, up to ``size`` ahead of the consumer (a double buffer
+  for ``size=2``, as flax's ``jax_utils.prefetch_to_device``): the training loop's batches are gathered
+  from the (memory-mapped) images and transferred to the devices while the previous steps run.
+
+  The items come in order; an error raised while producing one is raised where it would have been
+  consumed. Closing the iterator (or leaving a ``for`` loop over it early) stops the thread.
+
+  Args:
+    items: any iterable (e.g. a generator of device batches).
+    size: items produced ahead, at least 1.
+
+  Yields:
+    The items of ``items``.
+  """
+  q: queue.Queue = queue.Queue(maxsize=max(1, size))
+  stop = threading.Event()
+  end = object()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        q.put(item, timeout=0.05)
+        return True
+      except queue.Full:
+        continue
+    return False
+
+  def produce():
+    try:
+      for item in items:
+        if not put(item):
+          return
+      put(end)
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer
+      put(_Raised(e))
+
+  thread = threading.Thread(target=produce, name="iss_jax-prefetch", daemon=True)
+  thread.start()
+  try:
+    while True:
+      item = q.get()
+      if item is end:
+        return
+      if isinstance(item, _Raised):
+        raise item.error
+      yield item
+  finally:
+    stop.set()
+    thread.join()
+
+
 class _MetricsWriter:
   """JSON lines per epoch (rewritten atomically on resume) and TensorBoard when importable."""
 
@@ -294,6 +352,17 @@ def _training_images(config, x_train: np.ndarray, schedule: list[float]) -> tupl
   return images, info
 
 
+def make_optimizer(config, schedule_fn, decay_mask=None) -> optax.GradientTransformation:
+  """The optimiser of ``config.optimizer``: ``"sgd"`` (weight decay added to the gradient, then SGD with
+  ``momentum`` / ``nesterov``) or ``"adamw"`` (``optax.adamw``: Adam with decoupled weight decay, the
+  ViT's usual recipe together with ``warmup_epochs``; ``momentum`` is its ``b1``). Both follow
+  ``schedule_fn`` (linear warm-up, cosine decay) and skip the weight decay where ``decay_mask`` is False."""
+  if config.get("optimizer", "sgd") == "adamw":
+    return optax.adamw(schedule_fn, b1=config.momentum, weight_decay=config.weight_decay, mask=decay_mask)
+  return optax.chain(optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
+                     optax.sgd(schedule_fn, momentum=config.momentum, nesterov=config.nesterov))
+
+
 class _Steps:
   """The optimiser and the jitted steps, cached per hyperparameters so that repeated runs in one process
   (tests, notebooks, a resume) compile once."""
@@ -321,9 +390,7 @@ class _Steps:
         max(total_steps, warmup + 1), end_value=0.0)
     # No weight decay on a TV layer's weight or PNI's noise scales (it would drive the noise to 0).
     decay_mask = weight_decay_mask if config.tv_layer != "none" or config.pni != "none" else None
-    self.tx = optax.chain(
-        optax.add_decayed_weights(config.weight_decay, mask=decay_mask),
-        optax.sgd(self.schedule_fn, momentum=config.momentum, nesterov=config.nesterov))
+    self.tx = make_optimizer(config, self.schedule_fn, decay_mask)
     self.train_step = jax.jit(make_train_step(config, model, self.tx), donate_argnums=(0,),
                               in_shardings=(replicated, data, data, replicated),
                               out_shardings=(replicated, replicated))
@@ -446,6 +513,25 @@ class _Run(NamedTuple):
   t_start: float
 
 
+def check_batch_size(batch_size: int, n_devices: int) -> None:
+  """Raises :class:`ConfigError` (one sentence) unless the training batch splits evenly over the devices.
+
+  The training batch is not rounded: another batch size is another run. (The evaluation batch is, by
+  :func:`device_batch`.)
+  """
+  if batch_size % n_devices:
+    lower = batch_size // n_devices * n_devices
+    options = " or ".join(str(b) for b in (lower, lower + n_devices) if b > 0)
+    raise ConfigError(f"config.batch_size must be a multiple of the device count {n_devices} (each device "
+                      f"takes an equal share of every batch); got {batch_size}: use {options}.")
+
+
+def device_batch(batch_size: int, n_devices: int) -> int:
+  """``batch_size`` rounded up to a multiple of ``n_devices``: the evaluation batch (:func:`evaluate` pads
+  and masks the last batch, so the accuracy and loss are those of the same images)."""
+  return -(-batch_size // n_devices) * n_devices
+
+
 def _prepare(config, workdir: Path, overwrite: bool) -> _Run:
   """Checks everything that can be checked without training before the workdir is created or changed,
   then binds the workdir to the config, smooths (or reads) the training images and restores the state."""
@@ -460,9 +546,7 @@ def _prepare(config, workdir: Path, overwrite: bool) -> _Run:
   data = load_training_data(config)
   shardings = _Shardings.all_devices()
   n_dev = shardings.mesh.devices.size
-  if config.batch_size % n_dev or config.eval_batch_size % n_dev:
-    raise ConfigError(f"config.batch_size ({config.batch_size}) and config.eval_batch_size "
-                      f"({config.eval_batch_size}) must be multiples of the device count {n_dev}.")
+  check_batch_size(config.batch_size, n_dev)
   steps_per_epoch = data.x_train.shape[0] // config.batch_size
   if steps_per_epoch < 1:
     raise ConfigError(f"config.batch_size must be at most the {data.x_train.shape[0]} training images; got "
@@ -533,16 +617,22 @@ def _train_epochs(run: _Run) -> tuple[bool, TrainState]:
     bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs} s={sparsity:g}",
                disable=not config.progress or proc != 0, leave=False)
     dev_metrics = []
+
+    def batches(images=images, perm=perm):
+      for i in range(steps_per_epoch):
+        idx = perm[i * config.batch_size:(i + 1) * config.batch_size][proc * local_bs:(proc + 1) * local_bs]
+        yield _global_batch(data_sharding, images[idx]), _global_batch(data_sharding, data.y_train[idx])
+
+    feed = prefetch(batches())
     for i in bar:
       step = epoch * steps_per_epoch + i
       if 0 < config.stop_after_steps <= step:
         stopped = True
         break
-      idx = perm[i * config.batch_size:(i + 1) * config.batch_size][proc * local_bs:(proc + 1) * local_bs]
-      xb = _global_batch(data_sharding, images[idx])
-      yb = _global_batch(data_sharding, data.y_train[idx])
+      xb, yb = next(feed)
       state, metrics = run.steps.train_step(state, xb, yb, run.k_train)
       dev_metrics.append(metrics)
+    feed.close()
     if stopped:
       bar.close()
       break
@@ -550,8 +640,9 @@ def _train_epochs(run: _Run) -> tuple[bool, TrainState]:
     for m in jax.device_get(dev_metrics):
       sums["loss"] += float(m["loss"]) / steps_per_epoch
       sums["accuracy"] += float(m["accuracy"]) / steps_per_epoch
+    eval_batch = device_batch(config.eval_batch_size, run.shardings.mesh.devices.size)
     test = evaluate(run.steps.eval_step, {"params": state.params, "batch_stats": state.batch_stats},
-                    data.x_test, data.y_test, config.eval_batch_size, data_sharding)
+                    data.x_test, data.y_test, eval_batch, data_sharding)
     row = {"epoch": epoch + 1, "step": int((epoch + 1) * steps_per_epoch), "sparsity": sparsity,
            "learning_rate": float(run.steps.schedule_fn((epoch + 1) * steps_per_epoch - 1)),
            "train_loss": sums["loss"], "train_accuracy": sums["accuracy"],

@@ -52,6 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = "resnet18"           # resnet18 | resnet34 | resnet50 | resnet_small | vit_tiny
   c.stem = "cifar"               # cifar (3x3 conv, no max-pool) | imagenet (7x7/2 + max-pool)
   c.width = 0                    # 0 = the model's default width
+  c.dtype = "float32"            # float32 | bfloat16 computation (weights stay float32)
   # Competitors' layers (iss_jax.training.DefendedModel) and training-time preprocessing.
   c.tv_layer = "none"            # none | smooth | sharp: TV layer with a learned weight at the input
   c.tv_layer_weight = 0.05       # its initial weight (learned as softplus(theta))
@@ -74,6 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.epochs = 200
   c.batch_size = 128
   c.eval_batch_size = 500
+  c.optimizer = "sgd"            # sgd | adamw (the ViT's usual recipe, with warmup_epochs)
   c.learning_rate = 0.1
   c.momentum = 0.9
   c.nesterov = False
