@@ -47,6 +47,7 @@ from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
 from iss_jax.robustness._denoise import evaluate_denoise as evaluate_denoise
 from iss_jax.robustness._evaluate import AttackResult as AttackResult
 from iss_jax.robustness._evaluate import Evaluation as Evaluation
+from iss_jax.robustness._evaluate import eot_sweep as eot_sweep
 from iss_jax.robustness._evaluate import evaluate as evaluate
 from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
 from iss_jax.robustness._evaluation import evaluate_defense as evaluate_defense
@@ -117,6 +118,7 @@ __all__ = (
     "eot_apgd",
     "eot_cw",
     "eot_pgd",
+    "eot_sweep",
     "evaluate",
     "evaluate_accuracy",
     "evaluate_adversarial",

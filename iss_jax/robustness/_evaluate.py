@@ -269,7 +269,7 @@ def _check_request(norm, eps, version, defense, steps, square_queries, eot_sampl
 
 def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", eps: float,
              version: str = "standard", defense: Defense | None = None, attacks: Sequence[str] | None = None,
-             steps: int | None = None, square_queries: int | None = None, eot_samples: int = RAND_EOT,
+             steps: int | None = None, square_queries: int | None = None, eot_samples: int | None = None,
              repeats: int | None = None, checks: bool = True, check_examples: int = CHECK_EXAMPLES,
              batch_size: int = 100, seed: int = 0, progress: bool = True) -> Evaluation:
   """Robust accuracy of ``model_fn`` (behind ``defense``) under an AutoAttack-shaped protocol, with flags.
@@ -309,8 +309,8 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
     attacks: names of :data:`ATTACKS`, in order, with ``version="custom"`` only.
     steps: iterations of the gradient attacks (default 100).
     square_queries: Square's queries per image (default 5,000).
-    eot_samples: draws per gradient step against a random classifier in ``"rand"`` (``"standard"`` and
-      ``"custom"`` attack it with one draw, as AutoAttack's standard version does).
+    eot_samples: draws per gradient step against a random classifier (default: 20 in ``"rand"``, else 1,
+      as AutoAttack's standard version attacks with one draw).
     repeats: final evaluations of each attack's points against a random classifier (default: 5 in
       ``"rand"``, else 1); an image counts as robust only if it survives all.
     checks: run the gradient-masking checks (FGSM, gray-box, eps sweep, unbounded attack, model checks).
@@ -349,7 +349,9 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
   counter = PassCounter()
   run = Runner(counter.wrap(model_fn), batch_size=batch_size, seed=seed, progress=progress)
   random = run.is_random(defense)
-  samples = eot_samples if version == "rand" and random else 1
+  if eot_samples is None:
+    eot_samples = RAND_EOT if version == "rand" else 1
+  samples = eot_samples if random else 1
   repeats = (RAND_REPEATS if version == "rand" and random else 1) if repeats is None else repeats
   if not random:
     repeats = 1
@@ -504,3 +506,54 @@ def _run_checks(run, counter, defense, x, y, clean, names, after, results, robus
       flags.append(masking._check("transfer from the bare model is not stronger than adaptive apgd-ce", True,
                                   "not compared: apgd-ce is not the first attack of the run"))
   return flags
+
+
+def eot_sweep(model_fn, x, y, *, eps: float, samples: Sequence[int] = (1, 2, 5, 10, 20),
+              defense: Defense | None = None, attack: str = "apgd-ce", steps: int | None = None,
+              repeats: int | None = None, batch_size: int = 100, seed: int = 0,
+              progress: bool = True) -> dict:
+  """Accuracy under ``attack`` against a random classifier as a function of the EOT draws per step.
+
+  Each point is :func:`evaluate` with ``version="custom"``, ``attacks=(attack,)`` and ``eot_samples=s``
+  (same seed, so the same starts); accuracy should fall and then plateau once the averaged gradient is
+  accurate enough. The plateau is the fewest draws from which every accuracy lies in the 95% interval of
+  the accuracy at the most draws.
+
+  Args:
+    model_fn: the classifier (a :class:`RandomClassifier`, or any behind a random ``defense``).
+    x, y: images and labels, as in :func:`evaluate`.
+    eps: the radius.
+    samples: EOT draws per step, increasing.
+    defense: the defense (None: the bare model).
+    attack: the :data:`ATTACKS` gradient attack.
+    steps: its iterations (default 100).
+    repeats: final evaluations per point (default 5, as in ``"rand"``).
+    batch_size, seed, progress: as in :func:`evaluate`.
+
+  Returns:
+    ``{"attack", "eps", "samples", "accuracy", "interval95", "forward_passes", "backward_passes", "plateau",
+    "clean_accuracy", "n"}``.
+
+  Raises:
+    ValueError: ``samples`` not increasing ints ``>= 1``, or a bad argument of :func:`evaluate`.
+  """
+  samples = list(samples)
+  bad = [s for s in samples if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1]
+  if not samples or bad or samples != sorted(set(samples)):
+    raise ValueError(f"samples must be increasing ints >= 1; got {samples!r}.")
+  out = {"attack": attack, "eps": float(eps), "samples": samples, "accuracy": [], "interval95": [],
+         "forward_passes": [], "backward_passes": []}
+  for s in samples:
+    res = evaluate(model_fn, x, y, eps=eps, version="custom", attacks=(attack,), defense=defense, steps=steps,
+                   eot_samples=int(s), repeats=RAND_REPEATS if repeats is None else repeats, checks=False,
+                   batch_size=batch_size, seed=seed, progress=progress)
+    out["accuracy"].append(res.robust_accuracy)
+    out["interval95"].append(list(res.interval(res.robust_accuracy)))
+    out["forward_passes"].append(res.forward_passes)
+    out["backward_passes"].append(res.backward_passes)
+    out["clean_accuracy"], out["n"], out["random"] = res.clean_accuracy, res.n, res.settings["random"]
+  lo, hi = out["interval95"][-1]
+  within = [lo <= a <= hi for a in out["accuracy"]]
+  first = next(i for i in range(len(samples)) if all(within[i:]))
+  out["plateau"] = samples[first]
+  return out
