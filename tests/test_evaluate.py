@@ -153,3 +153,11 @@ def test_each_flag_fires_on_its_masking_model_and_none_on_the_honest_one(name):
   for flag in raised:
     assert f"| **{flag}** | **RAISED** |" in report
   assert ("No flag raised." in report) == (not raised)
+
+
+def test_eot_sweep_on_a_deterministic_model_is_flat_and_refuses_bad_samples():
+  from iss_jax.robustness import eot_sweep
+  sweep = eot_sweep(honest, X, Y, eps=0.02, samples=(1, 3), steps=3, progress=False, batch_size=len(X))
+  assert sweep["random"] is False and sweep["accuracy"][0] == sweep["accuracy"][1] and sweep["plateau"] == 1
+  with pytest.raises(ValueError, match="samples must be increasing ints >= 1"):
+    eot_sweep(honest, X, Y, eps=0.02, samples=(5, 2))
