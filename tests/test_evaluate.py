@@ -3,6 +3,7 @@ claim record and its gradient-masking flags (each fires on a model built to mask
 none fires on an honest one)."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -161,3 +162,23 @@ def test_eot_sweep_on_a_deterministic_model_is_flat_and_refuses_bad_samples():
   assert sweep["random"] is False and sweep["accuracy"][0] == sweep["accuracy"][1] and sweep["plateau"] == 1
   with pytest.raises(ValueError, match="samples must be increasing ints >= 1"):
     eot_sweep(honest, X, Y, eps=0.02, samples=(5, 2))
+
+
+@pytest.mark.slow  # ~20 s of CPU (the README command covers the path in the default suite)
+def test_eval_adversarial_version_writes_the_report_claims_and_sweep(tmp_path, monkeypatch):
+  import iss_jax
+  from eval import adversarial
+
+  x8 = np.round(X * 255).astype(np.uint8)
+  y8 = np.argmax(np.asarray(honest(jnp.asarray(x8 / 255.0, jnp.float32))), -1).astype(np.int32)
+  monkeypatch.setattr(iss_jax.training, "load_dataset", lambda name, split, data_dir=None: (x8, y8))
+  monkeypatch.setattr(iss_jax.training, "load_classifier", lambda wd: (honest, {}))
+  (tmp_path / "config.json").write_text("{}")  # a training workdir, as far as the entry point checks
+  out = tmp_path / "out"
+  adversarial.main(["--workdir", str(tmp_path), "--out", str(out), "--eps", "0.1", "--version", "rand",
+                    "--aa_steps", "2", "--eot_sweep", "1,2", "--batch_size", "24", "--no_progress"])
+  md = (out / "adversarial_rand.md").read_text()
+  assert "Gradient-masking flags" in md and "EOT sweep" in md and "plateau from 1 draws" in md
+  assert os.path.getsize(out / "adversarial_rand.png") > 0
+  (claim,) = read_claims([out / "claims" / "none_eps25.5.json"])
+  assert claim["version"] == "rand" and claim["n"] == len(x8) and claim["eps"] == pytest.approx(0.1)
