@@ -315,7 +315,8 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
       ``"rand"``, else 1); an image counts as robust only if it survives all.
     checks: run the gradient-masking checks (FGSM, gray-box, eps sweep, unbounded attack, model checks).
     check_examples: images of the model checks, the eps sweep and the unbounded attack.
-    batch_size: images per jitted batch.
+    batch_size: images per jitted batch (at most ``N``); the attacks after the first run on fewer images,
+      padded to a whole batch (the padding is counted in the passes).
     seed: the PRNG seed of the run (random starts, draws).
     progress: tqdm bars.
 
@@ -347,7 +348,9 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
   y = check_labels(y, len(x))
   defense = no_defense() if defense is None else defense
   counter = PassCounter()
-  run = Runner(counter.wrap(model_fn), batch_size=batch_size, seed=seed, progress=progress)
+  # A batch is never larger than the data: padding it would run the classifier on copies.
+  run = Runner(counter.wrap(model_fn), batch_size=min(batch_size, max(len(x), 1)), seed=seed,
+               progress=progress)
   random = run.is_random(defense)
   if eot_samples is None:
     eot_samples = RAND_EOT if version == "rand" else 1
@@ -428,7 +431,7 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
                 "eot_samples": samples, "repeats": repeats, "steps": settings.steps,
                 "square_queries": settings.square_queries, "restarts": settings.restarts,
                 "checks": bool(checks), "check_examples": int(min(check_examples, len(x))),
-                "sweep_eps": SWEEP_EPS, "seed": seed, "batch_size": batch_size})
+                "sweep_eps": SWEEP_EPS, "seed": seed, "batch_size": run.batch_size})
 
 
 def _run_checks(run, counter, defense, x, y, clean, names, after, results, robust, attack, judge, keep,
