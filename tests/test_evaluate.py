@@ -182,3 +182,13 @@ def test_eval_adversarial_version_writes_the_report_claims_and_sweep(tmp_path, m
   assert os.path.getsize(out / "adversarial_rand.png") > 0
   (claim,) = read_claims([out / "claims" / "none_eps25.5.json"])
   assert claim["version"] == "rand" and claim["n"] == len(x8) and claim["eps"] == pytest.approx(0.1)
+
+
+def test_pass_counter_counts_every_eot_draw_under_a_gradient():
+  counter = PassCounter()
+  f = counter.wrap(RandomClassifier(lambda x, key: x.reshape(x.shape[0], -1)[:, :3]
+                                    + jax.random.normal(key, (x.shape[0], 3))))
+  x = jnp.ones((5, 2, 2, 3))
+  draws = lambda z: jax.lax.map(lambda k: f(z, k), jax.random.split(jax.random.key(0), 4)).sum()
+  jax.jit(jax.grad(draws))(x)  # the image is loop-invariant in the loop over the 4 draws
+  assert counter.read() == (20, 20)

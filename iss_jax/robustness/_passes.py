@@ -56,14 +56,17 @@ class PassCounter:
     forward, backward = self._adder("forward"), self._adder("backward")
     rows = lambda a: a.reshape(a.shape[0], -1)[:, 0]  # one value per image: vmap adds its axis to it
 
+    # Each callback reads the pass's output, not its input: a callback on a loop-invariant input (the image
+    # inside an EOT loop over draws) would be hoisted out of the loop when it is differentiated.
     @jax.custom_vjp
     def counted(x, key):
-      jax.debug.callback(forward, rows(x))
-      return fn(x, key)
+      out = fn(x, key)
+      jax.debug.callback(forward, rows(out))
+      return out
 
     def fwd(x, key):
-      jax.debug.callback(forward, rows(x))
       out, vjp = jax.vjp(lambda z: fn(z, key), x)
+      jax.debug.callback(forward, rows(out))
       return out, vjp
 
     def bwd(vjp, g):
