@@ -127,6 +127,22 @@ def _save_row(path: str, row: dict) -> None:
   iss_jax.atomic_write(path, json.dumps(row, indent=1))
 
 
+def _claim(row: dict, args, n: int) -> dict:
+  """The claim record of one row: robust accuracy is its per-example worst case over every attack column."""
+  acc = row["accuracy"]
+  attack_columns = [c for c in acc if c in row["attacks"] and c not in ("clean", "corruptions", "worst")
+                    and not c.startswith("lowres")]
+  return iss_jax.robustness.claim_record(
+      model=row["workdir"], defense=row["defense"], dataset=f"{args.dataset} test, first {n}", n=n,
+      eps=args.eps, clean_accuracy=acc["clean"], robust_accuracy=acc.get("worst", acc["clean"]),
+      attacks=[{"name": c, "budget": row["attacks"][c], "accuracy": acc[c]} for c in attack_columns],
+      forward_passes=row.get("forward_passes"), backward_passes=row.get("backward_passes"),
+      passes_counted="every evaluation of the row (clean, corruptions, low resolution, attacks), counted "
+      "per execution by iss_jax.robustness.PassCounter", version="eval.compare",
+      random=row.get("random", False),
+      flags=[c["check"] for c in row.get("checks", []) if not c["ok"]], extra={"label": row["label"]})
+
+
 def main(argv=None) -> dict:
   argv = sys.argv[1:] if argv is None else list(argv)
   old = [a for a in argv if a.split("=")[0] == "--defense"]
@@ -186,6 +202,8 @@ def _compare(args) -> dict:
       rows.append(row)
       continue
     apply_fn, _ = iss_jax.training.load_classifier(workdir)
+    counter = iss_jax.robustness.PassCounter()  # the row's forward / backward passes, for its claim record
+    apply_fn = counter.wrap(apply_fn)
     print(f"[compare] {label}: {workdir} + {defense.name}", file=sys.stderr)
     t0 = time.time()
     res = iss_jax.robustness.evaluate_defense(
@@ -194,9 +212,12 @@ def _compare(args) -> dict:
         eot_samples=args.eot_samples, corruptions=args.corruptions, severities=args.severities,
         low_res_sizes=args.low_res, batch_size=args.batch_size, seed=args.seed,
         progress=not args.no_progress)
+    forward, backward = counter.read()
     rows.append({"label": label, "workdir": workdir, **res, "wall_time_s": time.time() - t0,
-                 "cache_key": key})
+                 "forward_passes": forward, "backward_passes": backward, "cache_key": key})
     _save_row(row_path, rows[-1])
+    iss_jax.robustness.write_claim(os.path.join(args.out, "rows", f"{label}.claim.json"),
+                                   _claim(rows[-1], args, len(x)))
   attack_columns = [c for a in args.attacks for c in iss_jax.robustness.ATTACKS[a].titles()]
   columns = [c for c in ("clean", "corruptions", *[f"lowres{s}" for s in args.low_res], "lowres",
                          *attack_columns, "transfer", "worst") if c in rows[0]["accuracy"]]
@@ -225,7 +246,23 @@ def _compare(args) -> dict:
               f"training images with Gaussian noise std {args.tv_noise_std * 255:.3g}/255 by mean "
               "PSNR: " + ", ".join(f"{w:g}: {p:.2f} dB" for w, p in scores)
               + f" (noisy input {s['psnr_noisy']:.2f} dB).")
-  data = {"rows": rows, "columns": columns, "tv_selection": selections.get("tv"),
+  claims = []
+  for r in rows:  # one claim record per row (rows cached before claim records existed get one now)
+    path = os.path.join(args.out, "rows", f"{r['label']}.claim.json")
+    if not os.path.exists(path):
+      iss_jax.robustness.write_claim(path, _claim(r, args, len(x)))
+    claims += iss_jax.robustness.read_claims([path])
+  md += ["", "## Claim records", "",
+         f"One per row in `{os.path.join(args.out, 'rows')}/<label>.claim.json`:", ""]
+  md.append(iss_jax.robustness.markdown_table(
+      ["defense", "model", "transform", "n", "eps", "clean (%)", "robust, worst case (%)", "forward passes",
+       "backward passes", "code"],
+      [[c["label"], c["model"], c["defense"], c["n"], f"{c['eps_255']:g}/255",
+        _common.pct_ci(c["clean_accuracy"], c["n"]), _common.pct_ci(c["robust_accuracy"], c["n"]),
+        f"{c['forward_passes']:,}" if c["forward_passes"] is not None else "?",
+        f"{c['backward_passes']:,}" if c["backward_passes"] is not None else "?", c["code_version"]]
+       for c in claims]))
+  data = {"rows": rows, "columns": columns, "tv_selection": selections.get("tv"), "claims": claims,
           "settings": {k: v for k, v in vars(args).items() if k != "row"},
           "defenses": [list(d) for d in args.row]}
   violations = [(r["label"], c) for r in rows for c in r.get("checks", []) if not c["ok"]]

@@ -41,3 +41,25 @@ def test_the_zero_gradient_count_is_exact():
   (_, _, zero) = model_checks(half, X, Y, key=jax.random.key(0))
   assert not zero["ok"] and zero["detail"].startswith("8 of 16 images (50.0%)")
   np.testing.assert_equal(zero["rows"], [])
+
+
+def test_the_attack_checks_fire_only_beyond_sampling_noise():
+  from iss_jax.robustness._masking import (
+    gradient_free_check,
+    large_eps_check,
+    one_step_check,
+    randomness_check,
+    transfer_check,
+    unbounded_check,
+  )
+  n = 64
+  assert not gradient_free_check(0.9, 0.1, n)["ok"] and gradient_free_check(0.5, 0.45, n)["ok"]
+  assert not one_step_check(0.1, 0.9, n)["ok"] and one_step_check(0.45, 0.5, n)["ok"]
+  assert one_step_check(0.9, 0.1, n)["ok"]  # FGSM weaker than iterative: as it should be
+  assert not large_eps_check(0.5, 0.5, n)["ok"] and large_eps_check(0.0, 0.5, n)["ok"]
+  assert not unbounded_check(0.75, n)["ok"] and unbounded_check(1.0, n)["ok"]
+  assert unbounded_check(0.0, 0)["ok"]
+  assert not transfer_check(0.1, 0.9, n)["ok"] and transfer_check(0.9, 0.1, n)["ok"]
+  first, second = np.array([0, 1, 2]), np.array([0, 1, 1])
+  assert not randomness_check(first, second)["ok"]
+  assert randomness_check(first, second, random_protocol=True)["ok"]  # expected under the rand protocol

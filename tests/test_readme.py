@@ -28,7 +28,7 @@ SHORTEN = {
     "train.tvlayer": _TRAIN + ["--config.tv_layer_iters=3"], "train.pni": _TRAIN, "train.menet": _TRAIN,
     "train.splic": _TRAIN + ["--config.train_limit=32", "--config.test_limit=8",
                              "--config.eval_batch_size=8"],
-    "eval.adversarial": _EVAL + _ATTACK,
+    "eval.adversarial": _EVAL + _ATTACK + ["--aa_steps=1", "--aa_queries=20"],
     "eval.corruptions": _EVAL + ["--corruptions=gaussian_noise", "--severities=1"],
     "eval.low_resolution": _EVAL + ["--sizes=16"],
     "eval.all": _EVAL + _ATTACK + ["--corruptions=gaussian_noise", "--severities=1", "--sizes=16",

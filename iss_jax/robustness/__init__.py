@@ -25,6 +25,10 @@ from iss_jax.robustness._attacks import eot_pgd as eot_pgd
 from iss_jax.robustness._attacks import fgsm as fgsm
 from iss_jax.robustness._attacks import pgd as pgd
 from iss_jax.robustness._attacks import pgd_maximize as pgd_maximize
+from iss_jax.robustness._claims import claim_record as claim_record
+from iss_jax.robustness._claims import code_version as code_version
+from iss_jax.robustness._claims import read_claims as read_claims
+from iss_jax.robustness._claims import write_claim as write_claim
 from iss_jax.robustness._corruptions import AVAILABLE_CORRUPTIONS as AVAILABLE_CORRUPTIONS
 from iss_jax.robustness._corruptions import CORRUPTIONS as CORRUPTIONS
 from iss_jax.robustness._corruptions import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
@@ -41,6 +45,10 @@ from iss_jax.robustness._defenses import custom_defense as custom_defense
 from iss_jax.robustness._defenses import no_defense as no_defense
 from iss_jax.robustness._defenses import smoothing_defense as smoothing_defense
 from iss_jax.robustness._denoise import evaluate_denoise as evaluate_denoise
+from iss_jax.robustness._evaluate import AttackResult as AttackResult
+from iss_jax.robustness._evaluate import Evaluation as Evaluation
+from iss_jax.robustness._evaluate import eot_sweep as eot_sweep
+from iss_jax.robustness._evaluate import evaluate as evaluate
 from iss_jax.robustness._evaluation import evaluate_accuracy as evaluate_accuracy
 from iss_jax.robustness._evaluation import evaluate_defense as evaluate_defense
 from iss_jax.robustness._frequency import centred_spectrum as centred_spectrum
@@ -61,6 +69,7 @@ from iss_jax.robustness._minimal import cw as cw
 from iss_jax.robustness._minimal import cw_loss as cw_loss
 from iss_jax.robustness._minimal import deepfool as deepfool
 from iss_jax.robustness._minimal import eot_cw as eot_cw
+from iss_jax.robustness._passes import PassCounter as PassCounter
 from iss_jax.robustness._reporting import device_description as device_description
 from iss_jax.robustness._reporting import markdown_table as markdown_table
 from iss_jax.robustness._reporting import write_report as write_report
@@ -77,12 +86,15 @@ __all__ = (
     "ATTACKS",
     "AVAILABLE_CORRUPTIONS",
     "Attack",
+    "AttackResult",
     "AttackSettings",
     "CORRUPTIONS",
     "CWL2Result",
     "Defense",
     "EXTRA_CORRUPTIONS",
+    "Evaluation",
     "PAPER_CORRUPTIONS",
+    "PassCounter",
     "RandomClassifier",
     "Runner",
     "SQUARE_QUERIES",
@@ -90,6 +102,8 @@ __all__ = (
     "apgd",
     "apgd_checkpoints",
     "centred_spectrum",
+    "claim_record",
+    "code_version",
     "corrupt",
     "cross_entropy",
     "custom_defense",
@@ -104,6 +118,8 @@ __all__ = (
     "eot_apgd",
     "eot_cw",
     "eot_pgd",
+    "eot_sweep",
+    "evaluate",
     "evaluate_accuracy",
     "evaluate_adversarial",
     "evaluate_corruptions",
@@ -131,10 +147,12 @@ __all__ = (
     "pgd_maximize",
     "radial_mask",
     "random_square",
+    "read_claims",
     "smoothing_defense",
     "square",
     "square_p_schedule",
     "wilson_interval",
+    "write_claim",
     "write_report",
 )
 
