@@ -70,6 +70,8 @@ from iss_jax.robustness._reporting import write_report as write_report
 from iss_jax.robustness._runner import RandomClassifier as RandomClassifier
 from iss_jax.robustness._runner import Runner as Runner
 from iss_jax.robustness._square import SQUARE_QUERIES as SQUARE_QUERIES
+from iss_jax.robustness._square import SquareInfo as SquareInfo
+from iss_jax.robustness._square import eot_square as eot_square
 from iss_jax.robustness._square import random_square as random_square
 from iss_jax.robustness._square import square as square
 from iss_jax.robustness._square import square_p_schedule as square_p_schedule
@@ -91,6 +93,7 @@ __all__ = (
     "RandomClassifier",
     "Runner",
     "SQUARE_QUERIES",
+    "SquareInfo",
     "adversarial_sanity_checks",
     "apgd",
     "apgd_checkpoints",
@@ -109,6 +112,7 @@ __all__ = (
     "eot_apgd",
     "eot_cw",
     "eot_pgd",
+    "eot_square",
     "eps_radius",
     "evaluate_accuracy",
     "evaluate_adversarial",
