@@ -1,5 +1,6 @@
-"""Per-channel L-inf radii: every attack of the table keeps ``|delta_c| <= eps_c`` per channel, a scalar eps
-is the same attack as that eps repeated per channel, and ``eps_radius`` is ``eps * std`` on normalised inputs."""
+"""Per-channel L-inf radii: every attack of the table keeps ``|delta_c| <= eps_c`` per channel, a scalar
+eps is the same attack as that eps repeated per channel, and ``eps_radius`` is ``eps * std`` on normalised
+inputs."""
 
 import jax
 import jax.numpy as jnp
@@ -112,7 +113,8 @@ def test_evaluate_adversarial_reports_the_eps_space():
   norm = R.evaluate_adversarial(f, x, y, eps_space="normalized", **kw)
   assert {r["eps_space"] for r in pixel["rows"]} == {"pixel"} and pixel["settings"]["eps_space"] == "pixel"
   assert {r["eps_space"] for r in norm["rows"]} == {"normalized"}
-  np.testing.assert_allclose(norm["settings"]["pixel_radius"][str(8 / 255)], 8 / 255 * np.array(R.CIFAR10_STD))
+  np.testing.assert_allclose(norm["settings"]["pixel_radius"][str(8 / 255)],
+                             8 / 255 * np.array(R.CIFAR10_STD))
   # FGSM at the per-channel radius, run directly, gives the evaluation's accuracy.
   x_adv = R.fgsm(f, x, y, eps=jnp.asarray(R.eps_radius(8 / 255, "normalized"), jnp.float32))
   assert norm["rows"][0]["accuracy"] == float(np.mean(np.argmax(f(x_adv), -1) == np.asarray(y)))

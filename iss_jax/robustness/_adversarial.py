@@ -168,9 +168,10 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     eps_grid: L-infinity radii (e.g. ``[2/255, 4/255, 8/255]``) in ``eps_space``.
     defenses: the defended models to evaluate besides the bare one.
     attacks_: names of :data:`ATTACKS` (each entry's ``help`` says what it does): ``"fgsm"``, ``"pgd"``,
-      ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"cw-linf"``, ``"cw-l2"``, ``"deepfool"``
-      and ``"autoattack"``; the median norms of an attack with ``minimal_norms`` (DeepFool, C&W-L2) go to
-      ``result[name]``.
+      ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"square-eot"``, ``"cw-linf"``,
+      ``"cw-l2"``, ``"deepfool"`` and ``"autoattack"`` (every row of a combination is per example the worst
+      case of its members' rows: never above a member); the median norms of an attack with
+      ``minimal_norms`` (DeepFool, C&W-L2) go to ``result[name]``.
     steps: PGD iterations (also APGD's and CW's).
     step_size_factor: PGD step ``= step_size_factor * eps / steps`` (Madry et al. use 2.5).
     restarts: PGD random restarts (deterministic models).
@@ -211,32 +212,51 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
   settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries)
   attacked = everyone[:1] + (everyone[1:] if "adaptive" in protocols else [])  # attacked end to end
-  compiled = {(a, d.name): _compiled_attack(run, a, d, settings, eot_samples)
-              for a in attacks_ for d in attacked}
   clean = {d.name: run.clean_correct(x, y, d, key=run.key_for(SALT_CLEAN, di))
            for di, d in enumerate(everyone)}
   correct, norms = {}, {}  # (attack, eps, defense, protocol) -> (N,) bool; attack -> {defense: norms}
-  bar = tqdm(total=len(eps_grid) * len(attacks_) * len(attacked), desc="adversarial", disable=not progress)
-  for ai, a in enumerate(attacks_):
+  # The attacks that run: each attack of attacks_, or for a combination (AutoAttack) each of its members.
+  runs = list(dict.fromkeys(m for a in attacks_ for m in (ATTACKS[a].members or (a,))))
+  index = {m: attacks_.index(m) if m in attacks_ else len(attacks_) + list(ATTACKS).index(m) for m in runs}
+  compiled = {(m, d.name): _compiled_attack(run, m, d, settings, eot_samples) for m in runs for d in attacked}
+  bar = tqdm(total=len(eps_grid) * len(runs) * len(attacked), desc="adversarial", disable=not progress)
+  attack_rows = {}  # (attack, ei) -> {(defense, protocol): (N,) bool}
+
+  def rows_of(m: str, ei: int, eps: float) -> dict:
+    """Attack ``m`` at ``eps``: its bare-model points judged bare and behind each defense (gray-box), and
+    its points made through each attacked defense (adaptive)."""
+    if (m, ei) in attack_rows:
+      return attack_rows[(m, ei)]
+    mi = index[m]
+    x_bare = _attack_images(run, compiled[(m, NONE)], x, y, radius[eps], run.key_for(SALT_ATTACK, mi, ei, 0))
+    bar.update(1)
+    rows = {(NONE, NONE): run.correct(x_bare, y)}
+    for di, d in enumerate(everyone[1:], start=1):
+      if GRAY_BOX in protocols:
+        rows[(d.name, GRAY_BOX)] = run.correct(x_bare, y, d, key=run.key_for(SALT_GRAY_BOX, mi, ei, di))
+      if d in attacked:
+        x_adv = _attack_images(run, compiled[(m, d.name)], x, y, radius[eps],
+                               run.key_for(SALT_ATTACK, mi, ei, di))
+        bar.update(1)
+        rows[(d.name, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(SALT_ADAPTIVE, mi, ei, di))
+    attack_rows[(m, ei)] = rows
+    return rows
+
+  for a in attacks_:
     if ATTACKS[a].minimal_norms is not None and eps_grid:  # independent of eps: once per classifier
       norms[a] = {d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples,
                                          run.key_for(SALT_NORMS, di)) for di, d in enumerate(attacked)}
     for ei, eps in enumerate(eps_grid):
-      x_bare = _attack_images(run, compiled[(a, NONE)], x, y, radius[eps],
-                              run.key_for(SALT_ATTACK, ai, ei, 0))
-      bar.update(1)
-      correct[(a, eps, NONE, NONE)] = run.correct(x_bare, y)
-      for di, d in enumerate(everyone[1:], start=1):
-        cell = (a, eps, d.name)
-        if GRAY_BOX in protocols:
-          correct[(*cell, GRAY_BOX)] = run.correct(x_bare, y, d, key=run.key_for(SALT_GRAY_BOX, ai, ei, di))
-        if d in attacked:
-          x_adv = _attack_images(run, compiled[(a, d.name)], x, y, radius[eps],
-                                 run.key_for(SALT_ATTACK, ai, ei, di))
-          bar.update(1)
-          correct[(*cell, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(SALT_ADAPTIVE, ai, ei, di))
-          if GRAY_BOX in protocols:
-            correct[(*cell, "worst")] = correct[(*cell, "adaptive")] & correct[(*cell, GRAY_BOX)]
+      # A combination's example survives only if it survives each member's point, judged by the classifier
+      # of the row: per example the member point strongest against it (for gray-box: the point strongest
+      # against the defense, not the first that fooled the bare model).
+      members = [rows_of(m, ei, eps) for m in ATTACKS[a].members or (a,)]
+      for row in members[0]:
+        correct[(a, eps, *row)] = np.logical_and.reduce([rows[row] for rows in members])
+      for d in everyone[1:]:
+        if d in attacked and GRAY_BOX in protocols:
+          correct[(a, eps, d.name, "worst")] = (correct[(a, eps, d.name, "adaptive")]
+                                                & correct[(a, eps, d.name, GRAY_BOX)])
   if substitute_fn is not None:
     correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples, radius))
   bar.close()
