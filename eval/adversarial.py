@@ -88,6 +88,12 @@ def run(args, apply_fn=None, data=None) -> dict:
   md.append(f"Accuracy (%) on n = {n} images, \u00b1 half the 95% Wilson interval (a sanity check fails only "
             "where two intervals do not overlap):\n")
   md.append(iss_jax.robustness.markdown_table(header, rows))
+  for g in res["gray_box_stronger"]:
+    md.append(f"\nGray-box beats adaptive: {g['attack']} on `{g['defense']}` at "
+              f"eps={g['eps'] * 255:.3g}/255, gray-box {100 * g['gray_box']:.1f}% < adaptive "
+              f"{100 * g['adaptive']:.1f}% "
+              f"({g['only_gray_box']} image(s) broken only by the gray-box point, {g['only_adaptive']} only "
+              "by the adaptive one); the `worst` row takes both.")
   md.append("\n## Sanity checks\n")
   if res["violations"]:
     md.append(f"**WARNING: {res['violations']} sanity check(s) FAILED - do not trust the affected "

@@ -42,3 +42,10 @@ def test_gray_box_autoattack_is_never_above_a_member():
       assert not np.any(c[("autoattack", eps, *row)] & ~c[(m, eps, *row)]), (m, row)
   assert all(ch["ok"] for ch in res["checks"] if ch["check"].startswith("autoattack <="))
   assert np.mean(worst) < 1.0
+  # The report names every cell where the gray-box point is stronger than the adaptive one.
+  stronger = {(g["attack"], g["defense"]): g for g in res["gray_box_stronger"]}
+  for a in ("apgd-ce", "apgd-t", "square", "autoattack"):
+    gray, adaptive = c[(a, eps, "quantise", "gray-box")], c[(a, eps, "quantise", "adaptive")]
+    assert ((a, "quantise") in stronger) == (gray.mean() < adaptive.mean()), a
+    if (a, "quantise") in stronger:
+      assert stronger[(a, "quantise")]["only_gray_box"] == int(np.sum(~gray & adaptive))

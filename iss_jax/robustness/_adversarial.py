@@ -199,7 +199,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     "eps_space", "defense", "protocol", "accuracy"}``, ``eps`` in ``eps_space``, protocol ``"none"`` for
     the bare model), ``"checks"`` (list of
     ``{"check", "ok", "detail"}``), ``"violations"`` (count), ``"defenses"`` (name -> how it is
-    attacked) and ``"settings"``.
+    attacked), ``"gray_box_stronger"`` (the cells where the gray-box attack breaks more images than the
+    adaptive one, with the images only each breaks) and ``"settings"``.
 
   Raises:
     ValueError: bad shapes, unknown attack/protocol, ``eps`` outside ``[0, 1]``.
@@ -273,11 +274,27 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                                     list(norms), eps_space, std),
   }
   result.update(norms)
+  result["gray_box_stronger"] = _gray_box_stronger(correct)
   result["checks"] = adversarial_sanity_checks(result)
   result["violations"] = sum(not c["ok"] for c in result["checks"])
   if return_correct:
     result["correct"] = correct
   return result
+
+
+def _gray_box_stronger(correct: dict) -> list[dict]:
+  """The cells where the gray-box point (made on the bare model) breaks more images than the adaptive one
+  (made through the defense): ``{"attack", "eps", "defense", "gray_box", "adaptive", "only_gray_box",
+  "only_adaptive"}`` (accuracies, and the images only that point breaks). The worst case takes both."""
+  out = []
+  for (a, e, d, p), adaptive in correct.items():
+    gray = correct.get((a, e, d, GRAY_BOX))
+    if p != "adaptive" or gray is None or not np.mean(gray) < np.mean(adaptive):
+      continue
+    out.append({"attack": a, "eps": e, "defense": d, "gray_box": float(np.mean(gray)),
+                "adaptive": float(np.mean(adaptive)), "only_gray_box": int(np.sum(~gray & adaptive)),
+                "only_adaptive": int(np.sum(gray & ~adaptive))})
+  return out
 
 
 def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[dict]:
