@@ -109,9 +109,19 @@ def partition_gradient(transform: Callable[[Array, Array], Array]) -> Callable[[
     ``(x, key) -> transform(x, key)`` with that gradient.
   """
   def fn(x, key):
-    out = lax.stop_gradient(transform(x, key))
-    avg = jax.vmap(component_mean)(x, jax.vmap(_regions)(out))
-    return out + (avg - lax.stop_gradient(avg))  # the value of out, the gradient of avg
+    @jax.custom_vjp
+    def apply(z):
+      return transform(z, key)
+
+    def forward(z):
+      out = transform(z, key)
+      return out, out
+
+    def backward(out, cotangent):  # P is an average per region: self-adjoint
+      return (jax.vmap(component_mean)(cotangent, jax.vmap(_regions)(lax.stop_gradient(out))),)
+
+    apply.defvjp(forward, backward)
+    return apply(x)
 
   return fn
 
