@@ -55,7 +55,7 @@ def test_smoothing_and_splic_share_the_identity_gradient():
 
 
 @pytest.mark.parametrize("spec,name,gradient,random", [
-    ("none", "none", "none", False), ("smooth@0.6", "smooth@0.6", "bpda", False),
+    ("none", "none", "none", False), ("smooth@0.6", "smooth@0.6", "bpda-partition", False),
     ("tv@0.1", "tv@0.1", "exact", False), ("lowpass@1", "lowpass@1", "exact", False),
     ("splic@2", "splic@2", "bpda", True)])
 def test_make_defense_names_every_defense(spec, name, gradient, random):
@@ -216,3 +216,37 @@ def test_runner_is_shared_and_must_run_the_classifier():
   assert len(run._predict) == 1 and len(run._clean) == 1
   with pytest.raises(ValueError, match="runner must run apply_fn"):
     iss_jax.robustness.evaluate_accuracy(g, x, y, runner=run)
+
+
+def _regions_numpy(img):
+  """Labels of the 4-connected regions of equal value, by scipy's connected components."""
+  from scipy.sparse import coo_matrix
+  from scipy.sparse.csgraph import connected_components as scipy_cc
+  h, w, _ = img.shape
+  idx = np.arange(h * w).reshape(h, w)
+  same_r = np.all(img[:, :-1] == img[:, 1:], -1)
+  same_d = np.all(img[:-1] == img[1:], -1)
+  rows = np.concatenate([idx[:, :-1][same_r], idx[:-1][same_d]])
+  cols = np.concatenate([idx[:, 1:][same_r], idx[1:][same_d]])
+  graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(h * w, h * w))
+  return scipy_cc(graph, directed=False)[1].reshape(h, w)
+
+
+def test_smoothing_defense_gradient_is_the_mean_over_the_smoothed_regions():
+  x = jax.random.uniform(jax.random.key(4), (2, 8, 8, 3))
+  w = jax.random.normal(jax.random.key(5), x.shape)
+  d = smoothing_defense(0.5, maxiter=500)
+  assert d.gradient == "bpda-partition" and smoothing_defense(0.5, bpda="identity").gradient == "bpda"
+  out = d.transform(x, None)
+  np.testing.assert_array_equal(out, iss_jax.smooth(x, 0.5, maxiter=500, value_range=None))
+  grad = np.asarray(jax.grad(lambda z: jnp.sum(w * d.transform(z, None)))(x))
+  for i in range(2):  # d<w, P x>/dx = P w: the mean of w over each region of the output
+    labels = _regions_numpy(np.asarray(out[i]))
+    assert 1 < labels.max() + 1 < 64
+    expected = np.stack([np.bincount(labels.ravel(), np.asarray(w[i])[..., c].ravel())[labels]
+                         / np.bincount(labels.ravel())[labels] for c in range(3)], -1)
+    np.testing.assert_allclose(grad[i], expected, rtol=1e-5, atol=1e-6)
+  identity = smoothing_defense(0.5, bpda="identity", maxiter=500)
+  np.testing.assert_allclose(jax.grad(lambda z: jnp.sum(w * identity.transform(z, None)))(x), w, atol=1e-6)
+  with pytest.raises(ValueError, match="bpda must be one of"):
+    smoothing_defense(0.5, bpda="exact")

@@ -47,6 +47,7 @@ SHORTEN = {
     "benchmarks.bench_psnr": ["--n=16"],
     "benchmarks.bench_train_step": ["--batch_size=8", "--steps=1", "--warmup=1"],
     "benchmarks.bench_attacks": ["--n=8", "--steps=2", "--queries=20"],
+    "benchmarks.bench_attack_throughput": ["--n=8", "--steps=2", "--queries=20"],
     "benchmarks.bench_scheduler": ["--n=4", "--sparsity=0.2", "--slots=2,4", "--chunks=8"],
     "benchmarks.bench_large_images": ["--n=1", "--n224=1", "--xla_n=1", "--numpy_steps=10",
                                       "--table6_steps=100", "--sizes=84"],

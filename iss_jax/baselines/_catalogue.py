@@ -69,7 +69,7 @@ def make_defense(spec: str, *, tv_iters: int = 50, splic_maxiter: int = 70,
   Examples:
     >>> from iss_jax.baselines import make_defense
     >>> [make_defense(s).gradient for s in ("smooth@0.6", "tv@0.08", "splic@8")]
-    ['bpda', 'exact', 'bpda']
+    ['bpda-partition', 'exact', 'bpda']
   """
   forms = ", ".join(DEFENSE_SPECS)
   if spec == "none":

@@ -19,9 +19,12 @@ from iss_jax.robustness._apgd import eot_apgd as eot_apgd
 from iss_jax.robustness._attack_table import ATTACKS as ATTACKS
 from iss_jax.robustness._attack_table import Attack as Attack
 from iss_jax.robustness._attack_table import AttackSettings as AttackSettings
+from iss_jax.robustness._attacks import CIFAR10_STD as CIFAR10_STD
+from iss_jax.robustness._attacks import EPS_SPACES as EPS_SPACES
 from iss_jax.robustness._attacks import cross_entropy as cross_entropy
 from iss_jax.robustness._attacks import eot as eot
 from iss_jax.robustness._attacks import eot_pgd as eot_pgd
+from iss_jax.robustness._attacks import eps_radius as eps_radius
 from iss_jax.robustness._attacks import fgsm as fgsm
 from iss_jax.robustness._attacks import pgd as pgd
 from iss_jax.robustness._attacks import pgd_maximize as pgd_maximize
@@ -76,6 +79,8 @@ from iss_jax.robustness._reporting import write_report as write_report
 from iss_jax.robustness._runner import RandomClassifier as RandomClassifier
 from iss_jax.robustness._runner import Runner as Runner
 from iss_jax.robustness._square import SQUARE_QUERIES as SQUARE_QUERIES
+from iss_jax.robustness._square import SquareInfo as SquareInfo
+from iss_jax.robustness._square import eot_square as eot_square
 from iss_jax.robustness._square import random_square as random_square
 from iss_jax.robustness._square import square as square
 from iss_jax.robustness._square import square_p_schedule as square_p_schedule
@@ -88,9 +93,11 @@ __all__ = (
     "Attack",
     "AttackResult",
     "AttackSettings",
+    "CIFAR10_STD",
     "CORRUPTIONS",
     "CWL2Result",
     "Defense",
+    "EPS_SPACES",
     "EXTRA_CORRUPTIONS",
     "Evaluation",
     "PAPER_CORRUPTIONS",
@@ -98,6 +105,7 @@ __all__ = (
     "RandomClassifier",
     "Runner",
     "SQUARE_QUERIES",
+    "SquareInfo",
     "adversarial_sanity_checks",
     "apgd",
     "apgd_checkpoints",
@@ -118,7 +126,9 @@ __all__ = (
     "eot_apgd",
     "eot_cw",
     "eot_pgd",
+    "eot_square",
     "eot_sweep",
+    "eps_radius",
     "evaluate",
     "evaluate_accuracy",
     "evaluate_adversarial",

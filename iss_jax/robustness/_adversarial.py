@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from iss_jax._src.checks import as_float_images, check_labels
 from iss_jax.robustness._attack_table import ATTACKS, AUTOATTACK, DEFAULT_ATTACKS, AttackSettings
+from iss_jax.robustness._attacks import CIFAR10_STD, EPS_SPACES, eps_radius
 from iss_jax.robustness._defenses import Defense, with_bare
 from iss_jax.robustness._runner import Runner, runner_for
 from iss_jax.robustness._square import SQUARE_QUERIES
@@ -38,12 +39,16 @@ SALT_TRANSFER = 5  # (ei): the substitute's PGD batches
 SALT_BLACK_BOX = 6  # (ei, di): predictions of the substitute's adversarial images
 
 
-def _check_request(eps_grid, attacks_, protocols) -> list[float]:
-  """``eps_grid`` as floats, after checking it, ``attacks_`` and ``protocols`` (one sentence each)."""
+def _check_request(eps_grid, attacks_, protocols, eps_space: str = "pixel", std=CIFAR10_STD) -> list[float]:
+  """``eps_grid`` as floats, after checking it (each a pixel radius in ``[0, 1]`` once read in
+  ``eps_space``), ``attacks_`` and ``protocols`` (one sentence each)."""
+  if eps_space not in EPS_SPACES:
+    raise ValueError(f"eps_space must be one of {EPS_SPACES}; got {eps_space!r}.")
   eps_grid = [float(e) for e in eps_grid]
   for e in eps_grid:
     if not 0.0 <= e <= 1.0:
-      raise ValueError(f"eps_grid values must be in [0, 1] (pixel space); got {e}.")
+      raise ValueError(f"eps_grid values must be in [0, 1] ({eps_space} space); got {e}.")
+    eps_radius(e, eps_space, std)
   for a in attacks_:
     if a not in ATTACKS:
       hint = {"transfer": " (the black-box 'transfer' attack runs when a substitute model is given)",
@@ -68,10 +73,13 @@ def _compiled_attack(run: Runner, name: str, defense: Defense, settings: AttackS
   return jax.jit(lambda xb, yb, eps, k: fn(lambda z: logits(z, k), xb, yb, eps, k))
 
 
-def _attack_images(run: Runner, fn, x, y, eps: float, key) -> np.ndarray:
-  """``fn`` over the batches of ``x`` at ``eps``, checked to stay in the ``eps`` ball."""
-  x_adv = run.map(lambda xb, yb, k: fn(xb, yb, jnp.float32(eps), k), x, y, key=key)
-  assert float(np.abs(x_adv - x).max(initial=0.0)) <= eps + 1e-5, "attack left the eps-ball"
+def _attack_images(run: Runner, fn, x, y, radius, key) -> np.ndarray:
+  """``fn`` over the batches of ``x`` at the pixel ``radius`` (scalar or ``(C,)``), checked to stay in the
+  ball per channel."""
+  r = jnp.asarray(radius, jnp.float32)
+  x_adv = run.map(lambda xb, yb, k: fn(xb, yb, r, k), x, y, key=key)
+  delta = np.abs(x_adv - x).reshape(-1, x.shape[-1]).max(axis=0, initial=0.0)
+  assert np.all(delta <= np.asarray(radius) + 1e-5), "attack left the eps-ball"
   return x_adv
 
 
@@ -89,7 +97,7 @@ def _minimal_norms(run: Runner, name: str, defense: Defense, x, clean_correct, s
 
 
 def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: AttackSettings,
-              eot_samples: int) -> dict:
+              eot_samples: int, radius: dict) -> dict:
   """The black-box ``"transfer"`` rows: PGD examples of ``substitute_fn`` fed to every classifier."""
   sub = Runner(substitute_fn, batch_size=run.batch_size, seed=run.seed, progress=False)
   samples = eot_samples if sub.is_random() else 1
@@ -98,7 +106,8 @@ def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: At
   make = jax.jit(lambda xb, yb, eps, k: pgd(logits, xb, yb, eps, k))
   correct = {}
   for ei, eps in enumerate(eps_grid):
-    x_sub = sub.map(lambda xb, yb, k, eps=eps: make(xb, yb, jnp.float32(eps), k), x, y,
+    r = jnp.asarray(radius[eps], jnp.float32)
+    x_sub = sub.map(lambda xb, yb, k, r=r: make(xb, yb, r, k), x, y,
                     key=run.key_for(SALT_TRANSFER, ei))
     for di, d in enumerate(everyone):
       protocol = NONE if d.name == NONE else BLACK_BOX
@@ -108,13 +117,20 @@ def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: At
 
 
 def _settings_summary(eps_grid, attacks_, settings: AttackSettings, everyone, protocols, seed, eot_samples,
-                      minimal_norms) -> dict:
+                      minimal_norms, eps_space: str = "pixel", std=CIFAR10_STD) -> dict:
   s = settings
-  out = {"eps_grid": eps_grid, "attacks": list(attacks_), "pgd_steps": s.steps,
+  space = ("Linf, [0, 1] pixel space" if eps_space == "pixel" else
+           f"Linf on normalised inputs (x - mean) / std: pixel radius eps * std per channel, std "
+           f"{tuple(float(v) for v in std)}")
+  out = {"eps_grid": eps_grid, "eps_space": eps_space, "attacks": list(attacks_), "pgd_steps": s.steps,
          "pgd_step_size": f"{s.step_size_factor} * eps / {s.steps}", "restarts": s.restarts,
          "random_start": s.random_start, "defenses": [d.name for d in everyone[1:]],
-         "protocols": list(protocols), "seed": seed, "norm": "Linf, [0, 1] pixel space",
+         "protocols": list(protocols), "seed": seed, "norm": space,
          "eot": f"{eot_samples} draws per gradient step against random defenses"}
+  if eps_space != "pixel":
+    out["std"] = [float(v) for v in std]
+    out["pixel_radius"] = {str(e): [float(r) for r in np.atleast_1d(eps_radius(e, eps_space, std))]
+                           for e in eps_grid}
   for a in minimal_norms:
     out[a] = ATTACKS[a].norms_help
   if any(ATTACKS[a].uses_apgd_budget for a in attacks_):
@@ -130,7 +146,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          eot_samples: int = 4, batch_size: int = 100, seed: int = 0,
                          progress: bool = True, square_queries: int = SQUARE_QUERIES,
                          substitute_fn: Callable[[Array], Array] | None = None,
-                         return_correct: bool = False, runner: Runner | None = None) -> dict:
+                         return_correct: bool = False, runner: Runner | None = None,
+                         eps_space: str = "pixel", std=CIFAR10_STD) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -148,12 +165,13 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode.
     x: ``(N, H, W, C)`` images, uint8 or float in ``[0, 1]``.
     y: ``(N,)`` integer labels.
-    eps_grid: L-infinity radii in ``[0, 1]`` pixel space (e.g. ``[2/255, 4/255, 8/255]``).
+    eps_grid: L-infinity radii (e.g. ``[2/255, 4/255, 8/255]``) in ``eps_space``.
     defenses: the defended models to evaluate besides the bare one.
     attacks_: names of :data:`ATTACKS` (each entry's ``help`` says what it does): ``"fgsm"``, ``"pgd"``,
-      ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"cw-linf"``, ``"cw-l2"``, ``"deepfool"``
-      and ``"autoattack"``; the median norms of an attack with ``minimal_norms`` (DeepFool, C&W-L2) go to
-      ``result[name]``.
+      ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"square-eot"``, ``"cw-linf"``,
+      ``"cw-l2"``, ``"deepfool"`` and ``"autoattack"`` (every row of a combination is per example the worst
+      case of its members' rows: never above a member); the median norms of an attack with
+      ``minimal_norms`` (DeepFool, C&W-L2) go to ``result[name]``.
     steps: PGD iterations (also APGD's and CW's).
     step_size_factor: PGD step ``= step_size_factor * eps / steps`` (Madry et al. use 2.5).
     restarts: PGD random restarts (deterministic models).
@@ -171,67 +189,112 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       per example (for per-example worst cases across calls; not JSON-ready).
     runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn`` to share compiled functions and clean
       predictions with other evaluations; None: a new one from ``batch_size`` and ``seed``.
+    eps_space: ``"pixel"`` (the default: radii in ``[0, 1]`` pixels) or ``"normalized"`` (radii on
+      normalised inputs, the main paper's Sec. 4.2: each attack runs at the per-channel pixel radius
+      ``eps * std_c``, :func:`eps_radius`).
+    std: the per-channel standard deviations of the normalisation (``"normalized"`` only).
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
-    "defense", "protocol", "accuracy"}``, protocol ``"none"`` for the bare model), ``"checks"`` (list of
+    "eps_space", "defense", "protocol", "accuracy"}``, ``eps`` in ``eps_space``, protocol ``"none"`` for
+    the bare model), ``"checks"`` (list of
     ``{"check", "ok", "detail"}``), ``"violations"`` (count), ``"defenses"`` (name -> how it is
-    attacked) and ``"settings"``.
+    attacked), ``"gray_box_stronger"`` (the cells where the gray-box attack breaks more images than the
+    adaptive one, with the images only each breaks) and ``"settings"``.
 
   Raises:
     ValueError: bad shapes, unknown attack/protocol, ``eps`` outside ``[0, 1]``.
   """
   x = as_float_images(x)
   y = check_labels(y, len(x))
-  eps_grid = _check_request(eps_grid, attacks_, protocols)
+  eps_grid = _check_request(eps_grid, attacks_, protocols, eps_space, std)
+  radius = {e: eps_radius(e, eps_space, std) for e in eps_grid}  # the pixel radius of each eps
   everyone = with_bare(defenses)
   run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
   settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries)
   attacked = everyone[:1] + (everyone[1:] if "adaptive" in protocols else [])  # attacked end to end
-  compiled = {(a, d.name): _compiled_attack(run, a, d, settings, eot_samples)
-              for a in attacks_ for d in attacked}
   clean = {d.name: run.clean_correct(x, y, d, key=run.key_for(SALT_CLEAN, di))
            for di, d in enumerate(everyone)}
   correct, norms = {}, {}  # (attack, eps, defense, protocol) -> (N,) bool; attack -> {defense: norms}
-  bar = tqdm(total=len(eps_grid) * len(attacks_) * len(attacked), desc="adversarial", disable=not progress)
-  for ai, a in enumerate(attacks_):
+  # The attacks that run: each attack of attacks_, or for a combination (AutoAttack) each of its members.
+  runs = list(dict.fromkeys(m for a in attacks_ for m in (ATTACKS[a].members or (a,))))
+  index = {m: attacks_.index(m) if m in attacks_ else len(attacks_) + list(ATTACKS).index(m) for m in runs}
+  compiled = {(m, d.name): _compiled_attack(run, m, d, settings, eot_samples) for m in runs for d in attacked}
+  bar = tqdm(total=len(eps_grid) * len(runs) * len(attacked), desc="adversarial", disable=not progress)
+  attack_rows = {}  # (attack, ei) -> {(defense, protocol): (N,) bool}
+
+  def rows_of(m: str, ei: int, eps: float) -> dict:
+    """Attack ``m`` at ``eps``: its bare-model points judged bare and behind each defense (gray-box), and
+    its points made through each attacked defense (adaptive)."""
+    if (m, ei) in attack_rows:
+      return attack_rows[(m, ei)]
+    mi = index[m]
+    x_bare = _attack_images(run, compiled[(m, NONE)], x, y, radius[eps], run.key_for(SALT_ATTACK, mi, ei, 0))
+    bar.update(1)
+    rows = {(NONE, NONE): run.correct(x_bare, y)}
+    for di, d in enumerate(everyone[1:], start=1):
+      if GRAY_BOX in protocols:
+        rows[(d.name, GRAY_BOX)] = run.correct(x_bare, y, d, key=run.key_for(SALT_GRAY_BOX, mi, ei, di))
+      if d in attacked:
+        x_adv = _attack_images(run, compiled[(m, d.name)], x, y, radius[eps],
+                               run.key_for(SALT_ATTACK, mi, ei, di))
+        bar.update(1)
+        rows[(d.name, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(SALT_ADAPTIVE, mi, ei, di))
+    attack_rows[(m, ei)] = rows
+    return rows
+
+  for a in attacks_:
     if ATTACKS[a].minimal_norms is not None and eps_grid:  # independent of eps: once per classifier
       norms[a] = {d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples,
                                          run.key_for(SALT_NORMS, di)) for di, d in enumerate(attacked)}
     for ei, eps in enumerate(eps_grid):
-      x_bare = _attack_images(run, compiled[(a, NONE)], x, y, eps, run.key_for(SALT_ATTACK, ai, ei, 0))
-      bar.update(1)
-      correct[(a, eps, NONE, NONE)] = run.correct(x_bare, y)
-      for di, d in enumerate(everyone[1:], start=1):
-        cell = (a, eps, d.name)
-        if GRAY_BOX in protocols:
-          correct[(*cell, GRAY_BOX)] = run.correct(x_bare, y, d, key=run.key_for(SALT_GRAY_BOX, ai, ei, di))
-        if d in attacked:
-          x_adv = _attack_images(run, compiled[(a, d.name)], x, y, eps, run.key_for(SALT_ATTACK, ai, ei, di))
-          bar.update(1)
-          correct[(*cell, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(SALT_ADAPTIVE, ai, ei, di))
-          if GRAY_BOX in protocols:
-            correct[(*cell, "worst")] = correct[(*cell, "adaptive")] & correct[(*cell, GRAY_BOX)]
+      # A combination's example survives only if it survives each member's point, judged by the classifier
+      # of the row: per example the member point strongest against it (for gray-box: the point strongest
+      # against the defense, not the first that fooled the bare model).
+      members = [rows_of(m, ei, eps) for m in ATTACKS[a].members or (a,)]
+      for row in members[0]:
+        correct[(a, eps, *row)] = np.logical_and.reduce([rows[row] for rows in members])
+      for d in everyone[1:]:
+        if d in attacked and GRAY_BOX in protocols:
+          correct[(a, eps, d.name, "worst")] = (correct[(a, eps, d.name, "adaptive")]
+                                                & correct[(a, eps, d.name, GRAY_BOX)])
   if substitute_fn is not None:
-    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples))
+    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples, radius))
   bar.close()
 
   result = {
       "clean": {name: float(np.mean(c)) for name, c in clean.items()},
-      "rows": [{"attack": a, "eps": e, "defense": d, "protocol": p, "accuracy": float(np.mean(c)),
+      "rows": [{"attack": a, "eps": e, "eps_space": eps_space, "defense": d, "protocol": p,
+                "accuracy": float(np.mean(c)),
                 "interval95": wilson_interval(float(np.mean(c)), len(x))}
                for (a, e, d, p), c in correct.items()],
       "num_examples": int(len(x)),
       "defenses": {d.name: run.describe(d) for d in everyone},
       "settings": _settings_summary(eps_grid, attacks_, settings, everyone, protocols, run.seed, eot_samples,
-                                    list(norms)),
+                                    list(norms), eps_space, std),
   }
   result.update(norms)
+  result["gray_box_stronger"] = _gray_box_stronger(correct)
   result["checks"] = adversarial_sanity_checks(result)
   result["violations"] = sum(not c["ok"] for c in result["checks"])
   if return_correct:
     result["correct"] = correct
   return result
+
+
+def _gray_box_stronger(correct: dict) -> list[dict]:
+  """The cells where the gray-box point (made on the bare model) breaks more images than the adaptive one
+  (made through the defense): ``{"attack", "eps", "defense", "gray_box", "adaptive", "only_gray_box",
+  "only_adaptive"}`` (accuracies, and the images only that point breaks). The worst case takes both."""
+  out = []
+  for (a, e, d, p), adaptive in correct.items():
+    gray = correct.get((a, e, d, GRAY_BOX))
+    if p != "adaptive" or gray is None or not np.mean(gray) < np.mean(adaptive):
+      continue
+    out.append({"attack": a, "eps": e, "defense": d, "gray_box": float(np.mean(gray)),
+                "adaptive": float(np.mean(adaptive)), "only_gray_box": int(np.sum(~gray & adaptive)),
+                "only_adaptive": int(np.sum(gray & ~adaptive))})
+  return out
 
 
 def adversarial_sanity_checks(result: dict, *, zero_tol: float = 0.05) -> list[dict]:

@@ -76,6 +76,11 @@ class Attack:
       norms and success (0/1), reported once per classifier over its correctly classified images; None:
       none.
     norms_help: what ``minimal_norms`` measures, for the result's settings.
+    members: a combination of these attacks (AutoAttack): ``random`` / ``plain`` keep per example the
+      first member point that fools the attacked classifier, and the adversarial evaluation reports each
+      of its rows (bare, gray-box, adaptive) as the per-example worst case of the members' rows, each
+      point judged by the classifier of the row (a point that fools the bare model first may transfer
+      worse to the defense than another member's, so it is never above a member).
   """
 
   name: str
@@ -89,6 +94,7 @@ class Attack:
   uses_apgd_budget: bool = False
   minimal_norms: Callable | None = None
   norms_help: str = ""
+  members: tuple[str, ...] = ()
 
   def titles(self) -> dict[str, str]:
     """Column name -> table title of this attack's columns in :func:`iss_jax.robustness.evaluate_defense`."""
@@ -193,6 +199,17 @@ _ENTRIES = (
            budget=lambda s, e: f"Square {s.square_queries} queries {e} (no gradient)",
            random=lambda s, logits, x, y, eps, key: square_lib.random_square(
                logits, x, y, eps=eps, key=key, queries=s.square_queries),
+           plain=lambda s, f, x, y, eps, key: square_lib.square(f, x, y, eps=eps, key=key,
+                                                                queries=s.square_queries),
+           gradient_free=True, uses_apgd_budget=True),
+    Attack("square-eot", "Square-EOT",
+           "Square Attack keeping a proposal only if the margin averaged over the EOT draws improves (random "
+           "defenses; Square on a deterministic one)",
+           budget=lambda s, e: f"Square-EOT {s.square_queries} queries x {s.samples} draws {e} (no gradient)",
+           random=lambda s, logits, x, y, eps, key: square_lib.eot_square(
+               logits, x, y, eps=eps, key=key, queries=s.square_queries, samples=s.samples),
+           plain=lambda s, f, x, y, eps, key: square_lib.square(f, x, y, eps=eps, key=key,
+                                                                queries=s.square_queries),
            gradient_free=True, uses_apgd_budget=True),
     Attack("cw-linf", "CW-Linf", "PGD on the Carlini-Wagner margin loss (L-inf; not Carlini-Wagner L2)",
            budget=lambda s, e: f"CW-Linf {s.steps} steps {e}",
@@ -213,13 +230,14 @@ _ENTRIES = (
            budget=lambda s, e: (f"C&W-L2 kappa={CW_L2['kappa']:g} {CW_L2['binary_steps']}x{CW_L2['steps']} "
                                 f"steps lr={CW_L2['lr']:g}, clipped to {e}"),
            random=lambda s, logits, x, y, eps, key: attacks._project(_cw_l2(logits, s, key, x, y).x_adv, x,
-                                                                     jnp.asarray(eps, x.dtype)),
+                                                                     attacks._radius(eps, x)),
            minimal_norms=_cw_l2_norms,
            norms_help=("Carlini-Wagner L2 (kappa 20, 5 bisection steps of 1,000 Adam steps, lr 0.005), "
                        "unclipped; median L-inf / L2 norms over correctly classified images (a failure "
                        "counts as infinite)")),
     Attack("autoattack", "AutoAttack", "per example the worst of APGD-CE, APGD-T and Square",
-           budget=lambda s, e: f"APGD-CE + APGD-T + Square {e}", random=_autoattack, uses_apgd_budget=True),
+           budget=lambda s, e: f"APGD-CE + APGD-T + Square {e}", random=_autoattack, uses_apgd_budget=True,
+           members=AUTOATTACK),
 )
 ATTACKS: dict[str, Attack] = {a.name: a for a in _ENTRIES}
 DEFAULT_ATTACKS = ("fgsm", "pgd")
