@@ -88,22 +88,31 @@ def _minimal_norms(run: Runner, name: str, defense: Defense, x, clean_correct, s
           "num_images": int(len(out)), "success_rate": float(np.mean(out[:, 2]))}
 
 
+def transfer_name(attack: str) -> str:
+  """The row name of the black-box transfer of ``attack``: ``"transfer"`` for PGD, ``"transfer-<attack>"``
+  for the others."""
+  return "transfer" if attack == "pgd" else f"transfer-{attack}"
+
+
 def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: AttackSettings,
-              eot_samples: int) -> dict:
-  """The black-box ``"transfer"`` rows: PGD examples of ``substitute_fn`` fed to every classifier."""
+              eot_samples: int, attacks_: Sequence[str] = ("pgd",)) -> dict:
+  """The black-box transfer rows: examples of each of ``attacks_`` made on ``substitute_fn`` (white-box
+  there) fed to every classifier (row attack :func:`transfer_name`)."""
   sub = Runner(substitute_fn, batch_size=run.batch_size, seed=run.seed, progress=False)
   samples = eot_samples if sub.is_random() else 1
-  pgd = ATTACKS["pgd"].against(settings._replace(restarts=1, samples=samples), random=True)
   logits = sub.logits_fn()
-  make = jax.jit(lambda xb, yb, eps, k: pgd(logits, xb, yb, eps, k))
   correct = {}
-  for ei, eps in enumerate(eps_grid):
-    x_sub = sub.map(lambda xb, yb, k, eps=eps: make(xb, yb, jnp.float32(eps), k), x, y,
-                    key=run.key_for(SALT_TRANSFER, ei))
-    for di, d in enumerate(everyone):
-      protocol = NONE if d.name == NONE else BLACK_BOX
-      correct[("transfer", eps, d.name, protocol)] = run.correct(x_sub, y, d, key=run.key_for(SALT_BLACK_BOX,
-                                                                                                ei, di))
+  for ai, a in enumerate(attacks_):
+    attack = ATTACKS[a].against(settings._replace(restarts=1, samples=samples), random=True)
+    make = jax.jit(lambda xb, yb, eps, k, attack=attack: attack(logits, xb, yb, eps, k))
+    for ei, eps in enumerate(eps_grid):
+      salt = (SALT_TRANSFER, ei) if a == "pgd" else (SALT_TRANSFER, ei, ai + 1)
+      x_sub = sub.map(lambda xb, yb, k, eps=eps, make=make: make(xb, yb, jnp.float32(eps), k), x, y,
+                      key=run.key_for(*salt))
+      for di, d in enumerate(everyone):
+        protocol = NONE if d.name == NONE else BLACK_BOX
+        correct[(transfer_name(a), eps, d.name, protocol)] = run.correct(
+            x_sub, y, d, key=run.key_for(SALT_BLACK_BOX, ei, di, *salt[2:]))
   return correct
 
 
@@ -130,7 +139,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          eot_samples: int = 4, batch_size: int = 100, seed: int = 0,
                          progress: bool = True, square_queries: int = SQUARE_QUERIES,
                          substitute_fn: Callable[[Array], Array] | None = None,
-                         return_correct: bool = False, runner: Runner | None = None) -> dict:
+                         return_correct: bool = False, runner: Runner | None = None,
+                         transfer_attacks: Sequence[str] = ("pgd",)) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -167,6 +177,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     substitute_fn: an independently trained classifier: the black-box ``"transfer"`` attack makes PGD
       examples on it (white-box there, EOT if it is random) and feeds them to the bare model and to every
       defense (rows with protocol ``"black-box"``). None: no transfer attack.
+    transfer_attacks: the attacks of :data:`ATTACKS` made on ``substitute_fn`` for the black-box rows
+      (SPLIC's Table 1: ``("fgsm", "pgd", "cw-l2")``); row attack ``"transfer"`` for PGD,
+      ``"transfer-<attack>"`` for the others.
     return_correct: also return ``result["correct"]``, ``{(attack, eps, defense, protocol): (N,) bool}``
       per example (for per-example worst cases across calls; not JSON-ready).
     runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn`` to share compiled functions and clean
@@ -184,6 +197,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   x = as_float_images(x)
   y = check_labels(y, len(x))
   eps_grid = _check_request(eps_grid, attacks_, protocols)
+  for a in transfer_attacks:
+    if a not in ATTACKS:
+      raise ValueError(f"transfer_attacks must be among {tuple(ATTACKS)}; got {a!r}.")
   everyone = with_bare(defenses)
   run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
   settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries)
@@ -213,7 +229,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
           if GRAY_BOX in protocols:
             correct[(*cell, "worst")] = correct[(*cell, "adaptive")] & correct[(*cell, GRAY_BOX)]
   if substitute_fn is not None:
-    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples))
+    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples,
+                             transfer_attacks))
   bar.close()
 
   result = {
