@@ -31,7 +31,10 @@ def define_flags(flag_values: flags.FlagValues) -> None:
                                      "accept_violations"))
   define = functools.partial(cli.define, flag_values=flag_values)
   define("number_list", "eps", "2/255,4/255,8/255,16/255,32/255",
-         "L-inf radii in [0, 1] pixel space, comma-separated (fractions allowed)")
+         "L-inf radii in --eps_space, comma-separated (fractions allowed)")
+  define("enum", "eps_space", "pixel", "pixel: eps in [0, 1] pixels (the field's convention); normalized: "
+         "eps on normalised inputs (the main paper's Sec. 4.2), i.e. the per-channel pixel radius "
+         "eps * std_c with CIFAR-10's std", enum_values=list(iss_jax.robustness.EPS_SPACES))
   define("number", "pgd_step_factor", 2.5, "step size = factor * eps / steps")
   define("integer", "pgd_restarts", 1, "random restarts of PGD")
   define("bool", "no_random_start", False, "start PGD at the image rather than a random point of the ball")
@@ -52,10 +55,10 @@ def run(args, apply_fn=None, data=None) -> dict:
       step_size_factor=args.pgd_step_factor, restarts=args.pgd_restarts,
       random_start=not args.no_random_start, defenses=_common.defenses(args), protocols=args.protocols,
       eot_samples=args.eot_samples, batch_size=args.batch_size, seed=args.seed,
-      progress=not args.no_progress, square_queries=args.square_queries,
+      progress=not args.no_progress, square_queries=args.square_queries, eps_space=args.eps_space,
       substitute_fn=iss_jax.training.load_classifier(substitute)[0] if substitute else None)
-  md = [_common.header(args, "Adversarial robustness (L-inf, [0, 1] pixel space)", len(x))]
   s = res["settings"]
+  md = [_common.header(args, f"Adversarial robustness ({s['norm']})", len(x))]
   md.append(f"PGD: {s['pgd_steps']} steps, step {s['pgd_step_size']}, {s['restarts']} restart(s), "
             f"random start {s['random_start']}. BatchNorm in inference mode. EOT: {s['eot']}.\n")
   md.append("Protocols: `none` = bare model; `gray-box` = attack the bare model, then defend "
@@ -137,7 +140,7 @@ def _plot(res, eps, keys, acc, data: str):
       ax.plot([e * 255 for e in bad], [100 * acc[(a, e, d, p)] for e in bad], "x", color="red",
               markersize=11, mew=2)
     ax.set_title(f"{attack.upper()} ({data})", fontsize=10)
-    ax.set_xlabel("eps (x 1/255, L-inf in [0, 1] pixel space)")
+    ax.set_xlabel(f"eps (x 1/255, L-inf, {res['settings']['eps_space']} space)")
     ax.set_xticks([e * 255 for e in eps])
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)

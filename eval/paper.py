@@ -169,14 +169,13 @@ def _log(msg: str) -> None:
 
 
 def _radius(eps_255: float, space: str, std) -> tuple[object, str]:
-  """The pixel radius of ``eps_255 / 255`` given in ``space`` and how it was made."""
+  """The pixel radius of ``eps_255 / 255`` given in ``space`` (``iss_jax.robustness.eps_radius``) and how
+  it is made."""
   eps = eps_255 / 255
   if space == "pixel":
     return eps, "pixel"
-  fn = getattr(iss_jax.robustness, "eps_radius", None)
-  if fn is not None:
-    return np.asarray(fn(eps, space, std=std), np.float64), "per-channel eps * std_c"
-  return float(eps * np.mean(std)), "scalar eps * mean(std) (per-channel radii not available)"
+  return (np.asarray(iss_jax.robustness.eps_radius(eps, space, std=std), np.float64),
+          "per-channel eps * std_c (iss_jax.robustness.eps_radius)")
 
 
 def _ci(acc: float, n: int) -> list[float]:
@@ -300,13 +299,13 @@ def run_corruptions(ctx, table) -> dict:
 def run_adversarial(ctx, table) -> dict:
   p = table.protocol
   x, y = ctx["x"][: ctx["n_attack"]], ctx["y"][: ctx["n_attack"]]
-  radii = [_radius(e, p["eps_space"], p["std"])[0] for e in p["eps"]]
   scale = SCALES[ctx["args"].scale]
 
   def evaluate(workdir, label):
     return iss_jax.robustness.evaluate_adversarial(
-        _load(workdir), x, y, eps_grid=radii, defenses=[_defense("smooth@0.6")], attacks_=[p["attack"]],
-        protocols=("gray-box", "adaptive"), steps=scale.pgd_steps, progress=ctx["progress"])
+        _load(workdir), x, y, eps_grid=[e / 255 for e in p["eps"]], eps_space=p["eps_space"], std=p["std"],
+        defenses=[_defense("smooth@0.6")], attacks_=[p["attack"]], protocols=("gray-box", "adaptive"),
+        steps=scale.pgd_steps, progress=ctx["progress"])
 
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)
@@ -334,7 +333,8 @@ def run_adversarial(ctx, table) -> dict:
   note = _radius(p["eps"][0], p["eps_space"], p["std"])[1]
   budget = "" if p["attack"] == "fgsm" else f" {scale.pgd_steps} steps, step 2.5 eps / steps, random start"
   return {"columns": columns, "rows": rows, "notes": [
-      f"eps on normalised images (Sec. 4.2): pixel radius = {note}, std {p['std']}; "
+      f"eps on normalised images (Sec. 4.2): pixel radius = {note}, std {p['std']} (8/255 normalised = "
+      f"{', '.join(f'{255 * v:.2f}' for v in _radius(8, p['eps_space'], p['std'])[0])}/255 in pixels); "
       f"{p['attack'].upper()}{budget}.",
       "Paper protocol ('Sparsity 0.6' rows): gray-box, the attack is made on the bare model and the image is "
       "then smoothed. Ours beside: adaptive (BPDA: the attack differentiates through the smoothing with the "

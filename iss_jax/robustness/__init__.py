@@ -19,9 +19,12 @@ from iss_jax.robustness._apgd import eot_apgd as eot_apgd
 from iss_jax.robustness._attack_table import ATTACKS as ATTACKS
 from iss_jax.robustness._attack_table import Attack as Attack
 from iss_jax.robustness._attack_table import AttackSettings as AttackSettings
+from iss_jax.robustness._attacks import CIFAR10_STD as CIFAR10_STD
+from iss_jax.robustness._attacks import EPS_SPACES as EPS_SPACES
 from iss_jax.robustness._attacks import cross_entropy as cross_entropy
 from iss_jax.robustness._attacks import eot as eot
 from iss_jax.robustness._attacks import eot_pgd as eot_pgd
+from iss_jax.robustness._attacks import eps_radius as eps_radius
 from iss_jax.robustness._attacks import fgsm as fgsm
 from iss_jax.robustness._attacks import pgd as pgd
 from iss_jax.robustness._attacks import pgd_maximize as pgd_maximize
@@ -79,9 +82,11 @@ __all__ = (
     "AVAILABLE_CORRUPTIONS",
     "Attack",
     "AttackSettings",
+    "CIFAR10_STD",
     "CORRUPTIONS",
     "CWL2Result",
     "Defense",
+    "EPS_SPACES",
     "EXTRA_CORRUPTIONS",
     "PAPER_CORRUPTIONS",
     "RandomClassifier",
@@ -105,6 +110,7 @@ __all__ = (
     "eot_apgd",
     "eot_cw",
     "eot_pgd",
+    "eps_radius",
     "evaluate_accuracy",
     "evaluate_adversarial",
     "evaluate_corruptions",

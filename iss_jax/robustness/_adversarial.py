@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from iss_jax._src.checks import as_float_images, check_labels
 from iss_jax.robustness._attack_table import ATTACKS, AUTOATTACK, DEFAULT_ATTACKS, AttackSettings
+from iss_jax.robustness._attacks import CIFAR10_STD, EPS_SPACES, eps_radius
 from iss_jax.robustness._defenses import Defense, with_bare
 from iss_jax.robustness._runner import Runner, runner_for
 from iss_jax.robustness._square import SQUARE_QUERIES
@@ -38,12 +39,16 @@ SALT_TRANSFER = 5  # (ei): the substitute's PGD batches
 SALT_BLACK_BOX = 6  # (ei, di): predictions of the substitute's adversarial images
 
 
-def _check_request(eps_grid, attacks_, protocols) -> list[float]:
-  """``eps_grid`` as floats, after checking it, ``attacks_`` and ``protocols`` (one sentence each)."""
+def _check_request(eps_grid, attacks_, protocols, eps_space: str = "pixel", std=CIFAR10_STD) -> list[float]:
+  """``eps_grid`` as floats, after checking it (each a pixel radius in ``[0, 1]`` once read in
+  ``eps_space``), ``attacks_`` and ``protocols`` (one sentence each)."""
+  if eps_space not in EPS_SPACES:
+    raise ValueError(f"eps_space must be one of {EPS_SPACES}; got {eps_space!r}.")
   eps_grid = [float(e) for e in eps_grid]
   for e in eps_grid:
     if not 0.0 <= e <= 1.0:
-      raise ValueError(f"eps_grid values must be in [0, 1] (pixel space); got {e}.")
+      raise ValueError(f"eps_grid values must be in [0, 1] ({eps_space} space); got {e}.")
+    eps_radius(e, eps_space, std)
   for a in attacks_:
     if a not in ATTACKS:
       hint = {"transfer": " (the black-box 'transfer' attack runs when a substitute model is given)",
@@ -68,10 +73,13 @@ def _compiled_attack(run: Runner, name: str, defense: Defense, settings: AttackS
   return jax.jit(lambda xb, yb, eps, k: fn(lambda z: logits(z, k), xb, yb, eps, k))
 
 
-def _attack_images(run: Runner, fn, x, y, eps: float, key) -> np.ndarray:
-  """``fn`` over the batches of ``x`` at ``eps``, checked to stay in the ``eps`` ball."""
-  x_adv = run.map(lambda xb, yb, k: fn(xb, yb, jnp.float32(eps), k), x, y, key=key)
-  assert float(np.abs(x_adv - x).max(initial=0.0)) <= eps + 1e-5, "attack left the eps-ball"
+def _attack_images(run: Runner, fn, x, y, radius, key) -> np.ndarray:
+  """``fn`` over the batches of ``x`` at the pixel ``radius`` (scalar or ``(C,)``), checked to stay in the
+  ball per channel."""
+  r = jnp.asarray(radius, jnp.float32)
+  x_adv = run.map(lambda xb, yb, k: fn(xb, yb, r, k), x, y, key=key)
+  delta = np.abs(x_adv - x).reshape(-1, x.shape[-1]).max(axis=0, initial=0.0)
+  assert np.all(delta <= np.asarray(radius) + 1e-5), "attack left the eps-ball"
   return x_adv
 
 
@@ -95,9 +103,9 @@ def transfer_name(attack: str) -> str:
 
 
 def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: AttackSettings,
-              eot_samples: int, attacks_: Sequence[str] = ("pgd",)) -> dict:
+              eot_samples: int, radius: dict, attacks_: Sequence[str] = ("pgd",)) -> dict:
   """The black-box transfer rows: examples of each of ``attacks_`` made on ``substitute_fn`` (white-box
-  there) fed to every classifier (row attack :func:`transfer_name`)."""
+  there, at the pixel radius ``radius[eps]``) fed to every classifier (row attack :func:`transfer_name`)."""
   sub = Runner(substitute_fn, batch_size=run.batch_size, seed=run.seed, progress=False)
   samples = eot_samples if sub.is_random() else 1
   logits = sub.logits_fn()
@@ -106,9 +114,9 @@ def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: At
     attack = ATTACKS[a].against(settings._replace(restarts=1, samples=samples), random=True)
     make = jax.jit(lambda xb, yb, eps, k, attack=attack: attack(logits, xb, yb, eps, k))
     for ei, eps in enumerate(eps_grid):
+      r = jnp.asarray(radius[eps], jnp.float32)
       salt = (SALT_TRANSFER, ei) if a == "pgd" else (SALT_TRANSFER, ei, ai + 1)
-      x_sub = sub.map(lambda xb, yb, k, eps=eps, make=make: make(xb, yb, jnp.float32(eps), k), x, y,
-                      key=run.key_for(*salt))
+      x_sub = sub.map(lambda xb, yb, k, r=r, make=make: make(xb, yb, r, k), x, y, key=run.key_for(*salt))
       for di, d in enumerate(everyone):
         protocol = NONE if d.name == NONE else BLACK_BOX
         correct[(transfer_name(a), eps, d.name, protocol)] = run.correct(
@@ -117,13 +125,20 @@ def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: At
 
 
 def _settings_summary(eps_grid, attacks_, settings: AttackSettings, everyone, protocols, seed, eot_samples,
-                      minimal_norms) -> dict:
+                      minimal_norms, eps_space: str = "pixel", std=CIFAR10_STD) -> dict:
   s = settings
-  out = {"eps_grid": eps_grid, "attacks": list(attacks_), "pgd_steps": s.steps,
+  space = ("Linf, [0, 1] pixel space" if eps_space == "pixel" else
+           f"Linf on normalised inputs (x - mean) / std: pixel radius eps * std per channel, std "
+           f"{tuple(float(v) for v in std)}")
+  out = {"eps_grid": eps_grid, "eps_space": eps_space, "attacks": list(attacks_), "pgd_steps": s.steps,
          "pgd_step_size": f"{s.step_size_factor} * eps / {s.steps}", "restarts": s.restarts,
          "random_start": s.random_start, "defenses": [d.name for d in everyone[1:]],
-         "protocols": list(protocols), "seed": seed, "norm": "Linf, [0, 1] pixel space",
+         "protocols": list(protocols), "seed": seed, "norm": space,
          "eot": f"{eot_samples} draws per gradient step against random defenses"}
+  if eps_space != "pixel":
+    out["std"] = [float(v) for v in std]
+    out["pixel_radius"] = {str(e): [float(r) for r in np.atleast_1d(eps_radius(e, eps_space, std))]
+                           for e in eps_grid}
   for a in minimal_norms:
     out[a] = ATTACKS[a].norms_help
   if any(ATTACKS[a].uses_apgd_budget for a in attacks_):
@@ -140,6 +155,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          progress: bool = True, square_queries: int = SQUARE_QUERIES,
                          substitute_fn: Callable[[Array], Array] | None = None,
                          return_correct: bool = False, runner: Runner | None = None,
+                         eps_space: str = "pixel", std=CIFAR10_STD,
                          transfer_attacks: Sequence[str] = ("pgd",)) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
@@ -158,7 +174,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode.
     x: ``(N, H, W, C)`` images, uint8 or float in ``[0, 1]``.
     y: ``(N,)`` integer labels.
-    eps_grid: L-infinity radii in ``[0, 1]`` pixel space (e.g. ``[2/255, 4/255, 8/255]``).
+    eps_grid: L-infinity radii (e.g. ``[2/255, 4/255, 8/255]``) in ``eps_space``.
     defenses: the defended models to evaluate besides the bare one.
     attacks_: names of :data:`ATTACKS` (each entry's ``help`` says what it does): ``"fgsm"``, ``"pgd"``,
       ``"apgd-ce"``, ``"apgd-dlr"``, ``"apgd-t"``, ``"square"``, ``"cw-linf"``, ``"cw-l2"``, ``"deepfool"``
@@ -184,10 +200,15 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       per example (for per-example worst cases across calls; not JSON-ready).
     runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn`` to share compiled functions and clean
       predictions with other evaluations; None: a new one from ``batch_size`` and ``seed``.
+    eps_space: ``"pixel"`` (the default: radii in ``[0, 1]`` pixels) or ``"normalized"`` (radii on
+      normalised inputs, the main paper's Sec. 4.2: each attack runs at the per-channel pixel radius
+      ``eps * std_c``, :func:`eps_radius`).
+    std: the per-channel standard deviations of the normalisation (``"normalized"`` only).
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
-    "defense", "protocol", "accuracy"}``, protocol ``"none"`` for the bare model), ``"checks"`` (list of
+    "eps_space", "defense", "protocol", "accuracy"}``, ``eps`` in ``eps_space``, protocol ``"none"`` for
+    the bare model), ``"checks"`` (list of
     ``{"check", "ok", "detail"}``), ``"violations"`` (count), ``"defenses"`` (name -> how it is
     attacked) and ``"settings"``.
 
@@ -196,7 +217,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   """
   x = as_float_images(x)
   y = check_labels(y, len(x))
-  eps_grid = _check_request(eps_grid, attacks_, protocols)
+  eps_grid = _check_request(eps_grid, attacks_, protocols, eps_space, std)
+  radius = {e: eps_radius(e, eps_space, std) for e in eps_grid}  # the pixel radius of each eps
   for a in transfer_attacks:
     if a not in ATTACKS:
       raise ValueError(f"transfer_attacks must be among {tuple(ATTACKS)}; got {a!r}.")
@@ -215,7 +237,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       norms[a] = {d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples,
                                          run.key_for(SALT_NORMS, di)) for di, d in enumerate(attacked)}
     for ei, eps in enumerate(eps_grid):
-      x_bare = _attack_images(run, compiled[(a, NONE)], x, y, eps, run.key_for(SALT_ATTACK, ai, ei, 0))
+      x_bare = _attack_images(run, compiled[(a, NONE)], x, y, radius[eps],
+                              run.key_for(SALT_ATTACK, ai, ei, 0))
       bar.update(1)
       correct[(a, eps, NONE, NONE)] = run.correct(x_bare, y)
       for di, d in enumerate(everyone[1:], start=1):
@@ -223,25 +246,27 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
         if GRAY_BOX in protocols:
           correct[(*cell, GRAY_BOX)] = run.correct(x_bare, y, d, key=run.key_for(SALT_GRAY_BOX, ai, ei, di))
         if d in attacked:
-          x_adv = _attack_images(run, compiled[(a, d.name)], x, y, eps, run.key_for(SALT_ATTACK, ai, ei, di))
+          x_adv = _attack_images(run, compiled[(a, d.name)], x, y, radius[eps],
+                                 run.key_for(SALT_ATTACK, ai, ei, di))
           bar.update(1)
           correct[(*cell, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(SALT_ADAPTIVE, ai, ei, di))
           if GRAY_BOX in protocols:
             correct[(*cell, "worst")] = correct[(*cell, "adaptive")] & correct[(*cell, GRAY_BOX)]
   if substitute_fn is not None:
-    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples,
+    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples, radius,
                              transfer_attacks))
   bar.close()
 
   result = {
       "clean": {name: float(np.mean(c)) for name, c in clean.items()},
-      "rows": [{"attack": a, "eps": e, "defense": d, "protocol": p, "accuracy": float(np.mean(c)),
+      "rows": [{"attack": a, "eps": e, "eps_space": eps_space, "defense": d, "protocol": p,
+                "accuracy": float(np.mean(c)),
                 "interval95": wilson_interval(float(np.mean(c)), len(x))}
                for (a, e, d, p), c in correct.items()],
       "num_examples": int(len(x)),
       "defenses": {d.name: run.describe(d) for d in everyone},
       "settings": _settings_summary(eps_grid, attacks_, settings, everyone, protocols, run.seed, eot_samples,
-                                    list(norms)),
+                                    list(norms), eps_space, std),
   }
   result.update(norms)
   result["checks"] = adversarial_sanity_checks(result)

@@ -26,6 +26,7 @@ from iss_jax.robustness._attacks import (
   _check_attack,
   _check_positive_int,
   _project,
+  _radius,
   cross_entropy,
   eot,
 )
@@ -134,7 +135,7 @@ class APGDState(NamedTuple):
   x_adv: Array  # (N, H, W, C) the current iterate
   x_old: Array  # (N, H, W, C) the previous iterate (for the momentum)
   grad: Array  # (N, H, W, C) the loss gradient at x_adv
-  step: Array  # (N,) the step size, 2 * eps halved at checkpoints
+  step: Array  # (N,) the step size in units of eps (per channel): 2 halved at checkpoints
   x_best: Array  # (N, H, W, C) the point of highest loss so far
   grad_best: Array  # (N, H, W, C) the gradient at x_best
   loss_best: Array  # (N,) float32 the highest loss so far
@@ -166,14 +167,14 @@ def _apgd_run(evaluate, x, y, eps, steps: int, key, rho: float):
     prev = w
   is_check, window = jnp.asarray(is_check), jnp.asarray(window)
 
-  init = APGDState(x_adv=x0, x_old=x0, grad=g0, step=jnp.full((n,), 2.0, x.dtype) * eps, x_best=x0,
+  init = APGDState(x_adv=x0, x_old=x0, grad=g0, step=jnp.full((n,), 2.0, x.dtype), x_best=x0,
                    grad_best=g0, loss_best=loss0, x_best_adv=x0, fooled=fooled0, loss_prev=loss0,
                    n_incr=jnp.zeros((n,), jnp.float32), loss_best_last=loss0,
                    reduced_last=jnp.ones((n,), bool))
 
   def body(i, s: APGDState) -> APGDState:
     a = jnp.where(i > 0, 0.75, 1.0).astype(x.dtype)
-    z = _project(s.x_adv + b(s.step) * jnp.sign(s.grad), x, eps)
+    z = _project(s.x_adv + b(s.step) * eps * jnp.sign(s.grad), x, eps)
     x_new = _project(s.x_adv + a * (z - s.x_adv) + (1 - a) * (s.x_adv - s.x_old), x, eps)
     loss, logits, g = evaluate(x_new, jax.random.fold_in(key, i + 1))
     wrong = jnp.argmax(logits, -1) != y
@@ -218,7 +219,7 @@ def eot_apgd(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key, step
   x, y = _check_attack(x, y, eps, steps=steps, restarts=restarts, samples=samples)
   if loss not in LOSSES:
     raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}.")
-  eps = jnp.asarray(eps, x.dtype)
+  eps = _radius(eps, x)
   b = lambda v: v.reshape((-1,) + (1,) * (x.ndim - 1))
   n = x.shape[0]
   if loss == "dlr-targeted":
@@ -264,7 +265,8 @@ def apgd(apply_fn: Callable[[Array], Array], x, y, *, eps, key, steps: int = 100
     apply_fn: ``apply_fn(x) -> (N, K)`` logits, differentiable w.r.t. ``x``.
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
     y: ``(N,)`` int labels.
-    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
+    eps: L-infinity radius in ``[0, 1]`` pixel units, a scalar or ``(C,)`` per channel (the step is
+      ``2 * eps`` per channel); may be traced.
     key: PRNG key (random starts).
     steps: iterations per run, static (AutoAttack: 100).
     loss: ``"ce"`` (APGD-CE), ``"dlr"`` (APGD-DLR) or ``"dlr-targeted"`` (APGD-T: one run per target,

@@ -213,7 +213,7 @@ _ENTRIES = (
            budget=lambda s, e: (f"C&W-L2 kappa={CW_L2['kappa']:g} {CW_L2['binary_steps']}x{CW_L2['steps']} "
                                 f"steps lr={CW_L2['lr']:g}, clipped to {e}"),
            random=lambda s, logits, x, y, eps, key: attacks._project(_cw_l2(logits, s, key, x, y).x_adv, x,
-                                                                     jnp.asarray(eps, x.dtype)),
+                                                                     attacks._radius(eps, x)),
            minimal_norms=_cw_l2_norms,
            norms_help=("Carlini-Wagner L2 (kappa 20, 5 bisection steps of 1,000 Adam steps, lr 0.005), "
                        "unclipped; median L-inf / L2 norms over correctly classified images (a failure "

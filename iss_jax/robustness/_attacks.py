@@ -4,9 +4,11 @@ The attack core lives here: one projected sign-gradient ascent (``_ascend``), on
 and one restart wrapper (:func:`best_of_restarts`), which PGD, FGSM, CW and their EOT forms share.
 
 All attacks work in ``[0, 1]`` pixel space on ``(N, H, W, C)`` float images: every returned
-``x_adv`` satisfies ``|x_adv - x| <= eps`` elementwise and ``0 <= x_adv <= 1``. ``eps`` and
-``step_size`` may be traced (an epsilon sweep does not recompile); ``steps`` and ``restarts`` are
-static Python ints. The model is any differentiable ``apply_fn(x) -> logits`` (for a flax model:
+``x_adv`` satisfies ``|x_adv - x| <= eps`` elementwise and ``0 <= x_adv <= 1``. ``eps`` is a scalar or a
+``(C,)`` array of per-channel radii broadcast over the last (channel) axis (:func:`eps_radius` turns a
+radius on normalised inputs into one); ``eps`` and ``step_size`` may be traced (an epsilon sweep does
+not recompile); ``steps`` and ``restarts`` are static Python ints. The model is any differentiable
+``apply_fn(x) -> logits`` (for a flax model:
 ``lambda x: model.apply(variables, x, train=False)``, BatchNorm in inference mode); a defense ``d``
 is attacked adaptively by passing ``lambda x: apply_fn(d(x))``.
 """
@@ -17,11 +19,14 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from iss_jax._src.checks import check_image, check_labels, is_concrete
+from iss_jax._src.normalization import CIFAR10_STD
 
 Array = jax.Array
+EPS_SPACES = ("pixel", "normalized")  # where an eps is measured: [0, 1] pixels, or inputs (x - mean) / std
 
 
 def _check_batch(x, name="x") -> Array:
@@ -34,17 +39,72 @@ def _check_positive_int(value, name: str) -> int:
   return value
 
 
-def _check_eps(eps):
-  if is_concrete(eps) and not (0.0 <= float(eps) <= 1.0):
-    raise ValueError(f"eps must be in [0, 1] (pixel space); got {eps}.")
+def _check_eps(eps, channels: int | None = None):
+  """``eps`` a scalar or a ``(channels,)`` array of per-channel radii, each in ``[0, 1]`` (when concrete)."""
+  shape = jnp.shape(eps)
+  if len(shape) > 1 or (len(shape) == 1 and channels is not None and shape[0] != channels):
+    want = f"({channels},)" if channels is not None else "(C,)"
+    raise ValueError(f"eps must be a scalar or an array of shape {want}, one radius per channel (the last "
+                     f"axis of x); got shape {shape}.")
+  if is_concrete(eps):
+    v = np.asarray(eps, np.float64)
+    if not np.all((v >= 0.0) & (v <= 1.0)):
+      raise ValueError(f"eps must be in [0, 1] (pixel space; a radius on normalised inputs is "
+                       f"eps_radius(eps, space='normalized')); got {eps}.")
+
+
+def eps_radius(eps, space: str = "pixel", std=CIFAR10_STD):
+  """The pixel-space L-infinity radius of ``eps`` given in ``space``: what every attack's ``eps`` takes.
+
+  ``"pixel"`` (the default, the field's convention) returns ``eps`` unchanged: a radius in ``[0, 1]``
+  pixel units. ``"normalized"`` reads ``eps`` as a radius on normalised inputs ``(x - mean_c) / std_c``
+  (the main paper, Sec. 4.2: "eps stands for the attack strengths on normalized images"), i.e. the
+  per-channel pixel radius ``eps * std_c``: 8/255 normalised is about 2/255 in pixels on CIFAR-10.
+
+  Args:
+    eps: a radius ``>= 0``, scalar or ``(C,)``.
+    space: ``"pixel"`` or ``"normalized"``.
+    std: the per-channel standard deviations of the normalisation (``"normalized"`` only), in ``[0, 1]``
+      pixel units; default CIFAR-10's ``(0.2470, 0.2435, 0.2616)``.
+
+  Returns:
+    ``"pixel"``: ``eps`` as a float (or float64 ``(C,)`` array); ``"normalized"``: the float64 ``(C,)``
+    array ``eps * std``.
+
+  Raises:
+    ValueError: an unknown ``space``, ``std`` not a 1-D array of positive numbers, or a radius outside
+      ``[0, 1]`` in pixels.
+
+  Examples:
+    >>> from iss_jax.robustness import eps_radius
+    >>> [round(float(r) * 255, 3) for r in eps_radius(8 / 255, "normalized")]
+    [1.976, 1.948, 2.093]
+    >>> eps_radius(8 / 255)
+    0.03137254901960784
+  """
+  if space not in EPS_SPACES:
+    raise ValueError(f"space must be one of {EPS_SPACES}; got {space!r}.")
+  e = np.asarray(eps, np.float64)
+  if space == "pixel":
+    radius = float(e) if e.ndim == 0 else e
+  else:
+    s = np.asarray(std, np.float64)
+    if s.ndim != 1 or not np.all(np.isfinite(s) & (s > 0)):
+      raise ValueError(f"std must be a 1-D sequence of positive per-channel standard deviations; got "
+                       f"{std!r}.")
+    radius = e * s
+  if np.any(~np.isfinite(e)) or np.any(e < 0) or np.any(np.asarray(radius) > 1.0):
+    raise ValueError(f"eps must be >= 0 with a pixel radius in [0, 1]; got eps={eps} in {space} space "
+                     f"(pixel radius {radius}).")
+  return radius
 
 
 def _check_attack(x, y, eps, **counts):
-  """The checks an attack starts with: a float ``(N, H, W, C)`` batch, ``(N,)`` labels, ``eps`` in
-  ``[0, 1]`` and each of ``counts`` (steps, restarts, samples, ...) a Python int ``>= 1``."""
+  """The checks an attack starts with: a float ``(N, H, W, C)`` batch, ``(N,)`` labels, ``eps`` a scalar
+  or ``(C,)`` in ``[0, 1]`` and each of ``counts`` (steps, restarts, samples, ...) a Python int ``>= 1``."""
   x = _check_batch(x)
   y = jnp.asarray(check_labels(y, x.shape[0]))
-  _check_eps(eps)
+  _check_eps(eps, x.shape[-1])
   for name, value in counts.items():
     _check_positive_int(value, name)
   return x, y
@@ -54,6 +114,13 @@ def cross_entropy(logits: Array, y: Array) -> Array:
   """Per-example softmax cross-entropy, ``(N, K)`` logits and ``(N,)`` int labels -> ``(N,)``."""
   logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
   return -jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+
+
+def _radius(eps, x: Array) -> Array:
+  """``eps`` (or a step) as an array of ``x``'s dtype that broadcasts against ``x``: a scalar stays one, a
+  per-channel ``(C,)`` becomes ``(1, ..., 1, C)``."""
+  e = jnp.asarray(eps, x.dtype)
+  return e if e.ndim == 0 else e.reshape((1,) * (x.ndim - e.ndim) + e.shape)
 
 
 def _project(x_adv: Array, x: Array, eps) -> Array:
@@ -89,8 +156,7 @@ def sign_ascent(value_fn: Callable[[Array, Array], Array], x, *, eps, step_size,
   ``key`` splits into the random start's key and the one every step's ``key_t = fold_in(., t)`` derives
   from (the stream of :func:`eot_pgd` and :func:`iss_jax.robustness.eot_cw`).
   """
-  eps = jnp.asarray(eps, x.dtype)
-  step_size = jnp.asarray(step_size, x.dtype)
+  eps, step_size = _radius(eps, x), _radius(step_size, x)
   k0, key = jax.random.split(key)
   x_adv = _uniform_start(k0, x, eps) if random_start else x
   return _ascend(value_fn, x, x_adv, eps=eps, step_size=step_size, steps=steps, key=key)
@@ -132,8 +198,8 @@ def pgd_maximize(objective: Callable[[Array], Array], x, *, eps, step_size, step
     objective: ``objective(x_adv) -> (N,)`` per-example values to maximise (e.g. a loss); must be
       differentiable w.r.t. its input.
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
-    eps: L-infinity radius in ``[0, 1]`` pixel units; scalar, may be traced.
-    step_size: step length per iteration; scalar, may be traced.
+    eps: L-infinity radius in ``[0, 1]`` pixel units, a scalar or ``(C,)`` per channel; may be traced.
+    step_size: step length per iteration, a scalar or ``(C,)``; may be traced.
     steps: number of iterations, a static Python int ``>= 1``.
     key: PRNG key for the random start; required when ``random_start``.
     random_start: start from ``x + U(-eps, eps)`` (clipped) instead of ``x``.
@@ -155,12 +221,11 @@ def pgd_maximize(objective: Callable[[Array], Array], x, *, eps, step_size, step
     0.6...
   """
   x = _check_batch(x)
-  _check_eps(eps)
+  _check_eps(eps, x.shape[-1])
   _check_positive_int(steps, "steps")
   if random_start and key is None:
     raise ValueError("key is required when random_start=True.")
-  eps = jnp.asarray(eps, x.dtype)
-  step_size = jnp.asarray(step_size, x.dtype)
+  eps, step_size = _radius(eps, x), _radius(step_size, x)
   x_adv = _uniform_start(key, x, eps) if random_start else x
   return _ascend(lambda z, _: objective(z), x, x_adv, eps=eps, step_size=step_size, steps=steps)
 
@@ -172,7 +237,7 @@ def fgsm(apply_fn: Callable[[Array], Array], x, y, *, eps) -> Array:
     apply_fn: ``apply_fn(x) -> (N, K)`` logits, differentiable w.r.t. ``x``.
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
     y: ``(N,)`` integer labels.
-    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
+    eps: L-infinity radius in ``[0, 1]`` pixel units, a scalar or ``(C,)`` per channel; may be traced.
 
   Returns:
     ``(N, H, W, C)`` adversarial images within ``eps`` of ``x`` and in ``[0, 1]``.
@@ -194,7 +259,7 @@ def fgsm(apply_fn: Callable[[Array], Array], x, y, *, eps) -> Array:
   """
   x = _check_batch(x)
   y = check_labels(y, x.shape[0])
-  _check_eps(eps)
+  _check_eps(eps, x.shape[-1])
   return pgd_maximize(lambda z: cross_entropy(apply_fn(z), y), x, eps=eps, step_size=eps, steps=1,
                       random_start=False)
 
@@ -210,8 +275,9 @@ def pgd(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int,
     apply_fn: ``apply_fn(x) -> (N, K)`` logits, differentiable w.r.t. ``x``.
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
     y: ``(N,)`` integer labels.
-    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
-    step_size: step per iteration (a common choice: ``2.5 * eps / steps``); may be traced.
+    eps: L-infinity radius in ``[0, 1]`` pixel units, a scalar or ``(C,)`` per channel; may be traced.
+    step_size: step per iteration, a scalar or ``(C,)`` (a common choice: ``2.5 * eps / steps``); may be
+      traced.
     steps: iterations per restart, static Python int ``>= 1``.
     key: PRNG key (required with ``random_start``); split across restarts.
     random_start: start each restart at a uniform point of the ball.
@@ -303,8 +369,8 @@ def eot_pgd(logits_fn: Callable[[Array, Array], Array], x, y, *, key, eps, step_
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
     y: ``(N,)`` int labels.
     key: PRNG key (random start and the draws).
-    eps: L-infinity radius.
-    step_size: sign-gradient step.
+    eps: L-infinity radius, a scalar or ``(C,)`` per channel.
+    step_size: sign-gradient step, a scalar or ``(C,)``.
     steps: iterations (static).
     samples: EOT draws per step (static).
     random_start: start from a uniform point of the ball (else from ``x``).

@@ -79,7 +79,7 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
                      attacks_: Sequence[str] = DEFAULT_ATTACKS, square_queries: int = SQUARE_QUERIES,
                      substitute_fn: Callable[[Array], Array] | None = None,
                      batch_size: int = 100, seed: int = 0, progress: bool = True,
-                     runner: Runner | None = None) -> dict:
+                     runner: Runner | None = None, eps_space: str = "pixel") -> dict:
   """Every evaluation of one defended classifier, each through the same runner as the others.
 
   The columns come from :func:`evaluate_accuracy`, :func:`evaluate_corruptions`,
@@ -92,7 +92,7 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
     x: ``(N, H, W, C)`` test images, uint8 or float in ``[0, 1]``.
     y: ``(N,)`` int labels.
     defense: the defense (``iss_jax.robustness.no_defense()`` for the bare model).
-    eps: L-infinity radius of every attack (pixel space ``[0, 1]``).
+    eps: L-infinity radius of every attack, in ``eps_space``.
     pgd_steps: iterations of PGD, APGD and CW; PGD's step ``step_size_factor * eps / pgd_steps``.
     step_size_factor: see above (2.5: 2/255 for 8/255 and 10 steps).
     eot_samples: EOT draws per gradient step against a random defense or classifier.
@@ -109,6 +109,8 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
     runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn``; None: a new one from ``batch_size`` and
       ``seed``. Every evaluation of the row runs through it, so each function compiles once and the clean
       images are predicted once per defense (and key, for a random one).
+    eps_space: ``"pixel"`` (``eps`` in ``[0, 1]`` pixels) or ``"normalized"`` (on CIFAR-10-normalised
+      inputs: the per-channel pixel radius ``eps * std_c``, :func:`~iss_jax.robustness.eps_radius`).
 
   Returns:
     ``{"defense": name, "accuracy": {column: value}, "attacks": {column: description}, ...}``. Columns:
@@ -131,7 +133,7 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
   adv = evaluate_adversarial(apply_fn, xf, y, eps_grid=[eps], defenses=defended, attacks_=attacks_,
                              steps=pgd_steps, step_size_factor=step_size_factor, eot_samples=eot_samples,
                              square_queries=square_queries, substitute_fn=substitute_fn, progress=progress,
-                             return_correct=True, runner=run)
+                             return_correct=True, runner=run, eps_space=eps_space)
   correct = {(a, d, p): c for (a, _, d, p), c in adv.pop("correct").items()}
   settings = AttackSettings(steps=pgd_steps, step_size_factor=step_size_factor, square_queries=square_queries)
   survivors = _attack_columns(run, defense, correct, attacks_, settings, eps, eot_samples, acc, desc)
@@ -158,6 +160,7 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
   if len(low_res_sizes) > 1:
     acc["lowres"] = float(np.mean([acc[f"lowres{s}"] for s in low_res_sizes]))
     desc["lowres"] = "mean of " + ", ".join(f"{s}x{s}" for s in low_res_sizes)
-  return {"defense": name, "accuracy": acc, "attacks": desc, "num_examples": int(len(xf)),
+  return {"defense": name, "accuracy": acc, "attacks": desc, "num_examples": int(len(xf)), "eps": float(eps),
+          "eps_space": eps_space,
           "random": run.is_random(defense), "gradient": defense.gradient,
           "checks": adv["checks"], "violations": adv["violations"]}

@@ -20,6 +20,7 @@ from iss_jax.robustness._attacks import (
   _check_batch,
   _check_positive_int,
   _project,
+  _radius,
   best_of_restarts,
   eot,
   sign_ascent,
@@ -58,7 +59,7 @@ def cw(apply_fn: Callable[[Array], Array], x, y, *, eps, step_size, steps: int, 
     apply_fn: ``apply_fn(x) -> (N, K)`` logits, differentiable w.r.t. ``x``.
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
     y: ``(N,)`` int labels.
-    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
+    eps: L-infinity radius in ``[0, 1]`` pixel units, a scalar or ``(C,)`` per channel; may be traced.
     step_size: sign-gradient step; may be traced.
     steps: iterations, static.
     key: PRNG key (random starts).
@@ -175,4 +176,4 @@ def deepfool(apply_fn: Callable[[Array], Array], x, *, norm: str = "linf", num_c
 def deepfool_linf(apply_fn: Callable[[Array], Array], x, y, *, eps, **kwargs) -> Array:
   """DeepFool's L-infinity perturbation clipped to the ``eps`` ball: an attack at a given ``eps``."""
   x_adv, _ = deepfool(apply_fn, x, norm="linf", **kwargs)
-  return _project(x_adv, x, jnp.asarray(eps, x.dtype))
+  return _project(x_adv, x, _radius(eps, x))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from iss_jax._src.checks import check_labels
-from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positive_int, _project
+from iss_jax.robustness._attacks import _check_batch, _check_eps, _check_positive_int, _project, _radius
 
 Array = jax.Array
 P_BOUNDS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -60,9 +60,9 @@ def random_square(logits_fn: Callable[[Array, Array], Array], x, y, *, eps, key,
   """
   x = _check_batch(x)
   y = jnp.asarray(check_labels(y, x.shape[0]))
-  _check_eps(eps)
+  _check_eps(eps, x.shape[-1])
   _check_positive_int(queries, "queries")
-  eps = jnp.asarray(eps, x.dtype)
+  eps = _radius(eps, x)
   n, h, w, c = x.shape
   b = lambda v: v.reshape(n, 1, 1, 1)
   query = lambda z, k: margin(lax.stop_gradient(logits_fn(lax.stop_gradient(z), k)), y)
@@ -112,7 +112,8 @@ def square(apply_fn: Callable[[Array], Array], x, y, *, eps, key, queries: int =
     apply_fn: ``apply_fn(x) -> (N, K)`` logits (need not be differentiable).
     x: ``(N, H, W, C)`` float images in ``[0, 1]``.
     y: ``(N,)`` int labels.
-    eps: L-infinity radius in ``[0, 1]`` pixel units; may be traced.
+    eps: L-infinity radius in ``[0, 1]`` pixel units, a scalar or ``(C,)`` per channel (stripes and
+      squares go to ``x +- eps_c`` in channel ``c``); may be traced.
     key: PRNG key.
     queries: number of iterations (one forward pass of the batch each), static. AutoAttack uses 5000.
     p_init: initial fraction of pixels per square (0.8).

@@ -14,12 +14,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from iss_jax._src.normalization import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from iss_jax.training import _cpu
-
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ModuleDef = Any
 
