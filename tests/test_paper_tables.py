@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(*args, cwd=REPO):
+  """``python -m eval.paper ARGS`` in a fresh process (the slow tables: training, fresh JAX flags)."""
   env = {**os.environ, "PYTHONPATH": str(REPO)}
   return subprocess.run([sys.executable, "-m", "eval.paper", *args], cwd=cwd, env=env, capture_output=True,
                         text=True, timeout=3000)
@@ -75,18 +76,20 @@ def test_normalised_eps_is_a_radius_in_pixels():
   assert paper._radius(8, "pixel", None)[0] == 8 / 255
 
 
-def test_bad_table_is_one_sentence(tmp_path):
-  r = _run("--table=99", f"--out={tmp_path}")
-  assert r.returncode == 2
-  line = r.stderr.strip().splitlines()
-  assert len(line) == 1 and "--table" in line[0] and "table1" in line[0] and "appK" in line[0], r.stderr
-  assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())
+def test_bad_table_is_one_sentence(tmp_path, capsys):
+  with pytest.raises(SystemExit) as e:
+    paper.main(["--table=99", f"--out={tmp_path}"])
+  assert e.value.code == 2
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert len(lines) == 1 and "--table" in lines[0], lines
+  assert all(k in lines[0] for k in _paper_tables.ORDER), lines
+  assert not any(tmp_path.iterdir())
 
 
-def test_tiny_table_and_resume(tmp_path):
+def test_tiny_table_and_resume(tmp_path, capsys):
   """One representative table end to end at tiny size (appK: no training), then again from its cached row."""
-  r = _run("--table=appK", "--scale=tiny", f"--out={tmp_path}", "--no_progress")
-  assert r.returncode == 0, r.stderr[-3000:]
+  argv = ["--table=appK", "--scale=tiny", f"--out={tmp_path}", "--no_progress"]
+  paper.main(argv)
   data = json.loads((tmp_path / "appK.json").read_text())
   assert (tmp_path / "appK.md").exists() and (tmp_path / "appK.png").exists()
   noisy = data["rows"][0]["cells"][0]
@@ -97,36 +100,46 @@ def test_tiny_table_and_resume(tmp_path):
   cached = json.loads(row.read_text())
   cached["result"]["psnr_max_x"]["noisy"] = [99.0] * 16  # a cached row is reused, not recomputed
   row.write_text(json.dumps(cached))
-  r = _run("--table=appK", "--scale=tiny", f"--out={tmp_path}", "--no_progress")
-  assert r.returncode == 0, r.stderr[-3000:]
-  assert "cached row" in r.stderr
+  capsys.readouterr()
+  paper.main(argv)
+  assert "cached row" in capsys.readouterr().err
   again = json.loads((tmp_path / "appK.json").read_text())
   assert again["rows"][0]["cells"][0]["ours"] == pytest.approx(99.0)
-  # A changed protocol (another n) is a new key: recomputed.
-  key = dict(cached["cache_key"], n=15)
-  cached["cache_key"] = key
+  # A changed protocol (another n) is another key: recomputed.
+  cached["cache_key"] = dict(cached["cache_key"], n=15)
   row.write_text(json.dumps(cached))
-  r = _run("--table=appK", "--scale=tiny", f"--out={tmp_path}", "--no_progress")
-  assert "cached row" not in r.stderr
+  paper.main(argv)
+  assert "cached row" not in capsys.readouterr().err
   assert json.loads((tmp_path / "appK.json").read_text())["rows"][0]["cells"][0]["ours"] < 90
 
 
-def test_unavailable_table_says_so_in_one_line(tmp_path):
-  r = _run("--table=table12", "--scale=tiny", f"--out={tmp_path}")
-  assert r.returncode == 0, r.stderr[-2000:]
+def test_unavailable_table_says_so_and_results_md_lists_every_table(tmp_path):
+  paper.main(["--table=table12", "--scale=tiny", f"--out={tmp_path}"])
   md = (tmp_path / "table12.md").read_text()
   assert "**Not produced here:** needs an ImageNet-pretrained ResNet-50" in md
-
-
-def test_results_md_lists_every_table(tmp_path):
-  _run("--table=table12", "--scale=tiny", f"--out={tmp_path}")
   target = tmp_path / "RESULTS.md"
-  r = _run("--results_md", f"--out={tmp_path}", f"--results_path={target}")
-  assert r.returncode == 0, r.stderr
+  paper.main(["--results_md", f"--out={tmp_path}", f"--results_path={target}"])
   text = target.read_text()
   for key in _paper_tables.ORDER:
     assert f"| {key} |" in text
   assert "not produced: needs an ImageNet-pretrained ResNet-50" in text
+
+
+def test_transfer_attacks_from_the_model_itself_equal_the_white_box_attack():
+  """FGSM is deterministic: its black-box transfer from the attacked model itself is white-box FGSM."""
+  rng = np.random.default_rng(0)
+  x = rng.uniform(size=(8, 8, 8, 3)).astype(np.float32)
+  y = np.arange(8) % 3
+  w = rng.normal(size=(192, 3)).astype(np.float32)
+  f = lambda z: z.reshape(z.shape[0], -1) @ w
+  r = iss_jax.robustness.evaluate_adversarial(f, x, y, eps_grid=[8 / 255], eps_space="normalized",
+                                              attacks_=["fgsm"], protocols=(), substitute_fn=f,
+                                              transfer_attacks=("fgsm", "pgd"), progress=False)
+  acc = {row["attack"]: row["accuracy"] for row in r["rows"]}
+  assert acc["transfer-fgsm"] == acc["fgsm"] and "transfer" in acc
+  with pytest.raises(ValueError, match="transfer_attacks"):
+    iss_jax.robustness.evaluate_adversarial(f, x, y, eps_grid=[8 / 255], substitute_fn=f,
+                                            transfer_attacks=("nope",), progress=False)
 
 
 @pytest.mark.slow
