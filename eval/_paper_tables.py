@@ -153,6 +153,10 @@ TABLES: dict[str, Table] = {t.key: t for t in (
           protocol={"sigma": 0.1, "sparsity": 0.6}),
     Table("fig4", None, "Low-frequency fraction and high/low accuracy per epoch (Fig. 4, CIFAR-10)", "curves",
           _FREQ_ROWS, {"radius": 8}),
+    Table("fig9", None, "Grad-CAM during iterative training 0.3 -> 0.8 (Fig. 9, App. C)", "gradcam",
+          (("Iterative", _iterative(0.3, 0.8)),)),
+    Table("fig10", None, "Image paths at sparsity 0.2 ... 1.0 (Fig. 10)", "paths",
+          protocol={"sparsities": (0.2, 0.4, 0.6, 0.8, 1.0)}),
     Table("fig7", None, "Low-resolution accuracy during training (Fig. 7, miniImageNet)", "lowres",
           unavailable=_MINI),
     Table("splic1", "splic/table1", "SPLIC Table 1: black-box (transfer) FGSM, PGD and C&W", "transfer",
@@ -179,7 +183,8 @@ TABLES: dict[str, Table] = {t.key: t for t in (
 
 # The order of --table=all: what most tables share first (vanilla, fixed, iterative, finetune), the
 # expensive adversarially trained and preprocessed models last.
-ORDER = ("appK", "table6", "table9", "fig4", "table1", "table2", "table7", "table4", "splic3", "splic2",
+ORDER = ("appK", "table6", "fig10", "table9", "fig4", "fig9",
+         "table1", "table2", "table7", "table4", "splic3", "splic2",
          "splic1", "smooth_kernels", "table3", "table5", "table8", "table10", "table11", "table12", "table13",
          "fig7", "splic4")
 assert sorted(ORDER) == sorted(TABLES), "ORDER must list every table once"

@@ -671,10 +671,83 @@ def run_kernels(ctx, table) -> dict:
       "to eps); DF(l2), ADef and S&P are not run (no ours)."]}
 
 
+def _image_grid(title: str, rows: list[tuple[str, list]], col_titles: list[str], cmap=None):
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(len(rows), len(col_titles), figsize=(1.6 * len(col_titles), 1.7 * len(rows)),
+                           squeeze=False)
+  for i, (label, images) in enumerate(rows):
+    for j, img in enumerate(images):
+      ax = axes[i][j]
+      ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if i == 0:
+        ax.set_title(col_titles[j], fontsize=8)
+      if j == 0:
+        ax.set_ylabel(label, fontsize=8)
+  fig.suptitle(title, fontsize=9)
+  return fig
+
+
+def run_paths(ctx, table) -> dict:
+  """Fig. 10: the image path, one image smoothed at each sparsity (images; PSNR to the original beside)."""
+  import jax.numpy as jnp
+
+  sps = table.protocol["sparsities"]
+  x = np.asarray(ctx["x"][:4], np.float32) / 255
+  kw = _smooth_kwargs_of_scale()
+  smoothed = {s: x if s >= 1.0 else np.asarray(iss_jax.smooth(jnp.asarray(x), s, **kw)) for s in sps}
+  psnr = {s: float(np.mean(iss_jax.psnr(jnp.asarray(smoothed[s]), jnp.asarray(x)))) for s in sps if s < 1.0}
+  rows = [{"label": [f"sparsity {s:g}"], "cells": [_cell(v, None)]} for s, v in psnr.items()]
+  fig = _image_grid(f"{table.title}: test images (columns: sparsity)",
+                    [(f"image {i}", [smoothed[s][i] for s in sps]) for i in range(len(x))],
+                    [f"sparsity {s:g}" for s in sps])
+  return {"columns": ["mean PSNR to the original (dB)"], "rows": rows, "unit": "dB", "_figure": fig,
+          "notes": ["Fig. 10 is images only (no numbers printed); the PSNR column is ours, MAX = 1.",
+                    "Sparsity 1.0 is the original image."]}
+
+
+def run_gradcam(ctx, table) -> dict:
+  """Fig. 9: Grad-CAM of the iterative model (0.3 -> 0.8) at each kept epoch, on the same test images."""
+  model_spec = table.rows[0][1]
+  workdir = train(ctx["args"], model_spec, ctx["dataset"])
+  steps = sorted(int(os.path.basename(s)) for s in glob.glob(os.path.join(workdir, "checkpoints", "*"))
+                 if os.path.basename(s).isdigit())
+  x = np.asarray(ctx["x"][:4], np.float32) / 255
+  y = np.asarray(ctx["y"][:4])
+  grid, rows = [], []
+  for step in steps:
+    model, variables, _ = iss_jax.training.load_variables(workdir, step)
+    cams, _, layer = iss_jax.analysis.grad_cam(model, variables, x, target=y)
+    cams = np.asarray(cams)
+    grid.append((f"epoch {step}", [0.5 * x[i] + 0.5 * _cmap(cams[i]) for i in range(len(x))]))
+    # How concentrated each map is: the share of its mass in its top 10% pixels (ours; no paper number).
+    top = [float(np.sort(c.ravel())[::-1][: max(1, c.size // 10)].sum() / max(c.sum(), 1e-12)) for c in cams]
+    rows.append({"label": [f"epoch {step}"], "cells": [_cell(float(np.mean(top)), None)]})
+  fig = _image_grid(f"{table.title}: Grad-CAM on the true class (layer {layer})", grid,
+                    [f"image {i}" for i in range(len(x))])
+  return {"columns": ["Grad-CAM mass in the top 10% pixels"], "rows": rows, "unit": "fraction",
+          "_figure": fig, "notes": [
+              "Fig. 9 is images only (no numbers printed); the column is ours: the share of the map's mass "
+              "in its top 10% pixels (higher = more concentrated).",
+              f"Model: {model_spec.label}, one checkpoint per kept epoch ({workdir})."]}
+
+
+def _cmap(cam):
+  import matplotlib
+
+  return np.asarray(matplotlib.colormaps["jet"](cam)[..., :3], np.float32)
+
+
 RUNNERS = {"corruptions": run_corruptions, "adversarial": run_adversarial, "frequency": run_frequency,
            "clean": run_clean, "denoise": run_denoise, "timing": run_timing, "curves": run_curves,
            "transfer": run_transfer, "whitebox": run_whitebox,
-           "graybox": lambda ctx, t: run_whitebox(ctx, t, "graybox"), "kernels": run_kernels}
+           "graybox": lambda ctx, t: run_whitebox(ctx, t, "graybox"), "kernels": run_kernels,
+           "paths": run_paths, "gradcam": run_gradcam}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -740,7 +813,9 @@ def render(data: dict) -> str:
     md.append(iss_jax.robustness.markdown_table(header[:nlab] + data["columns"][:ncols], rows))
   md += ["", "Notes:", ""] + [f"- {n}" for n in data.get("notes", [])]
   if data.get("verdict"):
-    md += ["", f"What reproduces: {data['verdict']}"]
+    md += ["", f"Paper vs ours: {data['verdict']}"]
+  for c in data.get("claims", []):
+    md.append(f"- claim: {c['claim']} {_HOLDS[c['holds']]} in ours.")
   return "\n".join(md)
 
 
@@ -802,6 +877,107 @@ def _verdict(data: dict) -> str:
   return text + "."
 
 
+def _ours(data: dict, label, column: str):
+  """Our value at the row ``label`` (tuple) and ``column``, or None."""
+  j = data["columns"].index(column)
+  for r in data["rows"]:
+    if tuple(r["label"]) == tuple(label):
+      return r["cells"][j]["ours"]
+  return None
+
+
+def _extra(data: dict, label, name: str, j: int):
+  for r in data["rows"]:
+    if tuple(r["label"]) == tuple(label) and name in r.get("extra", {}):
+      return r["extra"][name][j]["ours"]
+  return None
+
+
+def _all(values) -> bool | None:
+  values = [v for v in values if v is not None]
+  return None if not values else all(values)
+
+
+def _gt(a, b):
+  return None if a is None or b is None else a > b
+
+
+def _claim_smoothing_helps(data):
+  """Every 'Sparsity 0.6' row above its 'None' row, in every column."""
+  rows = {tuple(r["label"]) for r in data["rows"]}
+  return _all(_gt(_ours(data, (m, "Sparsity 0.6"), c), _ours(data, (m, "None"), c))
+              for (m, t) in rows if t == "None" for c in data["columns"])
+
+
+def _claim_adaptive(data):
+  """The adaptive (BPDA) attack through the smoothing breaks at least as much as the gray-box one."""
+  name = "adaptive (BPDA through smoothing)"
+  return _all(None if _extra(data, r["label"], name, j) is None else
+              _extra(data, r["label"], name, j) <= r["cells"][j]["ours"] + 1e-9
+              for r in data["rows"] if name in r.get("extra", {}) for j in range(len(data["columns"])))
+
+
+def _claim_low_frequency(data):
+  """Smoothing-trained models (fixed, iterative) have a larger low-frequency fraction than vanilla."""
+  return _all(_gt(_ours(data, ("Fraction", m), c), _ours(data, ("Fraction", "Vanilla"), c))
+              for m in ("Fixed", "Iterative") for c in data["columns"])
+
+
+def _claim_sparsity_order(data):
+  """Clean accuracy rises with the training sparsity, 0.4 -> 0.9."""
+  vals = [_ours(data, ("Accuracy",), c) for c in ("0.4", "0.5", "0.6", "0.7", "0.8", "0.9")]
+  return None if None in vals else all(a <= b + 0.02 for a, b in zip(vals, vals[1:], strict=False))
+
+
+def _claim_psnr(data):
+  """Smoothing the noisy images raises their mean PSNR."""
+  return _gt(_ours(data, ("Smoothed (sparsity 0.6)",), "Mean PSNR (dB)"), _ours(data, ("Noisy",),
+                                                                                "Mean PSNR (dB)"))
+
+
+def _claim_graph_fastest(data):
+  """The graph projection is the fastest of the three."""
+  g, svd, lsqr = (_ours(data, ("Running Time (s)",), c) for c in ("Graph Algorithm", "SVD", "LSQR"))
+  return None if None in (g, svd, lsqr) else g < min(svd, lsqr)
+
+
+def _claim_splic_defended(data):
+  """The preprocessed rows (ME-Net, SPLIC) are more robust than the vanilla row in every attack column."""
+  cols = [c for c in data["columns"] if c not in ("Clean",)]
+  van = [r for r in data["rows"] if r["label"][-1] == "Vanilla"]
+  if not van:
+    return None
+  return _all(_gt(_ours(data, r["label"], c), _ours(data, van[0]["label"], c)) for r in data["rows"]
+              if any(k in r["label"][-1] for k in ("ME-Net", "SPLIC")) for c in cols)
+
+
+def _claim_graybox(data):
+  """SPLIC beats ME-Net under both gray-box attacks."""
+  return _all(_gt(_ours(data, ("CIFAR-10", "SPLIC"), c), _ours(data, ("CIFAR-10", "ME-Net"), c))
+              for c in data["columns"])
+
+
+def _claim_sk(data):
+  """Some smooth-kernel model (VR, any lambda) is more robust to PGD than vanilla."""
+  v = [r for r in data["rows"] if r["label"][-1] == "V"]
+  if not v:
+    return None
+  return any(_gt(_ours(data, r["label"], "PGD"), _ours(data, v[0]["label"], "PGD")) for r in data["rows"]
+             if r["label"][-1] != "V")
+
+
+# The paper's claim each table supports, checked on ours (True / False; None: not checkable).
+CLAIMS = {"table1": [_claim_smoothing_helps], "table2": [_claim_smoothing_helps, _claim_adaptive],
+          "table7": [_claim_smoothing_helps, _claim_adaptive], "table9": [_claim_low_frequency],
+          "table4": [_claim_sparsity_order], "appK": [_claim_psnr], "table6": [_claim_graph_fastest],
+          "splic1": [_claim_splic_defended], "splic2": [_claim_splic_defended], "splic3": [_claim_graybox],
+          "smooth_kernels": [_claim_sk]}
+
+
+def _claims(key: str, data: dict) -> list[dict]:
+  return [{"claim": " ".join(f.__doc__.split()), "holds": f(data)} for f in CLAIMS.get(key, [])]
+
+
 def make_table(args, key: str) -> dict:
   """Trains what ``key`` needs, evaluates it, writes ``<out>/<key>.{md,json,png}``; returns the data."""
   table = TABLES[key]
@@ -838,21 +1014,27 @@ def make_table(args, key: str) -> dict:
   if table.kind == "adversarial":
     ctx["radius_note"] = _radius(8, table.protocol["eps_space"], table.protocol["std"])[1]
   _log(f"{key}: {table.title}")
-  data.update(RUNNERS[table.kind](ctx, table))
+  result = RUNNERS[table.kind](ctx, table)
+  figure = result.pop("_figure", None)
+  data.update(result)
   data.update(data=f"{label}; test images: first {len(x)}", wall_time_s=time.time() - t0,
               finished=time.time())
   data["verdict"] = _verdict(data)
-  _write(args, key, data)
+  data["claims"] = _claims(key, data)
+  _write(args, key, data, figure=figure)
   _log(f"{key}: written in {(time.time() - t0) / 60:.1f} min")
   return data
 
 
-def _write(args, key, data, fig=True) -> None:
-  figure = _figure(data) if fig else None
+def _write(args, key, data, fig=True, figure=None) -> None:
+  figure = figure if figure is not None else _figure(data) if fig else None
   if figure is not None:
     figure.tight_layout()
   paths = iss_jax.robustness.write_report(args.out, key, render(data), data, figure)
   print(f"[paper] wrote {paths}", file=sys.stderr, flush=True)
+
+
+_HOLDS = {True: "**holds**", False: "**does not hold**", None: "(not checkable)"}
 
 
 def results_md(args) -> str:
@@ -875,8 +1057,9 @@ def results_md(args) -> str:
     if data.get("unavailable"):
       md.append(f"| {key} | not produced: {data['unavailable']} | `{data['command']}` | - | - |")
       continue
-    md.append(f"| {key} | {data['scale']} scale | `{data['command']}` | {data.get('verdict', '')} | "
-              f"{data['wall_time_s'] / 60:.1f} min |")
+    claims = "; ".join(f"{c['claim']} {_HOLDS[c['holds']]}" for c in data.get("claims", []))
+    md.append(f"| {key} | {data['scale']} scale | `{data['command']}` | {data.get('verdict', '')} "
+              f"{claims} | {data['wall_time_s'] / 60:.1f} min |")
     with open(os.path.join(args.out, f"{key}.md")) as f:
       body = f.read().split("\n", 1)[1]
     details += ["", f"## {key}: {data['title']}", "", f"![{key}](results/{key}.png)" if os.path.exists(
