@@ -460,7 +460,7 @@ def _projection_baselines(b: np.ndarray, active: np.ndarray) -> dict:
                     shape=(m, h * w))
   bf = b.reshape(h * w, -1).astype(np.float64)
   t0 = time.perf_counter()
-  _, s, vt = np.linalg.svd(d.toarray(), full_matrices=True)
+  _, s, vt = np.linalg.svd(d.toarray(), full_matrices=m < h * w)  # all right singular vectors, no more
   rank = int(np.sum(s > 1e-10 * s.max())) if len(s) else 0
   null = vt[rank:].T
   u_svd = null @ (null.T @ bf)
@@ -511,7 +511,7 @@ def run_timing(ctx, table) -> dict:
             "projection_size": n, **base}
 
   key = {"version": ROW_CACHE_VERSION, "table": table.key, "scale": ctx["args"].scale, "protocol": p,
-         "size": scale.timing_size}
+         "size": scale.timing_size, "svd": "thin"}
   r = _row_cache(ctx["args"], table, "timing", key, compute)
   paper = _paper_numbers.table(table.paper)
   it = p["iterations"]
@@ -855,7 +855,9 @@ def _figure(data: dict):
     ax.barh(ypos - 0.2, paper, 0.4, label="paper", color="tab:gray")
     ax.barh(ypos + 0.2, ours, 0.4, label="ours", color="tab:blue")
     ax.set_title(col, fontsize=8)
-    ax.set_xlabel(unit if unit != "fraction" else "accuracy (fraction)", fontsize=8)
+    if unit == "s":
+      ax.set_xscale("log")
+    ax.set_xlabel({"fraction": "accuracy (fraction)", "s": "seconds (log scale)"}.get(unit, unit), fontsize=8)
     ax.tick_params(labelsize=7)
   axes[0][0].set_yticks(ypos)
   axes[0][0].set_yticklabels(labels, fontsize=7)
