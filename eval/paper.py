@@ -915,7 +915,8 @@ def _claim_smoothing_helps(data):
 
 
 def _claim_adaptive(data):
-  """The adaptive (BPDA) attack through the smoothing breaks at least as much as the gray-box one."""
+  """(Our check, not the paper's claim:) the adaptive BPDA attack through the smoothing leaves at most the
+  gray-box accuracy, i.e. the paper's protocol does not understate the attacker."""
   name = "adaptive (BPDA through smoothing)"
   return _all(None if _extra(data, r["label"], name, j) is None else
               _extra(data, r["label"], name, j) <= r["cells"][j]["ours"] + 1e-9
