@@ -814,6 +814,12 @@ def render(data: dict) -> str:
             for r in data["rows"] if k in r.get("extra", {})]
     ncols = len(rows[0]) - nlab
     md.append(iss_jax.robustness.markdown_table(header[:nlab] + data["columns"][:ncols], rows))
+  if data.get("paper_only_rows"):
+    md += ["", "**Paper rows without ours** (methods not trained here, gains, or numbers the paper quotes "
+           "from other work):", ""]
+    rows = [list(r["label"]) + [""] * (nlab - len(r["label"])) + [_paper_fmt(v, unit) for v in r["values"]]
+            for r in data["paper_only_rows"]]
+    md.append(iss_jax.robustness.markdown_table(header[:nlab] + list(data["columns"]), rows))
   md += ["", "Notes:", ""] + [f"- {n}" for n in data.get("notes", [])]
   if data.get("verdict"):
     md += ["", f"Paper vs ours: {data['verdict']}"]
@@ -1025,6 +1031,10 @@ def make_table(args, key: str) -> dict:
   data.update(result)
   data.update(data=f"{label}; test images: first {len(x)}", wall_time_s=time.time() - t0,
               finished=time.time())
+  if paper is not None and len(paper.columns) == len(data["columns"]):
+    ours = {tuple(r["label"]) for r in data["rows"]}
+    data["paper_only_rows"] = [{"label": list(lab), "values": list(v)} for lab, v in paper.rows
+                               if tuple(lab) not in ours]
   data["verdict"] = _verdict(data)
   data["claims"] = _claims(key, data)
   _write(args, key, data, figure=figure)
