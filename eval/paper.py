@@ -801,7 +801,9 @@ def render(data: dict) -> str:
             "(Wilson for accuracies) on n images; n per cell is in the JSON.")
   md.append("")
   nlab = max(len(r["label"]) for r in data["rows"])
-  header = [f"row {i + 1}" for i in range(nlab)] + [f"{c} (paper / ours)" for c in data["columns"]]
+  names = list(data.get("row_header") or [])
+  names = (names + [f"row {i + 1}" for i in range(len(names), nlab)])[:nlab]
+  header = names + [f"{c} (paper / ours)" for c in data["columns"]]
   table = []
   for r in data["rows"]:
     table.append(list(r["label"]) + [""] * (nlab - len(r["label"]))
@@ -1005,7 +1007,7 @@ def make_table(args, key: str) -> dict:
           "scale_note": SCALES[args.scale].note,
           "command": command, "device": iss_jax.robustness.device_description(),
           "protocol": table.protocol, "paper_protocol": paper.protocol if paper else None,
-          "unit": paper.unit if paper else "%"}
+          "unit": paper.unit if paper else "%", "row_header": list(paper.row_header) if paper else None}
   unavailable = table.unavailable
   if unavailable and table.dataset not in ("cifar10",):
     try:  # behind --data_dir: runs when the data is there
