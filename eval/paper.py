@@ -67,7 +67,8 @@ SCALES = {
     "cpu": Scale("cpu", {"epochs": 4, "tv_layer_iters": 10, "adv_steps": 1, "adv_step_size": 10 / 255}, 2,
                  500, 200, 10, (3,), 32,
                  "cpu: cifar10_exact (5,085 real training images; test = official test images from 0), "
-                 "ResNet-8, 4 epochs (finetune: 2 at lr/5 from vanilla; TV layer 10 Chambolle iterations; "
+                 "ResNet-8, 4 epochs (finetune: 2 at lr/5 from vanilla; iterative: min(levels, epochs) "
+                 "levels, e.g. 0.3, 0.47, 0.63, 0.8; TV layer 10 Chambolle iterations; "
                  "PGD-AT and PNI trained with FGSM-RS), 500 test images (200 for attacks), CIFAR-10-C "
                  "severity 3 only, PGD 10 steps: cut so that the whole set runs in a few hours on 2 shared "
                  "cores, far below the paper's ResNet-18 / 200 epochs / full data, so absolute numbers are "
