@@ -30,6 +30,7 @@ import os
 import shlex
 import sys
 import time
+import traceback
 
 import numpy as np
 from absl import flags
@@ -1111,10 +1112,22 @@ def main(argv=None):
       iss_jax.training.use_fast_cpu_training()
     except RuntimeError:
       pass
-  out = {}
+  out, failed = {}, []
   with cli.user_errors():
     for key in keys:
-      out[key] = make_table(args, key)
+      if len(keys) == 1:
+        out[key] = make_table(args, key)
+        continue
+      try:  # --table=all: a failing table is reported and the others still run
+        out[key] = make_table(args, key)
+      except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        _log(f"{key}: FAILED (see the traceback above); going on with the next table")
+        failed.append(key)
+  if failed:
+    print(f"error: these tables failed: {', '.join(failed)} (tracebacks above); the others were written.",
+          file=sys.stderr)
+    sys.exit(1)
   return out
 
 
