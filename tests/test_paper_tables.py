@@ -162,3 +162,11 @@ def test_table6_projection_baselines_agree_with_the_graph_projection():
   r = paper._projection_baselines(b, active)
   assert r["max_diff_svd_graph"] < 1e-5 and r["max_diff_lsqr_graph"] < 1e-5
   assert r["inactive_edges"] == int((~active[0][:, :-1]).sum() + (~active[1][:-1, :]).sum())
+
+
+def test_presets_use_the_later_papers_sparsity_choice():
+  """Zhou et al. (arXiv 2409.18419) smooth at 0.6 on CIFAR and 0.3 on ImageNet."""
+  from train.configs import finetune, fixed
+
+  assert fixed.get_config("imagenet100").sparsity == 0.3 == finetune.get_config("imagenet100").sparsity
+  assert fixed.get_config("cifar100").sparsity == 0.6 == fixed.get_config("cpu").sparsity
