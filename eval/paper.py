@@ -52,6 +52,7 @@ class Scale:
   finetune_epochs: int | None  # None: the config's (the paper's 20)
   n_test: int | None           # first N test images (None: all)
   n_attack: int | None         # first N for attacks and the slow evaluations
+  n_attack_preprocessed: int   # first N for attacks through SPLIC / ME-Net (a few seconds per image each)
   pgd_steps: int
   severities: tuple[int, ...]
   timing_size: int             # image side of the SVD / LSQR projection timing (Table 6)
@@ -61,20 +62,21 @@ class Scale:
 SCALES = {
     "tiny": Scale("quick", {"epochs": 2, "train_limit": 64, "test_limit": 32, "batch_size": 32,
                             "eval_batch_size": 32, "tv_layer_iters": 3, "adv_steps": 1, "maxiter": 400},
-                  1, 16, 8, 2, (3,), 12,
+                  1, 16, 8, 8, 2, (3,), 12,
                   "tiny: a smoke test (shipped sample, 64 training images, 2 epochs, 16 test images); the "
                   "numbers mean nothing"),
     # Adversarial training (PGD-AT, PNI) with FGSM-RS at this scale, as train/configs' small presets of PNI.
     "cpu": Scale("cpu", {"epochs": 4, "tv_layer_iters": 10, "adv_steps": 1, "adv_step_size": 10 / 255}, 2,
-                 500, 200, 10, (3,), 32,
+                 500, 200, 100, 10, (3,), 32,
                  "cpu: cifar10_exact (5,085 real training images; test = official test images from 0), "
                  "ResNet-8, 4 epochs (finetune: 2 at lr/5 from vanilla; iterative: min(levels, epochs) "
                  "levels, e.g. 0.3, 0.47, 0.63, 0.8; TV layer 10 Chambolle iterations; "
-                 "PGD-AT and PNI trained with FGSM-RS), 500 test images (200 for attacks), CIFAR-10-C "
+                 "PGD-AT and PNI trained with FGSM-RS), 500 test images (200 for attacks, 100 through "
+                 "SPLIC / ME-Net), CIFAR-10-C "
                  "severity 3 only, PGD 10 steps: cut so that the whole set runs in a few hours on 2 shared "
                  "cores, far below the paper's ResNet-18 / 200 epochs / full data, so absolute numbers are "
                  "lower"),
-    "paper": Scale("paper", {}, None, None, 1000, 10, (1, 2, 3, 4, 5), 84,
+    "paper": Scale("paper", {}, None, None, 1000, 1000, 10, (1, 2, 3, 4, 5), 84,
                    "paper: ResNet-18 presets, full data (TFDS or --data_dir), 200 epochs (finetune 20 at "
                    "0.01), all test images (1,000 for attacks)"),
 }
@@ -253,7 +255,7 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
     for seed in seeds:
       workdir = train(args, model, ctx["dataset"], seed)
       key = {"version": ROW_CACHE_VERSION, "table": table.key, "label": label, "scale": args.scale,
-             "n": ctx["n"], "protocol": table.protocol, "radius": ctx.get("radius_note"),
+             "n": ctx["n"], "n_attack": ctx["n_attack"], "protocol": table.protocol, "radius": ctx.get("radius_note"),
              **_model_key(ctx, model, seed)}
       name = f"{label}_seed{seed}".replace("/", "_").replace(" ", "_")
       raws[label].append(_row_cache(args, table, name, key,
@@ -1027,6 +1029,8 @@ def make_table(args, key: str) -> dict:
   x, y = x[:n], y[:n]
   ctx = {"args": args, "dataset": dataset, "x": x, "y": y, "n": len(x), "progress": not args.no_progress,
          "n_attack": min(len(x), SCALES[args.scale].n_attack or len(x))}
+  if table.kind in ("transfer", "whitebox", "graybox"):
+    ctx["n_attack"] = min(ctx["n_attack"], SCALES[args.scale].n_attack_preprocessed)
   if table.kind == "adversarial":
     ctx["radius_note"] = _radius(8, table.protocol["eps_space"], table.protocol["std"])[1]
   _log(f"{key}: {table.title}")
