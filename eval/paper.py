@@ -255,7 +255,8 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
     for seed in seeds:
       workdir = train(args, model, ctx["dataset"], seed)
       key = {"version": ROW_CACHE_VERSION, "table": table.key, "label": label, "scale": args.scale,
-             "n": ctx["n"], "n_attack": ctx["n_attack"], "protocol": table.protocol, "radius": ctx.get("radius_note"),
+             "n": ctx["n"], "n_attack": ctx["n_attack"], "protocol": table.protocol,
+             "radius": ctx.get("radius_note"),
              **_model_key(ctx, model, seed)}
       name = f"{label}_seed{seed}".replace("/", "_").replace(" ", "_")
       raws[label].append(_row_cache(args, table, name, key,
