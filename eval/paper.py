@@ -160,14 +160,18 @@ def train(args, model, dataset: str, seed: int = 0) -> str:
     train(args, _paper_tables.VANILLA, dataset, seed)
   workdir = _workdir(args, model, seed)
   config = model_config(args, model, dataset, seed)
-  if os.path.exists(os.path.join(workdir, "summary.json")):  # a finished run (a stopped one has none)
+  summary_path = os.path.join(workdir, "summary.json")
+  if os.path.exists(summary_path):  # a finished run (a stopped one has none)
     iss_jax.training.check_workdir(config, workdir)  # of this config, else one sentence
+    with open(summary_path) as f:
+      _TIMES["train_s"][workdir] = float(json.load(f).get("wall_time_s", 0.0))
     return workdir
   _log(f"training {model.key} (seed {seed}) into {workdir}")
   t0 = time.time()
   summary = iss_jax.training.train_and_evaluate(config, workdir)
   _log(f"trained {model.key} seed {seed} in {(time.time() - t0) / 60:.1f} min: clean test accuracy "
        f"{summary.get('final_test_accuracy', summary.get('test_accuracy'))}")
+  _TIMES["train_s"][workdir] = float(summary.get("wall_time_s", time.time() - t0))
   return workdir
 
 
@@ -202,6 +206,11 @@ def _cell(value, n, paper=None, ci=None, std=None) -> dict:
 # Evaluations: one function per kind, each (ctx, table, label, model) -> raw JSON-ready result
 
 
+# Seconds spent on the current table's evaluations (cached rows count with the time they took) and on
+# training its models (each model's summary.json wall time), reported as the table's cost on this machine.
+_TIMES = {"eval_s": 0.0, "train_s": {}}
+
+
 def _row_cache(args, table, name: str, key: dict, compute):
   path = os.path.join(args.out, "rows", table.key, f"{name}.json")
   if os.path.exists(path) and not args.recompute:
@@ -209,6 +218,7 @@ def _row_cache(args, table, name: str, key: dict, compute):
       row = json.load(f)
     if row.get("cache_key") == json.loads(json.dumps(key, default=str)):
       _log(f"{table.key}/{name}: cached row")
+      _TIMES["eval_s"] += float(row["result"].get("wall_time_s", 0.0))
       return row["result"]
   t0 = time.time()
   result = compute()
@@ -217,6 +227,7 @@ def _row_cache(args, table, name: str, key: dict, compute):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   iss_jax.atomic_write(path, json.dumps({"cache_key": key, "result": result}, indent=1, default=str))
   _log(f"{table.key}/{name}: evaluated in {result['wall_time_s']:.0f} s")
+  _TIMES["eval_s"] += result["wall_time_s"]
   return result
 
 
@@ -789,6 +800,16 @@ def _paper_fmt(v, unit) -> str:
   return "-" if v is None else f"{v:g}"
 
 
+def _cost(data: dict) -> str:
+  """The table's cost on this machine: its evaluations (cached rows with the time they took) and the
+  training of its models (shared with other tables), and this run's wall time."""
+  if "eval_time_s" not in data:
+    return f"wall time {data['wall_time_s'] / 60:.1f} min"
+  return (f"evaluation {data['eval_time_s'] / 60:.1f} min + training its {len(data.get('models', []))} "
+          f"model(s) {data['train_time_s'] / 60:.1f} min (shared with other tables); this run "
+          f"{data['wall_time_s'] / 60:.1f} min")
+
+
 def render(data: dict) -> str:
   """The Markdown of one table result."""
   unit = data.get("unit", "%")
@@ -797,7 +818,7 @@ def render(data: dict) -> str:
     md.append(f"Paper: {data['paper_ref']}.")
   md += [f"Command: `{data['command']}`", "",
          f"- scale: {data['scale_note']}", f"- data: {data.get('data', '-')}",
-         f"- device: {data['device']}; wall time {data['wall_time_s'] / 60:.1f} min "
+         f"- device: {data['device']}; {_cost(data)} "
          f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(data['finished']))})", ""]
   if data.get("unavailable"):
     md += [f"**Not produced here:** {data['unavailable']}.", ""]
@@ -889,7 +910,8 @@ def _verdict(data: dict) -> str:
     return "no cell has both a paper number and ours."
   p, o = np.array(pairs).T
   diff = float(np.mean(np.abs(p - o)))
-  text = f"{len(pairs)} cells with both; mean |paper - ours| = {diff:.2f} {'points' if unit == '%' else unit}"
+  text = (f"{len(pairs)} cells with both; mean absolute difference paper - ours {diff:.2f} "
+          f"{'points' if unit == '%' else unit}")
   if len(pairs) > 2 and np.std(p) > 0 and np.std(o) > 0:
     text += f"; correlation of the cells {np.corrcoef(p, o)[0, 1]:.2f}"
   return text + "."
@@ -1001,6 +1023,7 @@ def make_table(args, key: str) -> dict:
   """Trains what ``key`` needs, evaluates it, writes ``<out>/<key>.{md,json,png}``; returns the data."""
   table = TABLES[key]
   t0 = time.time()
+  _TIMES.update(eval_s=0.0, train_s={})
   command = "python -m eval.paper " + " ".join(shlex.quote(a) for a in
                                                [f"--table={key}", f"--scale={args.scale}"]
                                                + ([f"--data_dir={args.data_dir}"] if args.data_dir else [])
@@ -1039,7 +1062,8 @@ def make_table(args, key: str) -> dict:
   figure = result.pop("_figure", None)
   data.update(result)
   data.update(data=f"{label}; test images: first {len(x)}", wall_time_s=time.time() - t0,
-              finished=time.time())
+              finished=time.time(), eval_time_s=_TIMES["eval_s"],
+              train_time_s=float(sum(_TIMES["train_s"].values())), models=sorted(_TIMES["train_s"]))
   if paper is not None and len(paper.columns) == len(data["columns"]):
     ours = {tuple(r["label"]) for r in data["rows"]}
     data["paper_only_rows"] = [{"label": list(lab), "values": list(v)} for lab, v in paper.rows
@@ -1081,7 +1105,9 @@ def results_md(args) -> str:
   for key in _paper_tables.ORDER:
     path = os.path.join(args.out, f"{key}.json")
     if not os.path.exists(path):
-      md.append(f"| {key} | not run yet | `python -m eval.paper --table={key} --scale=cpu` | - | - |")
+      why = TABLES[key].unavailable
+      md.append(f"| {key} | {'not produced: ' + why if why else 'not run yet'} | "
+                f"`python -m eval.paper --table={key} --scale=cpu` | - | - |")
       continue
     with open(path) as f:
       data = json.load(f)
@@ -1090,7 +1116,7 @@ def results_md(args) -> str:
       continue
     claims = "; ".join(f"{c['claim']} {_HOLDS[c['holds']]}" for c in data.get("claims", []))
     md.append(f"| {key} | {data['scale']} scale | `{data['command']}` | {data.get('verdict', '')} "
-              f"{claims} | {data['wall_time_s'] / 60:.1f} min |")
+              f"{claims} | {_cost(data)} |")
     with open(os.path.join(args.out, f"{key}.md")) as f:
       body = f.read().split("\n", 1)[1]
     details += ["", f"## {key}: {data['title']}", "", f"![{key}](results/{key}.png)" if os.path.exists(
