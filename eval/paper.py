@@ -391,7 +391,7 @@ def run_frequency(ctx, table) -> dict:
         else:
           cells.append(_cell(r[part.lower()][k], n, paper.value((part, label), col)))
       rows.append({"label": [part, label], "cells": cells,
-                   **({"extra": {"ours: share of correct clean images still correct from low": extra}}
+                   **({"extra": {"share of the correct clean images still correct from low": extra}}
                       if part == "Fraction" else {})})
   return {"columns": columns, "rows": rows, "notes": [
       "Fraction (the paper's): acc_low / (acc_low + acc_high), iss_jax.robustness.low_frequency_fraction "
