@@ -151,7 +151,7 @@ TABLES: dict[str, Table] = {t.key: t for t in (
           unavailable="needs ImageNet images (not in ../shared/data); App. K's CIFAR-10 PSNR is table appK"),
     Table("appK", "main/appK", "Mean PSNR of noisy and smoothed CIFAR-10 test images (App. K)", "denoise",
           protocol={"sigma": 0.1, "sparsity": 0.6}),
-    Table("fig4", None, "Low-frequency fraction and high/low accuracy per epoch (Fig. 4, CIFAR-10)", "curves",
+    Table("fig4", None, "Low-frequency fraction per epoch (Fig. 4, CIFAR-10)", "curves",
           _FREQ_ROWS, {"radius": 8}),
     Table("fig9", None, "Grad-CAM during iterative training 0.3 -> 0.8 (Fig. 9, App. C)", "gradcam",
           (("Iterative", _iterative(0.3, 0.8)),)),

@@ -871,10 +871,13 @@ def _figure(data: dict):
       c = r["curve"]
       ax.plot([p["epoch"] for p in c], [100 * p["fraction_paper"] for p in c], marker="o",
               label=r["label"][0])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("low-frequency fraction (%)")
+    epochs = sorted({p["epoch"] for r in data["rows"] for p in r["curve"]})
+    ax.set_xticks(epochs)
+    ax.set_xlabel("epoch (finetune: epochs after its vanilla start)")
+    ax.set_ylabel("low-frequency fraction low / (low + high) (%)")
     ax.legend(fontsize=8)
-    ax.set_title(data["title"], fontsize=9)
+    ax.set_title(f"Fig. 4, CIFAR-10: the paper's low-frequency fraction per epoch at r = "
+                 f"{data['protocol']['radius']}, {data['scale']} scale", fontsize=9)
     return fig
   labels = [" / ".join(r["label"]) for r in data["rows"]]
   cols = data["columns"]
