@@ -61,14 +61,16 @@ def run(args, apply_fn=None, data=None, variables=None) -> dict:
     res["kernel_high_frequency_energy"] = iss_jax.robustness.high_frequency_energy(kernel).tolist()
   md = [_common.header(args, "Frequency analysis", len(x))]
   md.append("Per-channel centred FFT, disc of radius r kept (low) or removed (high); components are "
-            "not clipped. Low-frequency fraction = share of correctly classified images still "
-            "correct on their low-frequency part.\n")
+            "not clipped. Low-frequency fraction (the paper's, Tables 9-10) = low acc / (low acc + "
+            "high acc); share of correct still correct on low = ours, the share of the correctly classified "
+            "images still correct on their low-frequency part.\n")
   md.append(f"Clean accuracy: {_common.pct(res['clean'])}%\n")
   rk = [f"{r:g}" for r in args.radii]
   md.append(iss_jax.robustness.markdown_table(
-      ["r", "low acc (%)", "high acc (%)", "low-frequency fraction (%)"],
-      [[r, _common.pct(res["low"][r]), _common.pct(res["high"][r]), _common.pct(res["low_fraction"][r])]
-       for r in rk]))
+      ["r", "low acc (%)", "high acc (%)", "low-frequency fraction, paper's (%)",
+       "share of correct still correct on low (%)"],
+      [[r, _common.pct(res["low"][r]), _common.pct(res["high"][r]),
+        _common.pct(res["low_fraction_paper"][r]), _common.pct(res["low_fraction"][r])] for r in rk]))
   md.append(f"\nExpected Fourier difference E|F(a) - F(b)| on {len(xf)} images: share of its energy "
             f"within radius {min(8, h // 4)}:\n")
   md.append(iss_jax.robustness.markdown_table(["pair", "low-frequency share (%)"],
@@ -103,8 +105,10 @@ def _plot(res, rk, diffs, spectra, data: str, chance: float):
   r = [float(v) for v in rk]
   axes[0].plot(r, [100 * res["low"][k] for k in rk], marker="o", label="accuracy on the low part")
   axes[0].plot(r, [100 * res["high"][k] for k in rk], marker="o", label="accuracy on the high part")
-  axes[0].plot(r, [100 * res["low_fraction"][k] for k in rk], marker="s",
-               label="low-frequency fraction (of the correct)")
+  axes[0].plot(r, [100 * res["low_fraction_paper"][k] for k in rk], marker="s",
+               label="low-frequency fraction (paper's: low / (low + high))")
+  axes[0].plot(r, [100 * res["low_fraction"][k] for k in rk], marker="^",
+               label="share of the correct still correct on low")
   axes[0].axhline(100 * res["clean"], color="black", linestyle=":", linewidth=1, label="clean accuracy")
   axes[0].axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label="chance")
   axes[0].set_xticks(r)

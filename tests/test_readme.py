@@ -52,6 +52,7 @@ SHORTEN = {
     "benchmarks.bench_large_images": ["--n=1", "--n224=1", "--xla_n=1", "--numpy_steps=10",
                                       "--table6_steps=100", "--sizes=84"],
     "train.smooth_dataset": _TRAIN,
+    "eval.paper": ["--scale=tiny", "--no_progress", "--out=results_tiny", "--results_path=RESULTS_tiny.md"],
     # A copy of notebooks/ in the working directory is what runs (and is written): one notebook, tiny.
     "notebooks.run": ["--size=tiny", "--only=02"],
 }
@@ -76,7 +77,7 @@ COMMANDS = [c for c in readme_commands() if not c.startswith(NOT_RUN)]
 # with `pytest -m slow` (every README command then runs): the benchmarks, the notebooks (executed by
 # tests/test_notebooks.py too), the eight-row eval.compare and the trainings only it or the ViT needs.
 SLOW_MODULES = ("benchmarks.", "notebooks.run", "eval.compare", "eval.saliency", "eval.all", "train.pni",
-                "train.splic", "train.vanilla --model=vit_tiny")
+                "train.splic", "train.vanilla --model=vit_tiny", "eval.paper --table")
 
 
 def _param(command: str):

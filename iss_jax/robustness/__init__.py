@@ -62,6 +62,7 @@ from iss_jax.robustness._frequency import frequency_split as frequency_split
 from iss_jax.robustness._frequency import high_frequency_energy as high_frequency_energy
 from iss_jax.robustness._frequency import kernel_spectra as kernel_spectra
 from iss_jax.robustness._frequency import kernel_tv as kernel_tv
+from iss_jax.robustness._frequency import low_frequency_fraction as low_frequency_fraction
 from iss_jax.robustness._frequency import radial_mask as radial_mask
 from iss_jax.robustness._low_resolution import evaluate_low_resolution as evaluate_low_resolution
 from iss_jax.robustness._low_resolution import low_resolution as low_resolution
@@ -147,6 +148,7 @@ __all__ = (
     "kernel_tv",
     "load_cifar10c",
     "load_tfds_cifar10c",
+    "low_frequency_fraction",
     "low_resolution",
     "markdown_table",
     "model_checks",

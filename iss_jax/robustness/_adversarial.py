@@ -96,23 +96,31 @@ def _minimal_norms(run: Runner, name: str, defense: Defense, x, clean_correct, s
           "num_images": int(len(out)), "success_rate": float(np.mean(out[:, 2]))}
 
 
+def transfer_name(attack: str) -> str:
+  """The row name of the black-box transfer of ``attack``: ``"transfer"`` for PGD, ``"transfer-<attack>"``
+  for the others."""
+  return "transfer" if attack == "pgd" else f"transfer-{attack}"
+
+
 def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: AttackSettings,
-              eot_samples: int, radius: dict) -> dict:
-  """The black-box ``"transfer"`` rows: PGD examples of ``substitute_fn`` fed to every classifier."""
+              eot_samples: int, radius: dict, attacks_: Sequence[str] = ("pgd",)) -> dict:
+  """The black-box transfer rows: examples of each of ``attacks_`` made on ``substitute_fn`` (white-box
+  there, at the pixel radius ``radius[eps]``) fed to every classifier (row attack :func:`transfer_name`)."""
   sub = Runner(substitute_fn, batch_size=run.batch_size, seed=run.seed, progress=False)
   samples = eot_samples if sub.is_random() else 1
-  pgd = ATTACKS["pgd"].against(settings._replace(restarts=1, samples=samples), random=True)
   logits = sub.logits_fn()
-  make = jax.jit(lambda xb, yb, eps, k: pgd(logits, xb, yb, eps, k))
   correct = {}
-  for ei, eps in enumerate(eps_grid):
-    r = jnp.asarray(radius[eps], jnp.float32)
-    x_sub = sub.map(lambda xb, yb, k, r=r: make(xb, yb, r, k), x, y,
-                    key=run.key_for(SALT_TRANSFER, ei))
-    for di, d in enumerate(everyone):
-      protocol = NONE if d.name == NONE else BLACK_BOX
-      correct[("transfer", eps, d.name, protocol)] = run.correct(x_sub, y, d, key=run.key_for(SALT_BLACK_BOX,
-                                                                                                ei, di))
+  for ai, a in enumerate(attacks_):
+    attack = ATTACKS[a].against(settings._replace(restarts=1, samples=samples), random=True)
+    make = jax.jit(lambda xb, yb, eps, k, attack=attack: attack(logits, xb, yb, eps, k))
+    for ei, eps in enumerate(eps_grid):
+      r = jnp.asarray(radius[eps], jnp.float32)
+      salt = (SALT_TRANSFER, ei) if a == "pgd" else (SALT_TRANSFER, ei, ai + 1)
+      x_sub = sub.map(lambda xb, yb, k, r=r, make=make: make(xb, yb, r, k), x, y, key=run.key_for(*salt))
+      for di, d in enumerate(everyone):
+        protocol = NONE if d.name == NONE else BLACK_BOX
+        correct[(transfer_name(a), eps, d.name, protocol)] = run.correct(
+            x_sub, y, d, key=run.key_for(SALT_BLACK_BOX, ei, di, *salt[2:]))
   return correct
 
 
@@ -147,7 +155,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          progress: bool = True, square_queries: int = SQUARE_QUERIES,
                          substitute_fn: Callable[[Array], Array] | None = None,
                          return_correct: bool = False, runner: Runner | None = None,
-                         eps_space: str = "pixel", std=CIFAR10_STD) -> dict:
+                         eps_space: str = "pixel", std=CIFAR10_STD,
+                         transfer_attacks: Sequence[str] = ("pgd",)) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -185,6 +194,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     substitute_fn: an independently trained classifier: the black-box ``"transfer"`` attack makes PGD
       examples on it (white-box there, EOT if it is random) and feeds them to the bare model and to every
       defense (rows with protocol ``"black-box"``). None: no transfer attack.
+    transfer_attacks: the attacks of :data:`ATTACKS` made on ``substitute_fn`` for the black-box rows
+      (SPLIC's Table 1: ``("fgsm", "pgd", "cw-l2")``); row attack ``"transfer"`` for PGD,
+      ``"transfer-<attack>"`` for the others.
     return_correct: also return ``result["correct"]``, ``{(attack, eps, defense, protocol): (N,) bool}``
       per example (for per-example worst cases across calls; not JSON-ready).
     runner: a :class:`~iss_jax.robustness.Runner` of ``apply_fn`` to share compiled functions and clean
@@ -209,6 +221,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   y = check_labels(y, len(x))
   eps_grid = _check_request(eps_grid, attacks_, protocols, eps_space, std)
   radius = {e: eps_radius(e, eps_space, std) for e in eps_grid}  # the pixel radius of each eps
+  for a in transfer_attacks:
+    if a not in ATTACKS:
+      raise ValueError(f"transfer_attacks must be among {tuple(ATTACKS)}; got {a!r}.")
   everyone = with_bare(defenses)
   run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
   settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries)
@@ -259,7 +274,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
           correct[(a, eps, d.name, "worst")] = (correct[(a, eps, d.name, "adaptive")]
                                                 & correct[(a, eps, d.name, GRAY_BOX)])
   if substitute_fn is not None:
-    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples, radius))
+    correct.update(_transfer(run, substitute_fn, x, y, eps_grid, everyone, settings, eot_samples, radius,
+                             transfer_attacks))
   bar.close()
 
   result = {

@@ -24,14 +24,14 @@ Any field can be overridden: ``--config.FIELD=VALUE`` (e.g. ``--config.width=32`
 
 import ml_collections
 
-from train.configs import default
+from train.configs import datasets, default
 
 
 def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
   """The finetune config in a preset: ``"quick"``, ``"cpu"`` or ``"paper"``."""
   config = default.apply_preset(default.get_config(), preset)
   config.procedure = "finetune"
-  config.sparsity = 0.6
+  config.sparsity = datasets.SPARSITY.get(preset, 0.6)  # the later paper's choice per dataset
   if preset not in ("quick", "cpu"):  # the paper's finetune setting, for every full-data preset
     config.learning_rate = 0.01
     config.epochs = 20
