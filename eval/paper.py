@@ -253,7 +253,8 @@ def _smooth_kwargs_of_scale() -> dict:
 
 def _model_key(ctx, model, seed=0) -> dict:
   workdir = _workdir(ctx["args"], model, seed)
-  return {"model": model.key, "seed": seed, "workdir": os.path.abspath(workdir),
+  # The workdir relative to --out, so that a results folder can move (or be copied) with its cache.
+  return {"model": model.key, "seed": seed, "workdir": os.path.relpath(workdir, ctx["args"].out),
           "summary_sha1": hashlib.sha1(open(os.path.join(workdir, "summary.json"), "rb").read()).hexdigest()}
 
 
@@ -268,6 +269,9 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
       key = {"version": ROW_CACHE_VERSION, "table": table.key, "label": label, "scale": args.scale,
              "n": ctx["n"], "n_attack": ctx["n_attack"], "protocol": table.protocol,
              "radius": ctx.get("radius_note"),
+             # What an adaptive attacker differentiates through the smoothing (iss_jax.robustness.Defense):
+             # a change of that backward pass changes every adaptive cell.
+             "smooth_gradient": _defense("smooth@0.6").gradient,
              **_model_key(ctx, model, seed)}
       name = f"{label}_seed{seed}".replace("/", "_").replace(" ", "_")
       raws[label].append(_row_cache(args, table, name, key,
