@@ -11,32 +11,20 @@ forward passes ours made (it queries only the images still robust). Not part of 
 
 from __future__ import annotations
 
-import argparse
 import time
-from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import iss_jax
-from benchmarks.bench_attacks import torch_mlp, train_mlp
+from benchmarks.bench_attacks import setup, torch_mlp
 
 R = iss_jax.robustness
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-  parser.add_argument("--n", type=int, default=200)
-  parser.add_argument("--eps", default="2/255")
-  parser.add_argument("--steps", type=int, default=100)
-  parser.add_argument("--queries", type=int, default=1000)
-  args = parser.parse_args(argv)
-  eps = float(Fraction(args.eps))
-  p, f = train_mlp()
-  xt, yt = iss_jax.training.load_dataset("cifar10_sample", "test")
-  x = jnp.asarray(xt[: args.n], jnp.float32) / 255.0
-  y = jnp.asarray(yt[: args.n])
+  args, eps, p, f, x, y = setup(argv, __doc__)
   right = lambda z: np.asarray(jnp.argmax(f(z), -1) == y)
   try:
     import torch

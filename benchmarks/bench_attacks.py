@@ -64,19 +64,30 @@ def torch_mlp(p):
   return MLP().eval()
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def setup(argv, doc: str, **extra: str):
+  """The shared start of the torch cross-check benchmarks: their flags (``--n --eps --steps --queries`` and
+  ``extra`` string flags with their defaults), the MLP trained in JAX and the first n shipped test images.
+
+  Returns:
+    ``(args, eps, params, f, x, y)``: the parsed flags, eps as a float, the MLP's parameters and logits
+    function, the images ``(n, 32, 32, 3)`` in [0, 1] and their labels.
+  """
+  parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
   parser.add_argument("--n", type=int, default=200)
   parser.add_argument("--eps", default="2/255")
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--queries", type=int, default=1000)
-  parser.add_argument("--attacks", default="apgd-ce,apgd-dlr,apgd-t,square")
+  for name, default in extra.items():
+    parser.add_argument(f"--{name}", default=default)
   args = parser.parse_args(argv)
-  eps = float(Fraction(args.eps))
   p, f = train_mlp()
   xt, yt = iss_jax.training.load_dataset("cifar10_sample", "test")
   x = jnp.asarray(xt[: args.n], jnp.float32) / 255.0
-  y = jnp.asarray(yt[: args.n])
+  return args, float(Fraction(args.eps)), p, f, x, jnp.asarray(yt[: args.n])
+
+
+def main(argv=None):
+  args, eps, p, f, x, y = setup(argv, __doc__, attacks="apgd-ce,apgd-dlr,apgd-t,square")
   print(f"device: {R.device_description()}; torch on CPU")
   print(f"model: MLP 3072-64-10 trained in JAX; n = {args.n} CIFAR-10 sample test images; eps = {args.eps}; "
         f"APGD {args.steps} steps, 1 restart (APGD-T: 9 targets); Square {args.queries} queries "

@@ -100,6 +100,19 @@ _FREQ_ROWS = (("Vanilla", VANILLA), ("Finetune", _finetune(0.8)), ("Fixed", _fix
 _MINI = ("miniImageNet is not in ../shared/data: pass --data_dir=DIR holding miniimagenet/ (class "
          "folders; see iss_jax.training.load_dataset) to run it")
 
+
+def _adversarial(number: int, attack: str, eps: tuple[int, ...], mini: bool = False) -> Table:
+  """Tables 2/3 (FGSM) and 7/8 (PGD): eps on normalised images, with and without test-time smoothing."""
+  name = "miniImageNet" if mini else "CIFAR-10"
+  return Table(f"table{number}", f"main/table{number}",
+               f"{attack.upper()} on {name}, eps on normalised images (Table {number})", "adversarial",
+               _MINI_ADV_ROWS if mini else _ADV_ROWS,
+               {"attack": attack, "eps": eps, "eps_space": "normalized",
+                "std": IMAGENET_STD if mini else CIFAR10_STD,
+                "test_preprocessing": {"None": "none", "Sparsity 0.6": "smooth@0.6"}},
+               **({"dataset": "miniimagenet", "unavailable": _MINI} if mini else {}))
+
+
 TABLES: dict[str, Table] = {t.key: t for t in (
     Table("table1", "main/table1", "CIFAR-10-C with and without test-time smoothing (Table 1)", "corruptions",
           (("Vanilla Model", VANILLA), ("TV Layer", TVLAYER), ("Ours (Fixed Training)", _fixed(0.8)),
@@ -108,14 +121,8 @@ TABLES: dict[str, Table] = {t.key: t for t in (
                        "Glass": "glass_blur", "Motion": "motion_blur", "Brightness": "brightness",
                        "Elastic": "elastic_transform"},
            "test_preprocessing": {"None": "none", "Sparsity 0.6": "smooth@0.6"}}),
-    Table("table2", "main/table2", "FGSM on CIFAR-10, eps on normalised images (Table 2)", "adversarial",
-          _ADV_ROWS, {"attack": "fgsm", "eps": (8, 16, 24, 32), "eps_space": "normalized", "std": CIFAR10_STD,
-                      "test_preprocessing": {"None": "none", "Sparsity 0.6": "smooth@0.6"}}),
-    Table("table3", "main/table3", "FGSM on miniImageNet, eps on normalised images (Table 3)", "adversarial",
-          _MINI_ADV_ROWS, {"attack": "fgsm", "eps": (2, 4, 6, 8), "eps_space": "normalized",
-                           "std": IMAGENET_STD,
-                           "test_preprocessing": {"None": "none", "Sparsity 0.6": "smooth@0.6"}},
-          dataset="miniimagenet", unavailable=_MINI),
+    _adversarial(2, "fgsm", (8, 16, 24, 32)),
+    _adversarial(3, "fgsm", (2, 4, 6, 8), mini=True),
     Table("table4", "main/table4", "Clean accuracy by training sparsity, mean +- std over seeds (Table 4)",
           "clean", tuple((f"{s:g}", _fixed(s)) for s in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9))
           + (("1.0 (Vanilla)", VANILLA), ("Iterative", _iterative(0.3, 0.8)))),
@@ -127,14 +134,8 @@ TABLES: dict[str, Table] = {t.key: t for t in (
                       "folders (or TFDS imagenet2012) and --scale=paper (ResNet-50 preset imagenet100)"),
     Table("table6", "main/table6", "Projection time: SVD, LSQR and the graph algorithm (Table 6)", "timing",
           protocol={"size": 84, "iterations": 15000, "sparsity": 0.6}),
-    Table("table7", "main/table7", "PGD on CIFAR-10, eps on normalised images (Table 7)", "adversarial",
-          _ADV_ROWS, {"attack": "pgd", "eps": (8, 16, 24, 32), "eps_space": "normalized", "std": CIFAR10_STD,
-                      "test_preprocessing": {"None": "none", "Sparsity 0.6": "smooth@0.6"}}),
-    Table("table8", "main/table8", "PGD on miniImageNet, eps on normalised images (Table 8)", "adversarial",
-          _MINI_ADV_ROWS, {"attack": "pgd", "eps": (2, 4, 6, 8), "eps_space": "normalized",
-                           "std": IMAGENET_STD,
-                           "test_preprocessing": {"None": "none", "Sparsity 0.6": "smooth@0.6"}},
-          dataset="miniimagenet", unavailable=_MINI),
+    _adversarial(7, "pgd", (8, 16, 24, 32)),
+    _adversarial(8, "pgd", (2, 4, 6, 8), mini=True),
     Table("table9", "main/table9",
           "High/low-frequency accuracy and low-frequency fraction, CIFAR-10 (Table 9)", "frequency",
           _FREQ_ROWS, {"radii": (4, 6, 8, 10)}),
