@@ -360,8 +360,8 @@ def run_adversarial(ctx, table) -> dict:
       f"{', '.join(f'{255 * v:.2f}' for v in _radius(8, p['eps_space'], p['std'])[0])}/255 in pixels); "
       f"{p['attack'].upper()}{budget}.",
       "Paper protocol ('Sparsity 0.6' rows): gray-box, the attack is made on the bare model and the image is "
-      "then smoothed. Ours beside: adaptive (BPDA: the attack differentiates through the smoothing with the "
-      "identity backward) and the per-example worst case of both.",
+      f"then smoothed. Ours beside: adaptive (the attack differentiates through the smoothing: "
+      f"{_defense('smooth@0.6').describe_gradient()}) and the per-example worst case of both.",
       "Square (gradient-free) is not run at this scale: through the smoothing it costs 1,000 smoothings per "
       "image."]}
 
