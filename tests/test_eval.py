@@ -227,6 +227,9 @@ def test_wilson_interval_closed_forms():
   lo, hi = iss_jax.robustness.wilson_interval(0.0, 10)
   z2 = 1.959963984540054**2
   assert lo == 0.0 and abs(hi - z2 / (10 + z2)) < 1e-12  # p = 0: [0, z^2 / (n + z^2)]
+  for n in range(1, 200):  # exactly 0 and 1 at the ends, for every n (n = 24 once left 1.4e-17)
+    assert iss_jax.robustness.wilson_interval(0.0, n)[0] == 0.0
+    assert iss_jax.robustness.wilson_interval(1.0, n)[1] == 1.0
   lo, hi = iss_jax.robustness.wilson_interval(0.5, 100)
   assert abs((lo + hi) / 2 - 0.5) < 1e-12 and 0.09 < hi - lo < 0.2
   from scipy.stats import binomtest  # an independent implementation of the same interval
