@@ -239,15 +239,12 @@ def _jsonable(o):
   return str(o)
 
 
-def _defense(spec: str):
-  return iss_jax.baselines.make_defense(spec, smooth_kwargs=_smooth_kwargs_of_scale())
+def _defense(ctx, spec: str):
+  return iss_jax.baselines.make_defense(spec, smooth_kwargs=_smooth_kwargs_of_scale(ctx))
 
 
-_SCALE_NAME = {"value": "cpu"}
-
-
-def _smooth_kwargs_of_scale() -> dict:
-  maxiter = SCALES[_SCALE_NAME["value"]].fields.get("maxiter")
+def _smooth_kwargs_of_scale(ctx) -> dict:
+  maxiter = SCALES[ctx["args"].scale].fields.get("maxiter")
   return {"maxiter": int(maxiter)} if maxiter else {}
 
 
@@ -271,7 +268,7 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
              "radius": ctx.get("radius_note"),
              # What an adaptive attacker differentiates through the smoothing (iss_jax.robustness.Defense):
              # a change of that backward pass changes every adaptive cell.
-             "smooth_gradient": _defense("smooth@0.6").gradient,
+             "smooth_gradient": _defense(ctx, "smooth@0.6").gradient,
              **_model_key(ctx, model, seed)}
       name = f"{label}_seed{seed}".replace("/", "_").replace(" ", "_")
       raws[label].append(_row_cache(args, table, name, key,
@@ -296,7 +293,7 @@ def run_corruptions(ctx, table) -> dict:
   def evaluate(workdir, label):
     return iss_jax.robustness.evaluate_corruptions(
         _load(workdir), x, y, names=list(p["columns"].values()), severities=sev,
-        defenses=[_defense("smooth@0.6")], source=source, cifar10c_dir=official,
+        defenses=[_defense(ctx, "smooth@0.6")], source=source, cifar10c_dir=official,
         indices=None if indices is None else indices[: len(x)], progress=ctx["progress"])
 
   raws = _eval_rows(ctx, table, evaluate)
@@ -305,7 +302,7 @@ def run_corruptions(ctx, table) -> dict:
   for label, _ in table.rows:
     r = raws[label][0]
     for test_label, spec in p["test_preprocessing"].items():
-      name = _defense(spec).name
+      name = _defense(ctx, spec).name
       vals = [float(np.mean([r["accuracy"][c][str(s)][name] for s in sev])) for c in p["columns"].values()]
       n = len(x) * len(sev)
       cells = [_cell(v, n, paper.value((label, test_label), col))
@@ -327,12 +324,12 @@ def run_adversarial(ctx, table) -> dict:
   def evaluate(workdir, label):
     return iss_jax.robustness.evaluate_adversarial(
         _load(workdir), x, y, eps_grid=[e / 255 for e in p["eps"]], eps_space=p["eps_space"], std=p["std"],
-        defenses=[_defense("smooth@0.6")], attacks_=[p["attack"]], protocols=("gray-box", "adaptive"),
+        defenses=[_defense(ctx, "smooth@0.6")], attacks_=[p["attack"]], protocols=("gray-box", "adaptive"),
         steps=scale.pgd_steps, progress=ctx["progress"])
 
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)
-  smooth = _defense("smooth@0.6").name
+  smooth = _defense(ctx, "smooth@0.6").name
   columns = [f"eps={e}/255" for e in p["eps"]]
   rows = []
   for label, _ in table.rows:
@@ -361,7 +358,7 @@ def run_adversarial(ctx, table) -> dict:
       f"{p['attack'].upper()}{budget}.",
       "Paper protocol ('Sparsity 0.6' rows): gray-box, the attack is made on the bare model and the image is "
       f"then smoothed. Ours beside: adaptive (the attack differentiates through the smoothing: "
-      f"{_defense('smooth@0.6').describe_gradient()}) and the per-example worst case of both.",
+      f"{_defense(ctx, 'smooth@0.6').describe_gradient()}) and the per-example worst case of both.",
       "Square (gradient-free) is not run at this scale: through the smoothing it costs 1,000 smoothings per "
       "image."]}
 
@@ -434,14 +431,15 @@ def run_denoise(ctx, table) -> dict:
 
   def compute():
     r = iss_jax.robustness.evaluate_denoise(x, sigma=p["sigma"], sparsity=p["sparsity"],
-                                            smooth_kwargs=_smooth_kwargs_of_scale(), progress=ctx["progress"])
+                                            smooth_kwargs=_smooth_kwargs_of_scale(ctx),
+                                            progress=ctx["progress"])
     peak = np.asarray(x, np.float32).reshape(len(x), -1).max(axis=1) / (255 if x.dtype == np.uint8 else 1)
     # PSNR at MAX = max X (App. K, Eq. 8b): 10 log10(M^2 / MSE) = PSNR at MAX = 1 + 20 log10(M).
     r["psnr_max_x"] = {k: (np.asarray(v) + 20 * np.log10(peak)).tolist() for k, v in r["psnr"].items()}
     return r
 
   key = {"version": ROW_CACHE_VERSION, "table": table.key, "scale": ctx["args"].scale, "n": len(x),
-         "protocol": p, "smooth": _smooth_kwargs_of_scale()}
+         "protocol": p, "smooth": _smooth_kwargs_of_scale(ctx)}
   r = _row_cache(ctx["args"], table, "denoise", key, compute)
   paper = _paper_numbers.table(table.paper)
   rows = []
@@ -594,7 +592,7 @@ def run_transfer(ctx, table) -> dict:
 
   def evaluate(workdir, label):
     spec = iss_jax.training.workdir_config(workdir).get("preprocess", "none")
-    defenses = [] if spec == "none" else [_defense(spec)]
+    defenses = [] if spec == "none" else [_defense(ctx, spec)]
     return iss_jax.robustness.evaluate_adversarial(
         _load(workdir), x, y, eps_grid=[p["eps"] / 255], defenses=defenses, attacks_=[], protocols=(),
         substitute_fn=_load(sub), transfer_attacks=p["attacks"], progress=ctx["progress"],
@@ -627,7 +625,8 @@ def run_whitebox(ctx, table, kind="whitebox") -> dict:
   def evaluate(workdir, label):
     spec = p["defenses"][label]
     return iss_jax.robustness.evaluate_adversarial(
-        _load(workdir), x, y, eps_grid=[p["eps"] / 255], defenses=[] if spec == "none" else [_defense(spec)],
+        _load(workdir), x, y, eps_grid=[p["eps"] / 255],
+        defenses=[] if spec == "none" else [_defense(ctx, spec)],
         attacks_=attacks, protocols=("gray-box", "adaptive"), progress=ctx["progress"], **_splic_settings(p))
 
   raws = _eval_rows(ctx, table, evaluate)
@@ -636,7 +635,7 @@ def run_whitebox(ctx, table, kind="whitebox") -> dict:
   for label, _ in table.rows:
     r = raws[label][0]
     spec = p["defenses"][label]
-    d = "none" if spec == "none" else _defense(spec).name
+    d = "none" if spec == "none" else _defense(ctx, spec).name
 
     def acc(a, protocol, r=r, d=d):
       hit = [row for row in r["rows"] if row["attack"] == a and row["defense"] == d
@@ -722,7 +721,7 @@ def run_paths(ctx, table) -> dict:
 
   sps = table.protocol["sparsities"]
   x = np.asarray(ctx["x"][:4], np.float32) / 255
-  kw = _smooth_kwargs_of_scale()
+  kw = _smooth_kwargs_of_scale(ctx)
   smoothed = {s: x if s >= 1.0 else np.asarray(iss_jax.smooth(jnp.asarray(x), s, **kw)) for s in sps}
   psnr = {s: float(np.mean(iss_jax.psnr(jnp.asarray(smoothed[s]), jnp.asarray(x)))) for s in sps if s < 1.0}
   rows = [{"label": [f"sparsity {s:g}"], "cells": [_cell(v, None)]} for s, v in psnr.items()]
@@ -1147,7 +1146,6 @@ def main(argv=None):
     cli.fail(f"--table must be one of {', '.join(_paper_tables.ORDER)} or 'all'; got {args.table!r}.")
   if args.seeds < 1:
     cli.fail(f"--seeds must be >= 1; got {args.seeds}.")
-  _SCALE_NAME["value"] = args.scale
   if args.scale != "paper":
     try:  # the faster CPU convolutions; a caller whose JAX already runs keeps the default
       iss_jax.training.use_fast_cpu_training()
