@@ -77,7 +77,11 @@ def find_data_file(filename: str, data_dir: str | None = None) -> Path:
 
 
 def _load_sample(split, data_dir):
+  # A data_dir holding its own copy wins; else the copy shipped with the package (a data_dir of other
+  # datasets, such as ../shared/data, does not hide the sample).
   path = Path(data_dir) / "cifar10_sample.npz" if data_dir else SAMPLE_PATH
+  if not path.exists():
+    path = SAMPLE_PATH
   if not path.exists():
     raise DatasetNotFoundError(
         f"cifar10_sample: {path} not found. It ships with the repository (data/cifar10_sample.npz); "
