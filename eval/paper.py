@@ -31,6 +31,7 @@ import shlex
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 from absl import flags
@@ -57,6 +58,7 @@ class Scale:
   severities: tuple[int, ...]
   timing_size: int             # image side of the SVD / LSQR projection timing (Table 6)
   note: str
+  cw_l2: dict = dataclasses.field(default_factory=dict)  # C&W-L2's budget (empty: SPLIC's 5 x 1,000 steps)
 
 
 SCALES = {
@@ -64,7 +66,7 @@ SCALES = {
                             "eval_batch_size": 32, "tv_layer_iters": 3, "adv_steps": 1, "maxiter": 400},
                   1, 16, 8, 8, 2, (3,), 12,
                   "tiny: a smoke test (shipped sample, 64 training images, 2 epochs, 16 test images); the "
-                  "numbers mean nothing"),
+                  "numbers mean nothing", {"binary_steps": 2, "steps": 10}),
     # Adversarial training (PGD-AT, PNI) with FGSM-RS at this scale, as train/configs' small presets of PNI.
     "cpu": Scale("cpu", {"epochs": 4, "tv_layer_iters": 10, "adv_steps": 1, "adv_step_size": 10 / 255}, 2,
                  500, 200, 100, 10, (3,), 32,
@@ -73,9 +75,10 @@ SCALES = {
                  "levels, e.g. 0.3, 0.47, 0.63, 0.8; TV layer 10 Chambolle iterations; "
                  "PGD-AT and PNI trained with FGSM-RS), 500 test images (200 for attacks, 100 through "
                  "SPLIC / ME-Net), CIFAR-10-C "
-                 "severity 3 only, PGD 10 steps: cut so that the whole set runs in a few hours on 2 shared "
-                 "cores, far below the paper's ResNet-18 / 200 epochs / full data, so absolute numbers are "
-                 "lower"),
+                 "severity 3 only, PGD 10 steps, C&W-L2 4 x 50 Adam steps (the papers': 5 x 1,000): cut "
+                 "so that the whole set runs in a few hours on 2 shared cores, far below the paper's "
+                 "ResNet-18 / 200 epochs / full data, so absolute numbers are lower",
+                 {"binary_steps": 4, "steps": 50}),
     "paper": Scale("paper", {}, None, None, 1000, 1000, 10, (1, 2, 3, 4, 5), 84,
                    "paper: ResNet-18 presets, full data (TFDS or --data_dir), 200 epochs (finetune 20 at "
                    "0.01), all test images (1,000 for attacks)"),
@@ -166,9 +169,19 @@ def train(args, model, dataset: str, seed: int = 0) -> str:
     with open(summary_path) as f:
       _TIMES["train_s"][workdir] = float(json.load(f).get("wall_time_s", 0.0))
     return workdir
+  diverged = os.path.join(workdir, "diverged.json")
+  if os.path.exists(diverged):  # trained before and diverged: the same config diverges again
+    iss_jax.training.check_workdir(config, workdir)
+    with open(diverged) as f:
+      raise iss_jax.training.TrainingDivergedError(json.load(f)["error"])
   _log(f"training {model.key} (seed {seed}) into {workdir}")
   t0 = time.time()
-  summary = iss_jax.training.train_and_evaluate(config, workdir)
+  try:
+    summary = iss_jax.training.train_and_evaluate(config, workdir)
+  except iss_jax.training.TrainingDivergedError as e:
+    iss_jax.atomic_write(diverged, json.dumps({"error": str(e), "wall_time_s": time.time() - t0}))
+    _log(f"{model.key} seed {seed}: {e}")
+    raise
   _log(f"trained {model.key} seed {seed} in {(time.time() - t0) / 60:.1f} min: clean test accuracy "
        f"{summary.get('final_test_accuracy', summary.get('test_accuracy'))}")
   _TIMES["train_s"][workdir] = float(summary.get("wall_time_s", time.time() - t0))
@@ -252,7 +265,7 @@ def _model_key(ctx, model, seed=0) -> dict:
   workdir = _workdir(ctx["args"], model, seed)
   # The workdir relative to --out, so that a results folder can move (or be copied) with its cache.
   return {"model": model.key, "seed": seed, "workdir": os.path.relpath(workdir, ctx["args"].out),
-          "summary_sha1": hashlib.sha1(open(os.path.join(workdir, "summary.json"), "rb").read()).hexdigest()}
+          "summary_sha1": hashlib.sha1(Path(workdir, "summary.json").read_bytes()).hexdigest()}
 
 
 def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
@@ -262,13 +275,19 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
   for label, model in table.rows:
     raws[label] = []
     for seed in seeds:
-      workdir = train(args, model, ctx["dataset"], seed)
+      try:
+        workdir = train(args, model, ctx["dataset"], seed)
+      except iss_jax.training.TrainingDivergedError as e:  # the table says so in a note; no row
+        ctx.setdefault("diverged", {})[label] = str(e)
+        raws.pop(label)
+        break
       key = {"version": ROW_CACHE_VERSION, "table": table.key, "label": label, "scale": args.scale,
              "n": ctx["n"], "n_attack": ctx["n_attack"], "protocol": table.protocol,
              "radius": ctx.get("radius_note"),
              # What an adaptive attacker differentiates through the smoothing (iss_jax.robustness.Defense):
              # a change of that backward pass changes every adaptive cell.
              "smooth_gradient": _defense(ctx, "smooth@0.6").gradient,
+             "cw_l2": SCALES[args.scale].cw_l2,
              **_model_key(ctx, model, seed)}
       name = f"{label}_seed{seed}".replace("/", "_").replace(" ", "_")
       raws[label].append(_row_cache(args, table, name, key,
@@ -299,7 +318,7 @@ def run_corruptions(ctx, table) -> dict:
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)
   rows = []
-  for label, _ in table.rows:
+  for label in raws:
     r = raws[label][0]
     for test_label, spec in p["test_preprocessing"].items():
       name = _defense(ctx, spec).name
@@ -332,7 +351,7 @@ def run_adversarial(ctx, table) -> dict:
   smooth = _defense(ctx, "smooth@0.6").name
   columns = [f"eps={e}/255" for e in p["eps"]]
   rows = []
-  for label, _ in table.rows:
+  for label in raws:
     r = raws[label][0]
 
     def acc(defense, protocol, ei, r=r):
@@ -380,7 +399,7 @@ def run_frequency(ctx, table) -> dict:
   rows = []
   n = len(x)
   for part in ("High", "Low", "Fraction"):
-    for label, _ in table.rows:
+    for label in raws:
       r = raws[label][0]
       cells, extra = [], []
       for rad, col in zip(radii, columns, strict=True):
@@ -412,13 +431,13 @@ def run_clean(ctx, table) -> dict:
   raws = _eval_rows(ctx, table, evaluate, seeds)
   paper = _paper_numbers.table(table.paper)
   means, stds = [], []
-  for label, _ in table.rows:
+  for label in raws:
     accs = [r["accuracy"] for r in raws[label]]
     means.append(_cell(float(np.mean(accs)), len(x) * len(accs), paper.value("Accuracy", label),
                        std=float(np.std(accs, ddof=1)) if len(accs) > 1 else None))
     stds.append(_cell(float(np.std(accs, ddof=1)) if len(accs) > 1 else None, None,
                       paper.value("Accuracy std", label)))
-  return {"columns": [label for label, _ in table.rows],
+  return {"columns": list(raws),
           "rows": [{"label": ["Accuracy"], "cells": means}, {"label": ["Accuracy std"], "cells": stds}],
           "notes": [f"{len(seeds)} seed(s) per model (--seeds); std is the sample standard deviation over "
                     "seeds (the paper does not say what its +- is). Clean test images, no test-time "
@@ -568,9 +587,9 @@ def run_curves(ctx, table) -> dict:
     return {"curve": out}
 
   raws = _eval_rows(ctx, table, evaluate)
-  epochs = sorted({c["epoch"] for label, _ in table.rows for c in raws[label][0]["curve"]})
+  epochs = sorted({c["epoch"] for label in raws for c in raws[label][0]["curve"]})
   rows = []
-  for label, _ in table.rows:
+  for label in raws:
     by = {c["epoch"]: c for c in raws[label][0]["curve"]}
     rows.append({"label": [label], "cells": [_cell(by[e]["fraction_paper"] if e in by else None, None)
                                              for e in epochs],
@@ -579,6 +598,19 @@ def run_curves(ctx, table) -> dict:
       f"Low-frequency fraction (the paper's, acc_low / (acc_low + acc_high)) at r = {rad} per kept epoch; "
       "the paper prints no numbers for Fig. 4 (curves only), so there is no paper column.",
       "Epochs are the kept checkpoints (every epoch at the small scales, every 10th at paper scale)."]}
+
+
+def _cw_l2(ctx, p) -> dict:
+  """C&W-L2's keywords for a table: its paper's setting (``protocol["cw_l2"]``; default SPLIC's) at the
+  scale's budget."""
+  return {**p.get("cw_l2", {}), **SCALES[ctx["args"].scale].cw_l2}
+
+
+def _cw_text(raws: dict) -> str:
+  """C&W-L2's setting as the rows ran it (from their results' settings)."""
+  c = next(iter(raws.values()))[0]["settings"].get("cw_l2", {})
+  return (f"kappa {c.get('kappa', 20):g}, {c.get('binary_steps')} bisection steps of {c.get('steps')} Adam "
+          f"steps at lr {c.get('lr')}" + (f", initial c {c['c_init']:g}" if "c_init" in c else ""))
 
 
 def _splic_settings(p) -> dict:
@@ -596,13 +628,13 @@ def run_transfer(ctx, table) -> dict:
     return iss_jax.robustness.evaluate_adversarial(
         _load(workdir), x, y, eps_grid=[p["eps"] / 255], defenses=defenses, attacks_=[], protocols=(),
         substitute_fn=_load(sub), transfer_attacks=p["attacks"], progress=ctx["progress"],
-        **_splic_settings(p))
+        cw_l2=_cw_l2(ctx, p), **_splic_settings(p))
 
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)
   cols = {"FGSM": "transfer-fgsm", "PGD": "transfer", "CW": "transfer-cw-l2"}
   rows = []
-  for label, _ in table.rows:
+  for label in raws:
     r = raws[label][0]
     d = r["settings"]["defenses"][0] if r["settings"]["defenses"] else "none"
     cells = [_cell(r["clean"][d], len(x), paper.value(("CIFAR-10", label), "Clean"))]
@@ -611,9 +643,9 @@ def run_transfer(ctx, table) -> dict:
       cells.append(_cell(hit[0]["accuracy"] if hit else None, len(x), paper.value(("CIFAR-10", label), col)))
     rows.append({"label": ["CIFAR-10", label], "cells": cells})
   return {"columns": ["Clean", *cols], "rows": rows, "notes": [
-      "Black-box: FGSM, PGD (7 steps of 2/255) and C&W-L2 (cw-l2: kappa 20, 5 binary-search steps, Adam "
-      "lr 0.005, 1,000 iterations, clipped to the eps ball) made on an independently trained vanilla "
-      "substitute, eps 8/255 in pixels, fed to each model with its own test-time preprocessing.",
+      "Black-box: FGSM, PGD (7 steps of 2/255) and C&W-L2 (" + _cw_text(raws) + ", clipped to the eps "
+      "ball) made on an independently trained vanilla substitute, eps 8/255 in pixels, fed to each model "
+      "with its own test-time preprocessing.",
       "White-box (adaptive) numbers of the same models are Table 2 of SPLIC (splic2)."]}
 
 
@@ -632,7 +664,7 @@ def run_whitebox(ctx, table, kind="whitebox") -> dict:
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)
   rows = []
-  for label, _ in table.rows:
+  for label in raws:
     r = raws[label][0]
     spec = p["defenses"][label]
     d = "none" if spec == "none" else _defense(ctx, spec).name
@@ -670,13 +702,13 @@ def run_kernels(ctx, table) -> dict:
   def evaluate(workdir, label):
     return iss_jax.robustness.evaluate_adversarial(
         _load(workdir), x, y, eps_grid=[p["eps"]], attacks_=list(p["attacks"]), protocols=(),
-        steps=SCALES[ctx["args"].scale].pgd_steps, progress=ctx["progress"])
+        steps=SCALES[ctx["args"].scale].pgd_steps, progress=ctx["progress"], cw_l2=_cw_l2(ctx, p))
 
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)
   cols = {"clean": None, "FGSM": "fgsm", "PGD": "pgd", "DF(linf)": "deepfool", "C&W": "cw-l2"}
   rows = []
-  for label, _ in table.rows:
+  for label in raws:
     r = raws[label][0]
     plabel = ("CIFAR10 (eps = 0.1)", "V" if label == "V" else "VR")
     cells = []
@@ -689,8 +721,9 @@ def run_kernels(ctx, table) -> dict:
       "The paper's lambda grid {0.01, 0.1, 1, 10, 100} as one sweep: one vanilla model per lambda with "
       "iss_jax.baselines.smooth_kernel_penalty (train/configs, smooth_kernel_weight); the paper prints one "
       "VR row and does not say which lambda it is, so each of ours is compared with it.",
-      "eps 0.1 in [0, 1] pixels; FGSM, PGD (10 steps), DeepFool (L-inf, clipped to eps) and C&W-L2 (clipped "
-      "to eps); DF(l2), ADef and S&P are not run (no ours)."]}
+      "eps 0.1 in [0, 1] pixels; FGSM, PGD (10 steps), DeepFool (L-inf, clipped to eps) and C&W-L2 ("
+      + _cw_text(raws) + ", clipped to eps; the paper: Foolbox's defaults, 5 x 1,000 steps); DF(l2), ADef "
+      "and S&P are not run (no ours)."]}
 
 
 def _image_grid(title: str, rows: list[tuple[str, list]], col_titles: list[str], cmap=None):
@@ -924,7 +957,10 @@ def _verdict(data: dict) -> str:
 
 
 def _ours(data: dict, label, column: str):
-  """Our value at the row ``label`` (tuple) and ``column``, or None."""
+  """Our value at the row ``label`` (tuple) and ``column``, or None (also where the column is missing: a
+  model whose training diverged)."""
+  if column not in data["columns"]:
+    return None
   j = data["columns"].index(column)
   for r in data["rows"]:
     if tuple(r["label"]) == tuple(label):
@@ -1077,6 +1113,8 @@ def make_table(args, key: str) -> dict:
     ours = {tuple(r["label"]) for r in data["rows"]}
     data["paper_only_rows"] = [{"label": list(lab), "values": list(v)} for lab, v in paper.rows
                                if tuple(lab) not in ours]
+  for label, error in ctx.get("diverged", {}).items():
+    data.setdefault("notes", []).append(f"Row {label!r} is missing: its model's {error}")
   data["verdict"] = _verdict(data)
   data["claims"] = _claims(key, data)
   _write(args, key, data, figure=figure)

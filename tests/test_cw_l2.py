@@ -112,3 +112,24 @@ def test_the_old_cw_name_points_to_both_attacks():
   with pytest.raises(ValueError, match=r"'cw-linf'; 'cw-l2' is the Carlini-Wagner L2 attack\)\.$"):
     evaluate_adversarial(lambda v: v.reshape(v.shape[0], -1)[:, :2], np.zeros((1, 2, 2, 1), np.float32),
                          np.zeros(1, np.int32), eps_grid=[0.1], attacks_=["cw"])
+
+
+def test_an_evaluation_sets_cw_l2s_budget_and_reports_it():
+  from iss_jax.robustness import evaluate_adversarial
+
+  rng = np.random.default_rng(3)
+  w = (50 * rng.normal(size=(12, 2))).astype(np.float32)
+  x = rng.uniform(0.45, 0.55, size=(4, 2, 2, 3)).astype(np.float32)
+  dw = w[:, 0] - w[:, 1]
+  b = np.array([0.1 * np.linalg.norm(dw) - float(np.mean(x.reshape(4, -1) @ dw)), 0.0], np.float32)
+  y = np.zeros(4, np.int32)
+  model = _linear(jnp.asarray(w), jnp.asarray(b))
+  res = evaluate_adversarial(model, x, y, eps_grid=[1.0], attacks_=["cw-l2"], progress=False,
+                             cw_l2={"kappa": 0.0, "steps": 300})
+  assert res["settings"]["cw_l2"] == {"kappa": 0.0, "binary_steps": 5, "steps": 300, "lr": 0.005}
+  # kappa 0: the minimal perturbation is the closed form's at margin 0, not SPLIC's kappa 20.
+  expected = np.median(_closed_form_l2(w, b, x, y, 0.0))
+  assert res["cw-l2"]["none"]["median_l2"] == pytest.approx(expected, rel=2e-2)
+  with pytest.raises(ValueError, match=r"^cw_l2 takes keywords among .*; got \['kapa'\]\.$"):
+    evaluate_adversarial(model, x, y, eps_grid=[1.0], attacks_=["cw-l2"], progress=False,
+                         cw_l2={"kapa": 0.0})

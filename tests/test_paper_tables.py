@@ -170,3 +170,25 @@ def test_presets_use_the_later_papers_sparsity_choice():
 
   assert fixed.get_config("imagenet100").sparsity == 0.3 == finetune.get_config("imagenet100").sparsity
   assert fixed.get_config("cifar100").sparsity == 0.6 == fixed.get_config("cpu").sparsity
+
+
+def test_a_diverged_model_is_a_note_not_a_row_and_is_not_retrained(tmp_path, monkeypatch, capsys):
+  """A model whose training diverges (a real NaN loss: learning rate 1e30) leaves its row out with a note
+  naming the cause; a second run reads the recorded divergence instead of training again."""
+  import dataclasses
+
+  bad = _paper_tables.Model("vanilla_lr1e30", "vanilla", (("learning_rate", 1e30),), label="lr 1e30")
+  table = dataclasses.replace(_paper_tables.TABLES["table4"],
+                              rows=(("1.0 (Vanilla)", _paper_tables.VANILLA), ("Diverges", bad)))
+  monkeypatch.setitem(_paper_tables.TABLES, "table4", table)
+  argv = ["--table=table4", "--scale=tiny", f"--out={tmp_path}", "--no_progress"]
+  paper.main(argv)
+  data = json.loads((tmp_path / "table4.json").read_text())
+  assert data["columns"] == ["1.0 (Vanilla)"]
+  note = [n for n in data["notes"] if n.startswith("Row 'Diverges' is missing")]
+  assert len(note) == 1 and "training diverged" in note[0] and "learning_rate=1e+30" in note[0]
+  assert "Row 'Diverges' is missing" in (tmp_path / "table4.md").read_text()
+  capsys.readouterr()
+  paper.main(argv)
+  assert "training vanilla_lr1e30" not in capsys.readouterr().err  # recorded, not retrained
+  assert json.loads((tmp_path / "table4.json").read_text())["notes"] == data["notes"]

@@ -601,3 +601,15 @@ def test_entry_point_help_lists_the_flags():
   assert "workdirs/fixed_s0.6" in out.stdout  # the default workdir names the sparsity
   out = _python("-m", "train.adversarial", "--help")
   assert out.returncode == 0 and "--method" in out.stdout and "--trades_beta" in out.stdout, out.stdout
+
+
+def test_a_diverged_run_stops_without_checkpointing_the_nan_epoch(tiny, tmp_path):
+  c = _config("vanilla", tiny, learning_rate=1e30, epochs=2)
+  with pytest.raises(iss_jax.training.TrainingDivergedError,
+                     match=r"epoch \d is (nan|inf).*config\.learning_rate=1e\+30"):
+    iss_jax.training.train_and_evaluate(c, tmp_path)
+  assert not (tmp_path / "summary.json").exists()
+  metrics = tmp_path / "metrics.jsonl"
+  assert not metrics.exists() or not metrics.read_text().strip()  # no epoch is recorded when epoch 1 diverges
+  with pytest.raises(FileNotFoundError):
+    iss_jax.training.load_variables(tmp_path)  # nor checkpointed

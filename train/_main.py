@@ -157,7 +157,8 @@ def flag_message(message: str) -> str:
 def user_errors():
   """``cli.user_errors`` of the training's user errors (a bad config, a missing dataset, a workdir of
   another config), each ``config.FIELD`` named as its flag."""
-  return cli.user_errors((iss_jax.training.ConfigError, iss_jax.training.DatasetNotFoundError), flag_message)
+  return cli.user_errors((iss_jax.training.ConfigError, iss_jax.training.DatasetNotFoundError,
+                          iss_jax.training.TrainingDivergedError), flag_message)
 
 
 def build_config(name: str) -> ml_collections.ConfigDict:

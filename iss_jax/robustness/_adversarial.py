@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from iss_jax._src.checks import as_float_images, check_labels
-from iss_jax.robustness._attack_table import ATTACKS, AUTOATTACK, DEFAULT_ATTACKS, AttackSettings
+from iss_jax.robustness._attack_table import ATTACKS, AUTOATTACK, CW_L2, DEFAULT_ATTACKS, AttackSettings
 from iss_jax.robustness._attacks import CIFAR10_STD, EPS_SPACES, eps_radius
 from iss_jax.robustness._defenses import Defense, with_bare
 from iss_jax.robustness._runner import Runner, runner_for
@@ -78,16 +78,20 @@ def _attack_images(run: Runner, fn, x, y, radius, key) -> np.ndarray:
   ball per channel."""
   r = jnp.asarray(radius, jnp.float32)
   x_adv = run.map(lambda xb, yb, k: fn(xb, yb, r, k), x, y, key=key)
+  if np.isnan(x_adv).any():
+    raise FloatingPointError(f"apply_fn: the attack's points are NaN on {int(np.isnan(x_adv).any((1, 2, 3)).sum())}"
+                             f" of {len(x)} images: the classifier's logits or their gradient are not finite.")
   delta = np.abs(x_adv - x).reshape(-1, x.shape[-1]).max(axis=0, initial=0.0)
   assert np.all(delta <= np.asarray(radius) + 1e-5), "attack left the eps-ball"
   return x_adv
 
 
-def _minimal_norms(run: Runner, name: str, defense: Defense, x, clean_correct, samples: int, key) -> dict:
+def _minimal_norms(run: Runner, name: str, defense: Defense, x, clean_correct, samples: int, key,
+                   settings: AttackSettings) -> dict:
   """The median minimal L-inf / L2 norms of attack ``name`` over the images ``defense`` classifies right."""
   logits = run.logits_fn(defense)
   norms = ATTACKS[name].minimal_norms
-  fn = jax.jit(lambda xb, k: norms(logits, xb, k, samples if run.is_random(defense) else 1))
+  fn = jax.jit(lambda xb, k: norms(logits, xb, k, samples if run.is_random(defense) else 1, settings))
   out = run.map(fn, x, key=key)[np.asarray(clean_correct, bool)]
   if len(out) == 0:
     return {"median_linf": None, "median_l2": None, "num_images": 0, "success_rate": None}
@@ -124,8 +128,18 @@ def _transfer(run: Runner, substitute_fn, x, y, eps_grid, everyone, settings: At
   return correct
 
 
+def _cw_l2_settings(overrides: dict | None) -> tuple:
+  """C&W-L2's keywords: SPLIC's (``CW_L2``) with ``overrides``, checked by name."""
+  overrides = dict(overrides or {})
+  unknown = sorted(set(overrides) - set(CW_L2) - {"c_init"})
+  if unknown:
+    raise ValueError(f"cw_l2 takes keywords among {sorted(CW_L2) + ['c_init']}; got {unknown}.")
+  return tuple({**CW_L2, **overrides}.items())
+
+
 def _settings_summary(eps_grid, attacks_, settings: AttackSettings, everyone, protocols, seed, eot_samples,
-                      minimal_norms, eps_space: str = "pixel", std=CIFAR10_STD) -> dict:
+                      minimal_norms, eps_space: str = "pixel", std=CIFAR10_STD,
+                      transfer_attacks: Sequence[str] = ()) -> dict:
   s = settings
   space = ("Linf, [0, 1] pixel space" if eps_space == "pixel" else
            f"Linf on normalised inputs (x - mean) / std: pixel radius eps * std per channel, std "
@@ -141,6 +155,8 @@ def _settings_summary(eps_grid, attacks_, settings: AttackSettings, everyone, pr
                            for e in eps_grid}
   for a in minimal_norms:
     out[a] = ATTACKS[a].norms_help
+  if "cw-l2" in attacks_ or "cw-l2" in transfer_attacks:
+    out["cw_l2"] = dict(s.cw_l2)
   if any(ATTACKS[a].uses_apgd_budget for a in attacks_):
     out["apgd"] = f"{s.steps} steps, {s.restarts} restart(s), 9 targets (apgd-t), rho 0.75"
     out["square_queries"] = s.square_queries
@@ -156,7 +172,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          substitute_fn: Callable[[Array], Array] | None = None,
                          return_correct: bool = False, runner: Runner | None = None,
                          eps_space: str = "pixel", std=CIFAR10_STD,
-                         transfer_attacks: Sequence[str] = ("pgd",)) -> dict:
+                         transfer_attacks: Sequence[str] = ("pgd",), cw_l2: dict | None = None) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -205,6 +221,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       normalised inputs, the main paper's Sec. 4.2: each attack runs at the per-channel pixel radius
       ``eps * std_c``, :func:`eps_radius`).
     std: the per-channel standard deviations of the normalisation (``"normalized"`` only).
+    cw_l2: keywords of :func:`~iss_jax.robustness.cw_l2` that replace SPLIC's setting (``kappa`` 20,
+      ``binary_steps`` 5, ``steps`` 1,000, ``lr`` 0.005) for ``"cw-l2"`` and its transfer row, e.g.
+      ``{"steps": 100}`` for a smaller budget (reported in ``settings``).
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
@@ -226,7 +245,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       raise ValueError(f"transfer_attacks must be among {tuple(ATTACKS)}; got {a!r}.")
   everyone = with_bare(defenses)
   run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
-  settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries)
+  settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries,
+                            cw_l2=_cw_l2_settings(cw_l2))
   attacked = everyone[:1] + (everyone[1:] if "adaptive" in protocols else [])  # attacked end to end
   clean = {d.name: run.clean_correct(x, y, d, key=run.key_for(SALT_CLEAN, di))
            for di, d in enumerate(everyone)}
@@ -261,7 +281,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   for a in attacks_:
     if ATTACKS[a].minimal_norms is not None and eps_grid:  # independent of eps: once per classifier
       norms[a] = {d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples,
-                                         run.key_for(SALT_NORMS, di)) for di, d in enumerate(attacked)}
+                                         run.key_for(SALT_NORMS, di), settings)
+                  for di, d in enumerate(attacked)}
     for ei, eps in enumerate(eps_grid):
       # A combination's example survives only if it survives each member's point, judged by the classifier
       # of the row: per example the member point strongest against it (for gray-box: the point strongest
@@ -287,7 +308,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       "num_examples": int(len(x)),
       "defenses": {d.name: run.describe(d) for d in everyone},
       "settings": _settings_summary(eps_grid, attacks_, settings, everyone, protocols, run.seed, eot_samples,
-                                    list(norms), eps_space, std),
+                                    list(norms), eps_space, std,
+                                    transfer_attacks if substitute_fn is not None else ()),
   }
   result.update(norms)
   result["gray_box_stronger"] = _gray_box_stronger(correct)

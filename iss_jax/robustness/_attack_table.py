@@ -24,6 +24,11 @@ from iss_jax.robustness import _square as square_lib
 Array = jax.Array
 
 
+# Carlini-Wagner L2 at SPLIC's setting (Sec. 3.5: confidence 20, 5 bisection steps, Adam 0.005, 1,000
+# iterations); an evaluation at an L-inf eps clips its perturbation to the eps ball, as SPLIC's tables do.
+CW_L2 = {"kappa": 20.0, "binary_steps": 5, "steps": 1000, "lr": 0.005}
+
+
 class AttackSettings(NamedTuple):
   """The budget every attack of one evaluation shares.
 
@@ -34,6 +39,8 @@ class AttackSettings(NamedTuple):
     random_start: PGD's and CW's random start.
     square_queries: Square's query budget per image.
     samples: EOT draws per gradient step (1 for a deterministic classifier).
+    cw_l2: C&W-L2's settings, ``(name, value)`` pairs of :func:`~iss_jax.robustness.cw_l2`'s keywords
+      (default :data:`CW_L2`, SPLIC's).
   """
 
   steps: int = 10
@@ -42,6 +49,7 @@ class AttackSettings(NamedTuple):
   random_start: bool = True
   square_queries: int = square_lib.SQUARE_QUERIES
   samples: int = 1
+  cw_l2: tuple = tuple(CW_L2.items())
 
   def step_size(self, eps):
     """The sign-gradient step of PGD and CW at ``eps``."""
@@ -146,7 +154,7 @@ def _norms_rows(x_inf, ok_inf, x_2, ok_2, x):
   return jnp.stack([d_inf, d_2, (ok_inf & ok_2).astype(jnp.float32)], axis=-1)
 
 
-def _deepfool_norms(logits, x, key, samples: int):
+def _deepfool_norms(logits, x, key, samples: int, s: AttackSettings):
   """``(N, 3)``: DeepFool's minimal L-inf and L2 norms (inf where it failed) and whether both succeeded."""
   averaged = lambda z: attacks.eot(logits, samples)(z, key)
   x_inf, ok_inf = minimal.deepfool(averaged, x, norm="linf")
@@ -154,20 +162,19 @@ def _deepfool_norms(logits, x, key, samples: int):
   return _norms_rows(x_inf, ok_inf, x_2, ok_2, x)
 
 
-# Carlini-Wagner L2 at SPLIC's setting (Sec. 3.5: confidence 20, 5 bisection steps, Adam 0.005, 1,000
-# iterations); an evaluation at an L-inf eps clips its perturbation to the eps ball, as SPLIC's tables do.
-CW_L2 = {"kappa": 20.0, "binary_steps": 5, "steps": 1000, "lr": 0.005}
+def _cw_budget(c: dict) -> str:
+  return f"C&W-L2 kappa={c['kappa']:g} {c['binary_steps']}x{c['steps']} steps lr={c['lr']:g}"
 
 
 def _cw_l2(logits, s: AttackSettings, key, x, y):
-  return cw_l2_lib.cw_l2(_averaged(logits, s, key), x, y, **CW_L2)
+  return cw_l2_lib.cw_l2(_averaged(logits, s, key), x, y, **dict(s.cw_l2))
 
 
-def _cw_l2_norms(logits, x, key, samples: int):
+def _cw_l2_norms(logits, x, key, samples: int, s: AttackSettings):
   """``(N, 3)``: C&W-L2's L-inf and L2 norms (inf where it failed) and its success, at its own labels: the
   classifier's clean predictions (the caller keeps only the correctly classified images)."""
   averaged = lambda z: attacks.eot(logits, samples)(z, key)
-  res = cw_l2_lib.cw_l2(averaged, x, jnp.argmax(averaged(x), -1), **CW_L2)
+  res = cw_l2_lib.cw_l2(averaged, x, jnp.argmax(averaged(x), -1), **dict(s.cw_l2))
   return _norms_rows(res.x_adv, res.success, res.x_adv, res.success, x)
 
 
@@ -225,15 +232,14 @@ _ENTRIES = (
                        "median minimal L-inf / L2 norms over correctly classified images (a failure counts "
                        "as infinite)")),
     Attack("cw-l2", "C&W-L2",
-           "Carlini-Wagner L2 (Adam in tanh space, bisection over c; kappa 20, 5 x 1,000 steps, lr 0.005) "
-           "clipped to the eps ball",
-           budget=lambda s, e: (f"C&W-L2 kappa={CW_L2['kappa']:g} {CW_L2['binary_steps']}x{CW_L2['steps']} "
-                                f"steps lr={CW_L2['lr']:g}, clipped to {e}"),
+           "Carlini-Wagner L2 (Adam in tanh space, bisection over c; SPLIC's kappa 20, 5 x 1,000 steps, lr "
+           "0.005 unless the evaluation's cw_l2 says otherwise) clipped to the eps ball",
+           budget=lambda s, e: _cw_budget(dict(s.cw_l2)) + f", clipped to {e}",
            random=lambda s, logits, x, y, eps, key: attacks._project(_cw_l2(logits, s, key, x, y).x_adv, x,
                                                                      attacks._radius(eps, x)),
            minimal_norms=_cw_l2_norms,
-           norms_help=("Carlini-Wagner L2 (kappa 20, 5 bisection steps of 1,000 Adam steps, lr 0.005), "
-                       "unclipped; median L-inf / L2 norms over correctly classified images (a failure "
+           norms_help=("Carlini-Wagner L2 at the settings' cw_l2 (default kappa 20, 5 bisection steps "
+                       "of 1,000 Adam steps, lr 0.005), unclipped; median L-inf / L2 norms over correctly classified images (a failure "
                        "counts as infinite)")),
     Attack("autoattack", "AutoAttack", "per example the worst of APGD-CE, APGD-T and Square",
            budget=lambda s, e: f"APGD-CE + APGD-T + Square {e}", random=_autoattack, uses_apgd_budget=True,

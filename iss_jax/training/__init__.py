@@ -22,6 +22,7 @@ from iss_jax.training._config_schema import CONFIG_SCHEMA as CONFIG_SCHEMA
 from iss_jax.training._config_schema import PROCEDURES as PROCEDURES
 from iss_jax.training._config_schema import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
 from iss_jax.training._config_schema import ConfigError as ConfigError
+from iss_jax.training._config_schema import TrainingDivergedError as TrainingDivergedError
 from iss_jax.training._config_schema import Field as Field
 from iss_jax.training._config_schema import WorkdirConfigMismatchError as WorkdirConfigMismatchError
 from iss_jax.training._config_schema import check_workdir as check_workdir
@@ -60,6 +61,7 @@ __all__ = (
     "RESULT_INDEPENDENT_FIELDS",
     "ConfigError",
     "DatasetNotFoundError",
+    "TrainingDivergedError",
     "DefendedModel",
     "Field",
     "ResNet",

@@ -44,6 +44,12 @@ class ConfigError(ValueError):
   """
 
 
+class TrainingDivergedError(FloatingPointError):
+  """The training loss became NaN or infinite: the run stops at that epoch, without checkpointing it (the
+  workdir keeps the last finite epoch). The message names the epoch and the config fields that usually
+  cause it (the learning rate, the weights of added losses)."""
+
+
 class WorkdirConfigMismatchError(ConfigError):
   """The workdir holds a run made with another config: resuming it would mix two runs.
 

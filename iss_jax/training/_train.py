@@ -42,6 +42,7 @@ from iss_jax._src.io import atomic_write
 from iss_jax.training._config_schema import (
   CONFIG_SCHEMA,
   ConfigError,
+  TrainingDivergedError,
   check_fields,
   check_workdir,
   parse_preprocess,
@@ -647,6 +648,13 @@ def _train_epochs(run: _Run) -> tuple[bool, TrainState]:
            "learning_rate": float(run.steps.schedule_fn((epoch + 1) * steps_per_epoch - 1)),
            "train_loss": sums["loss"], "train_accuracy": sums["accuracy"],
            "test_loss": test["loss"], "test_accuracy": test["accuracy"], "epoch_time_s": time.time() - t0}
+    if not np.isfinite(row["train_loss"]):  # as big_vision: a NaN run is not trained on, nor checkpointed
+      bar.close()
+      run.manager.wait_until_finished()
+      raise TrainingDivergedError(
+          f"training diverged: the train loss of epoch {epoch + 1} is {row['train_loss']} (config."
+          f"learning_rate={config.learning_rate}, config.smooth_kernel_weight={config.smooth_kernel_weight}"
+          f", config.label_smoothing={config.label_smoothing}); lower the learning rate or the loss weights.")
     run.writer.write(row)
     if proc == 0:
       bar.write(f"[iss_jax] epoch {epoch + 1}/{config.epochs} sparsity {sparsity:g}: train loss "
