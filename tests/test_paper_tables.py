@@ -192,3 +192,22 @@ def test_a_diverged_model_is_a_note_not_a_row_and_is_not_retrained(tmp_path, mon
   paper.main(argv)
   assert "training vanilla_lr1e30" not in capsys.readouterr().err  # recorded, not retrained
   assert json.loads((tmp_path / "table4.json").read_text())["notes"] == data["notes"]
+
+
+def _smoothing_table(n, none, smooth):
+  """A Table 1-shaped result: one model, 'None' and 'Sparsity 0.6' rows, accuracies with Wilson intervals."""
+  cell = lambda a: {"ours": a, "n": n, "paper": None, "ci95": list(iss_jax.robustness.wilson_interval(a, n))}
+  return {"columns": ["A", "B"], "unit": "%",
+          "rows": [{"label": ["M", "None"], "cells": [cell(a) for a in none]},
+                   {"label": ["M", "Sparsity 0.6"], "cells": [cell(a) for a in smooth]}]}
+
+
+def test_a_failing_claim_says_whether_its_shortfall_exceeds_the_noise():
+  # One column against the claim by 2 points: within the intervals at n = 200, beyond them at n = 100,000.
+  small = paper._claims("table1", _smoothing_table(200, [0.40, 0.30], [0.38, 0.35]))
+  assert small[0]["holds"] is False
+  assert small[0]["why"].startswith("1 of 2 comparisons go against it") and "M, A, by 2.0 points" in small[0]["why"]
+  assert "within the 95% intervals" in small[0]["why"]
+  big = paper._claims("table1", _smoothing_table(100_000, [0.40, 0.30], [0.38, 0.35]))
+  assert "1 of them exceed the 95% intervals" in big[0]["why"]
+  assert "why" not in paper._claims("table1", _smoothing_table(200, [0.30, 0.30], [0.38, 0.35]))[0]

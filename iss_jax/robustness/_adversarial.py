@@ -18,6 +18,7 @@ from iss_jax._src.checks import as_float_images, check_labels
 from iss_jax.robustness._attack_table import ATTACKS, AUTOATTACK, CW_L2, DEFAULT_ATTACKS, AttackSettings
 from iss_jax.robustness._attacks import CIFAR10_STD, EPS_SPACES, eps_radius
 from iss_jax.robustness._defenses import Defense, with_bare
+from iss_jax.robustness._passes import PassCounter
 from iss_jax.robustness._runner import Runner, runner_for
 from iss_jax.robustness._square import SQUARE_QUERIES
 from iss_jax.robustness._stats import wilson_interval
@@ -172,7 +173,8 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          substitute_fn: Callable[[Array], Array] | None = None,
                          return_correct: bool = False, runner: Runner | None = None,
                          eps_space: str = "pixel", std=CIFAR10_STD,
-                         transfer_attacks: Sequence[str] = ("pgd",), cw_l2: dict | None = None) -> dict:
+                         transfer_attacks: Sequence[str] = ("pgd",), cw_l2: dict | None = None,
+                         count_passes: bool = True) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -224,6 +226,10 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     cw_l2: keywords of :func:`~iss_jax.robustness.cw_l2` that replace SPLIC's setting (``kappa`` 20,
       ``binary_steps`` 5, ``steps`` 1,000, ``lr`` 0.005) for ``"cw-l2"`` and its transfer row, e.g.
       ``{"steps": 100}`` for a smaller budget (reported in ``settings``).
+    count_passes: count the classifier's forward and backward passes per attack and ``eps``, as the
+      compiled attacks run them (:class:`~iss_jax.robustness.PassCounter`; Square's queries only the
+      images still robust, so its count is below ``queries x N``); not with a ``runner`` (it runs a
+      classifier of its own).
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
@@ -231,7 +237,10 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     the bare model), ``"checks"`` (list of
     ``{"check", "ok", "detail"}``), ``"violations"`` (count), ``"defenses"`` (name -> how it is
     attacked), ``"gray_box_stronger"`` (the cells where the gray-box attack breaks more images than the
-    adaptive one, with the images only each breaks) and ``"settings"``.
+    adaptive one, with the images only each breaks), ``"settings"`` and ``"passes"`` (with
+    ``count_passes``: a list of ``{"attack", "eps", "forward", "backward"}``, each attack's points made
+    and judged, bare and behind every defense; ``eps`` None for the minimal norms; the substitute's
+    passes of a transfer attack are not counted; None with a ``runner``).
 
   Raises:
     ValueError: bad shapes, unknown attack/protocol, ``eps`` outside ``[0, 1]``.
@@ -244,7 +253,21 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     if a not in ATTACKS:
       raise ValueError(f"transfer_attacks must be among {tuple(ATTACKS)}; got {a!r}.")
   everyone = with_bare(defenses)
-  run = runner_for(apply_fn, runner, batch_size=batch_size, seed=seed)
+  counter = PassCounter() if count_passes and runner is None else None
+  run = runner_for(apply_fn if counter is None else counter.wrap(apply_fn), runner, batch_size=batch_size,
+                   seed=seed)
+  passes = []
+
+  def counted(attack: str, eps, fn):
+    """``fn()``, its passes appended to ``passes`` under ``attack`` and ``eps``."""
+    before = counter.read() if counter is not None else None
+    out = fn()
+    if counter is not None:
+      after = counter.read()
+      passes.append({"attack": attack, "eps": eps, "forward": after[0] - before[0],
+                     "backward": after[1] - before[1]})
+    return out
+
   settings = AttackSettings(steps, step_size_factor, restarts, random_start, square_queries,
                             cw_l2=_cw_l2_settings(cw_l2))
   attacked = everyone[:1] + (everyone[1:] if "adaptive" in protocols else [])  # attacked end to end
@@ -261,8 +284,11 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
   def rows_of(m: str, ei: int, eps: float) -> dict:
     """Attack ``m`` at ``eps``: its bare-model points judged bare and behind each defense (gray-box), and
     its points made through each attacked defense (adaptive)."""
-    if (m, ei) in attack_rows:
-      return attack_rows[(m, ei)]
+    if (m, ei) not in attack_rows:
+      attack_rows[(m, ei)] = counted(m, eps, lambda: _rows_of(m, ei, eps))
+    return attack_rows[(m, ei)]
+
+  def _rows_of(m: str, ei: int, eps: float) -> dict:
     mi = index[m]
     x_bare = _attack_images(run, compiled[(m, NONE)], x, y, radius[eps], run.key_for(SALT_ATTACK, mi, ei, 0))
     bar.update(1)
@@ -275,14 +301,13 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                                run.key_for(SALT_ATTACK, mi, ei, di))
         bar.update(1)
         rows[(d.name, "adaptive")] = run.correct(x_adv, y, d, key=run.key_for(SALT_ADAPTIVE, mi, ei, di))
-    attack_rows[(m, ei)] = rows
     return rows
 
   for a in attacks_:
     if ATTACKS[a].minimal_norms is not None and eps_grid:  # independent of eps: once per classifier
-      norms[a] = {d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples,
-                                         run.key_for(SALT_NORMS, di), settings)
-                  for di, d in enumerate(attacked)}
+      norms[a] = counted(a, None, lambda a=a: {
+          d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples, run.key_for(SALT_NORMS, di),
+                                 settings) for di, d in enumerate(attacked)})
     for ei, eps in enumerate(eps_grid):
       # A combination's example survives only if it survives each member's point, judged by the classifier
       # of the row: per example the member point strongest against it (for gray-box: the point strongest
@@ -312,6 +337,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                                     transfer_attacks if substitute_fn is not None else ()),
   }
   result.update(norms)
+  result["passes"] = passes if counter is not None else None
   result["gray_box_stronger"] = _gray_box_stronger(correct)
   result["checks"] = adversarial_sanity_checks(result)
   result["violations"] = sum(not c["ok"] for c in result["checks"])

@@ -2,7 +2,10 @@
 
 Every batch has the same shape (the last one is padded by repeating its first image and the padding is
 dropped from the result), so a sweep over ``eps``, sparsities or corruptions compiles each function once.
-Evaluations given the same runner share its compiled predictions and its memoised clean predictions.
+With several local devices each batch is sharded over them along its first axis (a 1-D mesh ``"batch"``):
+the jitted attacks and predictions then run data-parallel, per example the same computation as on one
+device. Evaluations given the same runner share its compiled predictions and its memoised clean
+predictions.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
+
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from iss_jax._src.checks import check_labels
 from iss_jax.robustness._defenses import Defense, no_defense
@@ -57,9 +62,10 @@ class Runner:
   Args:
     apply_fn: ``(N, H, W, C)`` float ``[0, 1]`` -> ``(N, K)`` logits, BatchNorm in inference mode; or a
       :class:`RandomClassifier` (``(x, key) -> logits``), which makes every defense in front of it random.
-    batch_size: images per jitted batch.
+    batch_size: images per jitted batch, rounded up to a multiple of the number of devices.
     seed: the PRNG seed every key of the run derives from (attack starts, random defenses).
     progress: tqdm bars for passes of more than one batch.
+    devices: the devices a batch is sharded over (default: every local device of the default backend).
 
   Examples:
     >>> import jax.numpy as jnp, numpy as np
@@ -70,11 +76,18 @@ class Runner:
   """
 
   def __init__(self, apply_fn: Callable[[Array], Array], *, batch_size: int = 100, seed: int = 0,
-               progress: bool = True):
+               progress: bool = True, devices=None):
     if not isinstance(batch_size, int) or batch_size < 1:
       raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}.")
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+      raise ValueError("devices must name at least one device (e.g. jax.local_devices()); got none.")
     self.apply_fn = apply_fn
-    self.batch_size = batch_size
+    self.devices = devices
+    self.batch_size = -(-batch_size // len(devices)) * len(devices)
+    # One device: plain arrays (the default placement); several: each batch split along its first axis.
+    self.sharding = (NamedSharding(Mesh(np.array(devices), ("batch",)), PartitionSpec("batch"))
+                     if len(devices) > 1 else None)
     self.seed = seed
     self.key = jax.random.key(seed)
     self.progress = progress
@@ -101,9 +114,12 @@ class Runner:
     for i, a in enumerate(tqdm(starts, desc=desc, leave=False,
                                disable=not self.progress or len(starts) < 2)):
       b = min(a + self.batch_size, n)
-      batch = [jnp.asarray(_pad(arr[a:b], self.batch_size)) for arr in arrays]
+      batch = [self._put(_pad(arr[a:b], self.batch_size)) for arr in arrays]
       outs.append(np.asarray(fn(*batch, jax.random.fold_in(key, i)))[: b - a])
     return np.concatenate(outs) if outs else np.zeros((0,))
+
+  def _put(self, a: np.ndarray) -> Array:
+    return jnp.asarray(a) if self.sharding is None else jax.device_put(a, self.sharding)
 
   def is_random(self, defense: Defense | None = None) -> bool:
     """Whether the classifier behind ``defense`` is random (the defense's draws or the classifier's own)."""
