@@ -131,7 +131,11 @@ def test_two_shards_equal_one_process_bit_for_bit(tmp_path):
                                                **kw)
   np.testing.assert_array_equal(both, single)
   (one_entry,) = (tmp_path / "one").glob("*/p0.3_0.5")
-  assert _files(entry) == _files(one_entry)  # the same files, byte for byte
+  # The same entry, byte for byte (one process removed its chunks, the two kept theirs).
+  assert (entry / "images.npy").read_bytes() == (one_entry / "images.npy").read_bytes()
+  with np.load(entry / "stats.npz") as a, np.load(one_entry / "stats.npz") as b:
+    assert all(np.array_equal(a[k], b[k]) for k in ("steps", "capped"))
+  assert not _files(one_entry) and sorted(_files(entry)) == [f"chunk_{i:05d}.npz" for i in range(4)]
   assert (entry / "complete.json").exists() and info["capped_share"] == [0.0, 0.0]
   assert not list(shared.rglob("*.tmp"))
 
@@ -242,9 +246,17 @@ def test_entries_are_memory_mapped_from_one_atomically_written_file(tmp_path):
   np.testing.assert_array_equal(one, out[1:2])
   np.testing.assert_array_equal(two, out[[0, 2]])
   np.testing.assert_array_equal(back, out[[2, 0]])
-  # An entry written before images.npy existed is consolidated on first read, to the same bits.
+  # An entry written before images.npy and stats.npz existed (chunks only: as two processes leave it, less
+  # those two files) is consolidated on first read, to the same bits.
+  old = tmp_path / "old"
+  for index in range(2):
+    iss_jax.training.smooth_dataset(x, levels, cache_dir=old, batch_size=4, progress=False,
+                                    shard=(index, 2), wait=False)
+  (entry,) = [p for p in old.rglob("complete.json")]
+  images = entry.parent / "images.npy"
   images.unlink()
-  again = iss_jax.training.smooth_dataset(x, levels, cache_dir=tmp_path, batch_size=4, progress=False)
+  (entry.parent / "stats.npz").unlink()
+  again = iss_jax.training.smooth_dataset(x, levels, cache_dir=old, batch_size=4, progress=False)
   assert images.exists()
   np.testing.assert_array_equal(again, out)
   # An interrupted consolidation leaves neither images.npy nor a temporary file.
@@ -302,3 +314,16 @@ def test_a_mesh_of_two_devices_fills_the_same_entry(tmp_path):
   env.pop("XLA_FLAGS", None)
   result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
   assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_a_completed_entry_keeps_its_images_once(tmp_path):
+  """Completing an entry leaves images.npy and stats.npz, not the chunks as well; it answers as before."""
+  x = _real(12, seed=3)
+  kw = dict(cache_dir=tmp_path, batch_size=4, progress=False, return_info=True)
+  first, info = iss_jax.training.smooth_dataset(x, [0.4], **kw)
+  (entry,) = tmp_path.glob("*/p0.4")
+  assert sorted(p.name for p in entry.iterdir()) == ["complete.json", "images.npy", "meta.json", "stats.npz"]
+  again, info2 = iss_jax.training.smooth_dataset(x, [0.4], **kw)
+  np.testing.assert_array_equal(again, first)
+  np.testing.assert_array_equal(first, _reference(x, [0.4]))
+  assert info2["reused"] and info2["mean_steps"] == info["mean_steps"] and info2["capped"] == info["capped"]

@@ -2,8 +2,11 @@
 
 Layout: ``<cache_dir>/<tag>-<data hash>-<solver hash>/p<s1>_<s2>_.../`` holds ``meta.json``, one
 ``chunk_XXXXX.npz`` per batch of images (written atomically, so a killed run leaves only whole chunks) and
-``complete.json`` once every chunk is there. A request is answered by any complete entry of the same data
-and solver settings whose sparsities include the requested ones (a 0.3..0.8 path serves a fixed 0.6 run).
+``complete.json`` once every chunk is there. Completing an entry writes its images into one memory-mapped
+``images.npy`` and the solver's per-image steps into ``stats.npz``, then (in a single process) removes the
+chunks, so that a finished entry takes the disk of its images once. A request is answered by any complete
+entry of the same data and solver settings whose sparsities include the requested ones (a 0.3..0.8 path
+serves a fixed 0.6 run).
 
 Storage: smoothed images are stored as **uint8** after ``round(255 * clip(y, 0, 1))``. Each smoothed pixel
 is a component mean of ``b``; rounding adds at most 1/510 per pixel, the same quantisation as the original
@@ -109,7 +112,9 @@ class _Entry(NamedTuple):
 
   It holds ``meta.json`` (the sparsities, chunk size, image count, solver settings), one
   ``chunk_XXXXX.npz`` per chunk of ``batch_size`` images (``images`` uint8 ``(P, B, H, W, C)``, ``steps``
-  and ``capped`` ``(P, B)``) and, once every chunk is there, ``complete.json``.
+  and ``capped`` ``(P, B)``) and, once every chunk is there, ``images.npy`` ``(P, N, H, W, C)``,
+  ``stats.npz`` (``steps``, ``capped`` ``(P, N)``) and ``complete.json``; the chunks are then removed
+  when one process filled the entry (with several, another may still be reading them: they stay).
   """
 
   path: Path
@@ -155,9 +160,26 @@ class _Entry(NamedTuple):
   def write_chunk(self, i: int, images: np.ndarray, steps: np.ndarray, capped: np.ndarray) -> None:
     atomic_write(self.chunk_file(i), lambda f: np.savez(f, images=images, steps=steps, capped=capped))
 
-  def mark_complete(self) -> None:
+  def mark_complete(self, prune: bool) -> None:
+    """Writes ``images.npy``, ``stats.npz`` and ``complete.json`` (in that order: a reader that sees
+    ``complete.json`` finds both), then with ``prune`` removes the chunks."""
     self.consolidate()
+    stats = self.path / "stats.npz"
+    if not stats.exists():
+      arrays = self._chunk_stats()
+      atomic_write(stats, lambda f: np.savez(f, **arrays))
     atomic_write(self.path / "complete.json", _json({"num_images": self.meta["num_images"]}))
+    if prune:
+      for i in range(self.meta["num_chunks"]):
+        self.chunk_file(i).unlink(missing_ok=True)
+
+  def _chunk_stats(self) -> dict:
+    parts = {k: [] for k in ("steps", "capped")}
+    for i in range(self.meta["num_chunks"]):
+      with np.load(self.chunk_file(i)) as chunk:  # an npz reads only the arrays asked for
+        for k in parts:
+          parts[k].append(chunk[k])
+    return {k: np.concatenate(v, axis=1) for k, v in parts.items()}
 
   def images_file(self) -> Path:
     return self.path / "images.npy"
@@ -182,12 +204,12 @@ class _Entry(NamedTuple):
     """The images of the complete entry, memory-mapped read-only from ``images.npy`` (written first if an
     older entry lacks it; ``None`` without ``load``), and its info: mean / max LBI steps, capped count
     and share per sparsity."""
-    parts = {k: [] for k in ("steps", "capped")}
-    for i in range(self.meta["num_chunks"]):
-      with np.load(self.chunk_file(i)) as chunk:  # an npz reads only the arrays asked for
-        for k in parts:
-          parts[k].append(chunk[k])
-    arrays = {k: np.concatenate(v, axis=1) for k, v in parts.items()}
+    stats = self.path / "stats.npz"
+    if stats.exists():
+      with np.load(stats) as f:
+        arrays = {k: f[k] for k in ("steps", "capped")}
+    else:  # an entry completed before stats.npz existed
+      arrays = self._chunk_stats()
     if load:
       self.consolidate()
       arrays["images"] = np.load(self.images_file(), mmap_mode="r")
@@ -392,7 +414,7 @@ def smooth_dataset(x: np.ndarray, sparsities: Sequence[float], *, cache_dir: str
       return None
     if not filler.wait_for_the_others(stall_s):
       return None
-  entry.mark_complete()
+  entry.mark_complete(prune=count == 1)
   return answer(entry, reused=filler.computed == 0)
 
 
