@@ -178,3 +178,27 @@ def _primitives(jaxpr) -> set[str]:
         if isinstance(inner, jax_core.Jaxpr):
           names |= _primitives(inner)
   return names
+
+
+def test_images_packed_on_the_lanes_equal_one_image_per_program():
+  # The TPU layout (interpret mode): images side by side on the 128 lanes, each with its own step count,
+  # targets and stop (here 8 images of width 11 in 16-lane segments, 6 real ones and 2 of padding),
+  # against one image per program and against the CPU roll form, bit for bit. Stops differ by image
+  # (0 to ~2,500 steps), so segments are held while others step.
+  x4 = jnp.asarray(real_images(6, 12, 11))
+  params = lbi.make_params(12, 11)
+  targets = jnp.asarray([[0.3, 0.1], [0.2, 0.35], [-1.0, 0.25], [0.4, 0.4], [0.15, 0.3], [0.33, 0.05]],
+                        jnp.float32)
+  run = lambda **kw: pallas_kernel.smooth_targets(x4, targets, params.kappa, params.nu, params.alpha,
+                                                  jnp.int32(10_000), **kw)
+  assert pallas_kernel.images_per_program(12, 11, "tpu") == (8, 16)
+  assert pallas_kernel.images_per_program(32, 32, "tpu") == (4, 32)  # CIFAR-10: 4 per 128-lane tile
+  assert pallas_kernel.images_per_program(32, 32, "cuda") == (1, 32)
+  packed, single, roll = run(platform="tpu"), run(platform="tpu", pack=False), run(platform="cpu", how="roll")
+  assert len(set(np.asarray(single[2]).ravel().tolist())) > 5
+  for a, b, c in zip(packed, single, roll, strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(c))
+  # The GPU's offset form with packing (not its default) holds the same bits.
+  for a, b in zip(run(platform="cpu", pack=True, how="offset"), single, strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

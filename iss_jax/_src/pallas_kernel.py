@@ -43,10 +43,16 @@ may contract ``a * b + c`` into one fused multiply-add, which rounds once instea
 norm sits within rounding of the threshold can then activate a step apart, moving a stop by one step at
 an exact tie. The CPU interpret-mode tests cannot see this (no contraction there; equality is required);
 ``benchmarks/bench_accelerator.py`` reports the GPU's step differences against the CPU kernel (count and
-largest difference) rather than requiring zero. TPU: the lane axis is padded to 128, so a 32x32 image
-fills a quarter of its tiles; the TPU-friendly layout is several images per program side by side on the
-lanes (four 32-wide images per 128-lane tile, the masks per 32-lane segment, rolls that never cross a
-segment's used edges), not done here; the grid is marked parallel (megacore).
+largest difference) rather than requiring zero. TPU: the lane axis is padded to 128, so one 32x32 image
+would fill a quarter of its tiles; a program there runs several images side by side on the lanes
+(:func:`images_per_program`: four 32-wide images per 128-lane tile, eight 16-wide), the edge masks per
+segment, so a roll that crosses from one image into the next lands on masked edges only. Each image keeps
+its own step count, target index and active-edge count (an integer sum over its segment); an iteration
+records the images that reached a target and steps the others with the recording and finished images'
+segments held, so every image runs exactly the one-image program's sequence (tested bit for bit in
+interpret mode, with stops from 0 to ~2,500 steps in one program). The cost: a program steps until its
+slowest image stops, and counts per segment (``2 G`` reductions a step instead of 2). Not compiled by
+Mosaic nor timed (no TPU); it lowers. The grid is marked parallel (megacore).
 """
 
 from __future__ import annotations
@@ -105,26 +111,38 @@ def _barrier(sync: bool) -> None:
     triton_primitives.debug_barrier()
 
 
-def _kernel(x_ref, thr_ref, prm_ref, maxiter_ref, *refs, height, width, how, sync):
-  """Image ``i = program_id(0)``: ``x_ref`` ``(1, C, Hp, Wp)``; ``thr_ref`` the whole ``(N, P)`` int32
-  thresholds (a target is reached when the active-edge count is at least its threshold), ``prm_ref``
-  ``(3,)`` (kappa, nu, alpha), ``maxiter_ref`` ``(1,)`` (all three in scalar memory on TPU); writes
-  ``b_ref`` ``(1, P, C, Hp, Wp)``, ``act_ref`` ``(1, P, 2, Hp, Wp)`` int32 and ``k_ref`` / ``n_ref``
-  ``(1, 1, Pp)`` int32 (steps and active-edge counts; ``Pp >= P`` a power of two, the tail left 0). The
-  ``"offset"`` form also gets its scratch: ``bs_ref`` ``(1, C, Hp + 2, Wp + 2)`` and ``rs_ref``
-  ``(1, 2 C, Hp + 2, Wp + 2)``, written interior first."""
+def _kernel(x_ref, thr_ref, prm_ref, maxiter_ref, *refs, height, width, seg_width, images, how, sync):
+  """Program ``i = program_id(0)`` runs the ``images`` images ``i * images + g`` side by side on the lane
+  axis, image ``g`` in lanes ``[g * seg_width, g * seg_width + width)``: ``x_ref`` ``(1, C, Hp, Wp)``;
+  ``thr_ref`` the whole ``(N, P)`` int32 thresholds (a target is reached when the active-edge count is at
+  least its threshold), ``prm_ref`` ``(3,)`` (kappa, nu, alpha), ``maxiter_ref`` ``(1,)`` (all three in
+  scalar memory on TPU); writes ``b_ref`` ``(1, P, C, Hp, Wp)``, ``act_ref`` ``(1, P, 2, Hp, Wp)`` int32
+  and ``k_ref`` / ``n_ref`` ``(1, images, Pp)`` int32 (steps and active-edge counts; ``Pp >= P`` a power
+  of two, the tail left 0). The ``"offset"`` form also gets its scratch: ``bs_ref`` ``(1, C, Hp + 2,
+  Wp + 2)`` and ``rs_ref`` ``(1, 2 C, Hp + 2, Wp + 2)``, written interior first.
+
+  Each image keeps its own step, count and target index: an iteration records the images that reached
+  their target (their segment of the outputs) and steps the others, the recording and finished images'
+  segments held as they are, so every image sees exactly the sequence of the one-image program."""
   b_ref, act_ref, k_ref, n_ref, *scratch = refs
   channels, hp, wp = x_ref.shape[1:]
   p = thr_ref.shape[1]
   pp = k_ref.shape[2]
-  image = pl.program_id(0)
+  program = pl.program_id(0)
   dtype = x_ref.dtype
   kappa, nu, alpha = prm_ref[0], prm_ref[1], prm_ref[2]
   maxiter = maxiter_ref[0]
   row = lax.broadcasted_iota(jnp.int32, (hp, wp), 0)
   col = lax.broadcasted_iota(jnp.int32, (hp, wp), 1)
-  hmask = (row < height) & (col < width - 1)  # real horizontal edges (i, j) -> (i, j + 1)
-  vmask = (row < height - 1) & (col < width)  # real vertical edges (i, j) -> (i + 1, j)
+  if images == 1:
+    seg, lane = jnp.zeros_like(col), col
+  else:  # seg_width is a power of two: shifts and masks (an integer division needs the TPU's chip info)
+    seg = lax.shift_right_logical(col, jnp.int32(seg_width.bit_length() - 1))  # the image of each lane
+    lane = col & (seg_width - 1)  # the column inside its image
+  inside = seg < images  # lanes beyond the last image: padding
+  hmask = inside & (row < height) & (lane < width - 1)  # real horizontal edges (i, j) -> (i, j + 1)
+  vmask = inside & (row < height - 1) & (lane < width)  # real vertical edges (i, j) -> (i + 1, j)
+  segments = [seg == g for g in range(images)]
   zero = jnp.zeros((hp, wp), dtype)
 
   if how == "offset":
@@ -155,9 +173,12 @@ def _kernel(x_ref, thr_ref, prm_ref, maxiter_ref, *refs, height, width, how, syn
     scale = jnp.where(active, 1.0 - lax.rsqrt(jnp.where(active, sq, 1.0)), 0.0)
     return [(kappa * scale) * z for z in zs]
 
-  def count(zh, zv):  # active edges, an integer sum (lbi.support, summed)
-    return (jnp.sum((group_sq(zh) > 1.0).astype(jnp.int32), dtype=jnp.int32)
-            + jnp.sum((group_sq(zv) > 1.0).astype(jnp.int32), dtype=jnp.int32))
+  def counts(zh, zv):  # active edges per image, integer sums (lbi.support, summed over its segment)
+    on = ((group_sq(zh) > 1.0).astype(jnp.int32), (group_sq(zv) > 1.0).astype(jnp.int32))
+    if images == 1:
+      return [jnp.sum(on[0], dtype=jnp.int32) + jnp.sum(on[1], dtype=jnp.int32)]
+    return [jnp.sum(jnp.where(m, on[0], 0), dtype=jnp.int32) + jnp.sum(jnp.where(m, on[1], 0), dtype=jnp.int32)
+            for m in segments]
 
   def z_update(c, b_c, right, down, zh, zv, gh, gv):
     dh = jnp.where(hmask, right - b_c, zero)  # b[i, j + 1] - b[i, j]
@@ -201,29 +222,53 @@ def _kernel(x_ref, thr_ref, prm_ref, maxiter_ref, *refs, height, width, how, syn
       new_b.append(b_update(c, b[c], rhs[c], rvs[c], left, up))
     return new_b, new_zh, new_zv
 
+  def record(g, j, b, zh, zv):
+    """Image ``g``'s segment of output slot ``j`` (the other segments of the slot as they are)."""
+    put_seg = (lambda ref_val, v: v) if images == 1 else (lambda ref_val, v: jnp.where(segments[g], v,
+                                                                                        ref_val))
+    for c in range(channels):
+      b_ref[0, j, c] = put_seg(b_ref[0, j, c], b[c])
+    act_ref[0, j, 0] = put_seg(act_ref[0, j, 0], (group_sq(zh) > 1.0).astype(jnp.int32))
+    act_ref[0, j, 1] = put_seg(act_ref[0, j, 1], (group_sq(zv) > 1.0).astype(jnp.int32))
+
+  slot = lax.broadcasted_iota(jnp.int32, (1, images, pp), 2)
+  which = lax.broadcasted_iota(jnp.int32, (1, images, pp), 1)
+
   def body(carry):
     b, zh, zv, k, n, j, ks, ns = carry
-    # definition.stop_reached in integers: table[n] >= target  <=>  n >= threshold (the table increases).
-    hit = (n >= thr_ref[image, j]) | (k >= maxiter)
+    hits, holds = [], []
+    for g in range(images):
+      live = j[g] < p
+      # definition.stop_reached in integers: table[n] >= target  <=>  n >= threshold (the table increases).
+      hit = live & ((n[g] >= thr_ref[program * images + g, jnp.minimum(j[g], p - 1)]) | (k[g] >= maxiter))
+      hits.append(hit)
+      holds.append(hit | ~live)
 
-    def record(_):
-      for c in range(channels):
-        b_ref[0, j, c] = b[c]
-      act_ref[0, j, 0] = (group_sq(zh) > 1.0).astype(jnp.int32)
-      act_ref[0, j, 1] = (group_sq(zv) > 1.0).astype(jnp.int32)
-      slot = lax.broadcasted_iota(jnp.int32, (1, 1, pp), 2) == j
-      return b, zh, zv, k, n, j + 1, jnp.where(slot, k, ks), jnp.where(slot, n, ns)
+      pl.when(hit)(functools.partial(record, g, j[g], b, zh, zv))
+      mark = (which == g) & (slot == j[g]) & hit
+      ks = jnp.where(mark, k[g], ks)
+      ns = jnp.where(mark, n[g], ns)
 
     def advance(_):
       nb, nzh, nzv = step(b, zh, zv)
-      return nb, nzh, nzv, k + 1, count(nzh, nzv), j, ks, ns
+      if images > 1:  # the held images' segments stay as they are
+        held = functools.reduce(jnp.logical_or, [segments[g] & holds[g] for g in range(images)])
+        keep = lambda new, old: [jnp.where(held, o, v) for v, o in zip(new, old, strict=True)]
+        nb, nzh, nzv = keep(nb, b), keep(nzh, zh), keep(nzv, zv)
+      return nb, nzh, nzv, counts(nzh, nzv)
 
-    return lax.cond(hit, record, advance, None)
+    nb, nzh, nzv, nn = lax.cond(functools.reduce(jnp.logical_and, holds),
+                                lambda _: (b, zh, zv, list(n)), advance, None)
+    k = [jnp.where(holds[g], k[g], k[g] + 1) for g in range(images)]
+    n = [jnp.where(holds[g], n[g], nn[g]) for g in range(images)]
+    j = [j[g] + hits[g].astype(jnp.int32) for g in range(images)]
+    return nb, nzh, nzv, k, n, j, ks, ns
 
   planes = [zero] * channels
-  carry = (planes, planes, planes, jnp.int32(0), jnp.int32(0), jnp.int32(0),
-           jnp.zeros((1, 1, pp), jnp.int32), jnp.zeros((1, 1, pp), jnp.int32))
-  carry = lax.while_loop(lambda c: c[5] < p, body, carry)
+  scalars = [jnp.int32(0)] * images
+  carry = (planes, planes, planes, scalars, scalars, scalars,
+           jnp.zeros((1, images, pp), jnp.int32), jnp.zeros((1, images, pp), jnp.int32))
+  carry = lax.while_loop(lambda c: functools.reduce(jnp.logical_or, [jg < p for jg in c[5]]), body, carry)
   k_ref[...] = carry[6]
   n_ref[...] = carry[7]
 
@@ -254,10 +299,24 @@ def thresholds(loop_targets: Array, height: int, width: int) -> Array:
   return jnp.searchsorted(table, loop_targets.astype(dtype), side="left").astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("platform", "interpret", "how"))
+def images_per_program(height: int, width: int, platform: str) -> tuple[int, int]:
+  """``(G, Ws)``: the images a program runs side by side on the lane axis and the lanes each takes.
+
+  On TPU a plane's lane axis is padded to 128, so one 32-wide image would leave three quarters of every
+  vector register and VMEM tile idle: images up to 64 wide are packed ``128 // Ws`` to a program, each in
+  ``Ws`` lanes (the smallest power of two >= the width: 4 CIFAR-10 images per 128-lane tile). Elsewhere
+  one image per program."""
+  if platform == "tpu" and width <= 64:
+    seg = 1 << max(width - 1, 1).bit_length()
+    return 128 // seg, seg
+  return 1, width
+
+
+@functools.partial(jax.jit, static_argnames=("platform", "interpret", "how", "pack"))
 def smooth_targets(x4: Array, loop_targets: Array, kappa, nu, alpha, maxiter, *, platform: str = "cpu",
-                   interpret: bool = True, how: str | None = None):
-  """Runs Split LBI on every image to each of its targets, one Pallas program per image.
+                   interpret: bool = True, how: str | None = None, pack: bool | None = None):
+  """Runs Split LBI on every image to each of its targets, one Pallas program per image (per ``G`` images
+  side by side on TPU, :func:`images_per_program`).
 
   Args:
     x4: ``(N, H, W, C)`` float images.
@@ -266,10 +325,12 @@ def smooth_targets(x4: Array, loop_targets: Array, kappa, nu, alpha, maxiter, *,
     kappa, nu, alpha: scalar :class:`iss_jax._src.lbi.LBIParams` fields (traced).
     maxiter: ``()`` int step cap (traced).
     platform: the platform lowered for (static): decides the padding (:func:`padded_size`), the shift
-      form (:func:`shift_form`), the barriers and the compiler parameters.
+      form (:func:`shift_form`), the packing, the barriers and the compiler parameters.
     interpret: run the kernel in Pallas interpret mode (CPU, tests).
     how: the shift form (``"offset"``, ``"roll"``, ``"tpu"``), overriding :func:`shift_form` (tests run
       each form in interpret mode).
+    pack: several images per program as :func:`images_per_program` gives them for ``platform``
+      (default: on TPU only); False: one per program.
 
   Returns:
     ``(b, active, steps, sparsity)`` at the step each target was reached: ``(N, P, H, W, C)``,
@@ -282,13 +343,24 @@ def smooth_targets(x4: Array, loop_targets: Array, kappa, nu, alpha, maxiter, *,
   how = how or shift_form(platform)
   if how not in SHIFT_FORMS:
     raise ValueError(f"how must be one of {SHIFT_FORMS}; got {how!r}.")
-  hp, wp = padded_size(height, width, platform)
+  group, seg_width = images_per_program(height, width, "tpu" if pack else platform) if pack is not False \
+      else (1, width)
+  hp, wp = padded_size(height, group * seg_width, platform)
   pp = 1 << (p - 1).bit_length()
-  xp = jnp.moveaxis(x4, 3, 1)
-  xp = jnp.pad(xp, ((0, 0), (0, 0), (0, hp - height), (0, wp - width)))
+  programs = -(-n // group)
+  thr = thresholds(loop_targets, height, width)
+  if programs * group > n:  # padding images, at once recorded (threshold 0) and dropped
+    x4 = jnp.concatenate([x4, jnp.zeros((programs * group - n, *x4.shape[1:]), dtype)])
+    thr = jnp.concatenate([thr, jnp.zeros((programs * group - n, p), jnp.int32)])
+  # (N, H, W, C) -> (programs, C, H, G * Ws): image g of a program in lanes [g Ws, g Ws + W).
+  xp = jnp.pad(x4, ((0, 0), (0, 0), (0, seg_width - width), (0, 0)))
+  xp = xp.reshape(programs, group, height, seg_width, channels).transpose(0, 4, 2, 1, 3)
+  xp = xp.reshape(programs, channels, height, group * seg_width)
+  xp = jnp.pad(xp, ((0, 0), (0, 0), (0, hp - height), (0, wp - group * seg_width)))
   prm = jnp.stack([jnp.asarray(v, dtype) for v in (kappa, nu, alpha)])
   gpu = platform in ("cuda", "rocm") and not interpret
-  kernel = functools.partial(_kernel, height=height, width=width, how=how, sync=gpu)
+  kernel = functools.partial(_kernel, height=height, width=width, seg_width=seg_width, images=group, how=how,
+                             sync=gpu)
   if platform == "tpu":
     from jax.experimental.pallas import tpu as pltpu
 
@@ -301,29 +373,38 @@ def smooth_targets(x4: Array, loop_targets: Array, kappa, nu, alpha, maxiter, *,
       from jax.experimental.pallas import triton as pltriton
 
       compiler_params = pltriton.CompilerParams(num_warps=_NUM_WARPS)
-  out_shape = [jax.ShapeDtypeStruct((n, p, channels, hp, wp), dtype),
-               jax.ShapeDtypeStruct((n, p, 2, hp, wp), jnp.int32),
-               jax.ShapeDtypeStruct((n, 1, pp), jnp.int32),
-               jax.ShapeDtypeStruct((n, 1, pp), jnp.int32)]
+  out_shape = [jax.ShapeDtypeStruct((programs, p, channels, hp, wp), dtype),
+               jax.ShapeDtypeStruct((programs, p, 2, hp, wp), jnp.int32),
+               jax.ShapeDtypeStruct((programs, group, pp), jnp.int32),
+               jax.ShapeDtypeStruct((programs, group, pp), jnp.int32)]
   out_specs = [pl.BlockSpec((1, p, channels, hp, wp), lambda i: (i, 0, 0, 0, 0)),
                pl.BlockSpec((1, p, 2, hp, wp), lambda i: (i, 0, 0, 0, 0)),
-               pl.BlockSpec((1, 1, pp), lambda i: (i, 0, 0)),
-               pl.BlockSpec((1, 1, pp), lambda i: (i, 0, 0))]
+               pl.BlockSpec((1, group, pp), lambda i: (i, 0, 0)),
+               pl.BlockSpec((1, group, pp), lambda i: (i, 0, 0))]
   if how == "offset":  # per-program scratch with a halo (the Triton lowering has no scratch memory)
     for planes in (channels, 2 * channels):
-      out_shape.append(jax.ShapeDtypeStruct((n, planes, hp + 2, wp + 2), dtype))
+      out_shape.append(jax.ShapeDtypeStruct((programs, planes, hp + 2, wp + 2), dtype))
       out_specs.append(pl.BlockSpec((1, planes, hp + 2, wp + 2), lambda i: (i, 0, 0, 0)))
   b, act, steps, counts, *_ = pl.pallas_call(
       kernel,
       out_shape=tuple(out_shape),
-      grid=(n,),
+      grid=(programs,),
       in_specs=[pl.BlockSpec((1, channels, hp, wp), lambda i: (i, 0, 0, 0))] + [scalars] * 3,
       out_specs=tuple(out_specs),
       compiler_params=compiler_params,
       interpret=interpret,
       name="iss_split_lbi",
-  )(xp, thresholds(loop_targets, height, width), prm, jnp.reshape(jnp.asarray(maxiter, jnp.int32), (1,)))
-  b = jnp.moveaxis(b[..., :height, :width], 2, -1)
-  active = act[..., :height, :width] > 0
-  reached = jnp.asarray(_fractions(height, width))[counts[:, 0, :p]]
-  return b, active, steps[:, 0, :p], reached
+  )(xp, thr, prm, jnp.reshape(jnp.asarray(maxiter, jnp.int32), (1,)))
+
+  def unpack(a):  # (programs, P, planes, Hp, Wp) -> (N, P, planes, H, W)
+    a = a[..., :height, :group * seg_width]
+    a = a.reshape(*a.shape[:-1], group, seg_width)[..., :width]  # (programs, P, planes, H, G, W)
+    a = jnp.moveaxis(a, 4, 1)  # (programs, G, P, planes, H, W)
+    return a.reshape(programs * group, *a.shape[2:])[:n]
+
+  b = jnp.moveaxis(unpack(b), 2, -1)
+  active = unpack(act) > 0
+  steps = steps.reshape(programs * group, pp)[:n, :p]
+  counts = counts.reshape(programs * group, pp)[:n, :p]
+  reached = jnp.asarray(_fractions(height, width))[counts]
+  return b, active, steps, reached
