@@ -93,7 +93,8 @@ def define_flags(fv: flags.FlagValues) -> None:
              "miniimagenet/, ...); default: the library's, then ../shared/data", fv)
   cli.define("string", "out", "results", "output folder of the tables (workdirs and row caches inside)", fv)
   cli.define("integer", "seeds", 1, "seeds per model of Table 4 (mean +- std over seeds)", fv)
-  cli.define("bool", "results_md", False, "write RESULTS.md from the tables in --out, their claims checked again (no training)", fv)
+  cli.define("bool", "results_md", False,
+             "write RESULTS.md from the tables in --out, their claims checked again (no training)", fv)
   cli.define("string", "results_path", "RESULTS.md", "where --results_md writes", fv)
   cli.define("bool", "recompute", False, "ignore the cached rows in <out>/rows/", fv)
   cli.define("bool", "no_progress", False, "hide progress bars", fv)
@@ -157,17 +158,19 @@ def model_config(args, model, dataset: str, seed: int = 0):
   return config
 
 
-def train(args, model, dataset: str, seed: int = 0) -> str:
-  """Trains ``model`` (or resumes / reuses its workdir) and returns the workdir."""
+def train(ctx, model, seed: int = 0) -> str:
+  """Trains ``model`` on the table's dataset (or resumes / reuses its workdir) and returns the workdir;
+  its training time goes to ``ctx["times"]``."""
+  args, dataset = ctx["args"], ctx["dataset"]
   if model.init is not None:
-    train(args, _paper_tables.VANILLA, dataset, seed)
+    train(ctx, _paper_tables.VANILLA, seed)
   workdir = _workdir(args, model, seed)
   config = model_config(args, model, dataset, seed)
   summary_path = os.path.join(workdir, "summary.json")
   if os.path.exists(summary_path):  # a finished run (a stopped one has none)
     iss_jax.training.check_workdir(config, workdir)  # of this config, else one sentence
     with open(summary_path) as f:
-      _TIMES["train_s"][workdir] = float(json.load(f).get("wall_time_s", 0.0))
+      ctx["times"]["train_s"][workdir] = float(json.load(f).get("wall_time_s", 0.0))
     return workdir
   diverged = os.path.join(workdir, "diverged.json")
   if os.path.exists(diverged):  # trained before and diverged: the same config diverges again
@@ -184,7 +187,7 @@ def train(args, model, dataset: str, seed: int = 0) -> str:
     raise
   _log(f"trained {model.key} seed {seed} in {(time.time() - t0) / 60:.1f} min: clean test accuracy "
        f"{summary.get('final_test_accuracy', summary.get('test_accuracy'))}")
-  _TIMES["train_s"][workdir] = float(summary.get("wall_time_s", time.time() - t0))
+  ctx["times"]["train_s"][workdir] = float(summary.get("wall_time_s", time.time() - t0))
   return workdir
 
 
@@ -221,17 +224,17 @@ def _cell(value, n, paper=None, ci=None, std=None) -> dict:
 
 # Seconds spent on the current table's evaluations (cached rows count with the time they took) and on
 # training its models (each model's summary.json wall time), reported as the table's cost on this machine.
-_TIMES = {"eval_s": 0.0, "train_s": {}}
-
-
-def _row_cache(args, table, name: str, key: dict, compute):
+def _row_cache(ctx, table, name: str, key: dict, compute):
+  """``compute()``'s result, cached in ``<out>/rows/<table>/<name>.json`` under ``key``; its evaluation
+  time goes to ``ctx["times"]``."""
+  args = ctx["args"]
   path = os.path.join(args.out, "rows", table.key, f"{name}.json")
   if os.path.exists(path) and not args.recompute:
     with open(path) as f:
       row = json.load(f)
     if row.get("cache_key") == json.loads(json.dumps(key, default=str)):
       _log(f"{table.key}/{name}: cached row")
-      _TIMES["eval_s"] += float(row["result"].get("wall_time_s", 0.0))
+      ctx["times"]["eval_s"] += float(row["result"].get("wall_time_s", 0.0))
       return row["result"]
   t0 = time.time()
   result = compute()
@@ -240,7 +243,7 @@ def _row_cache(args, table, name: str, key: dict, compute):
   os.makedirs(os.path.dirname(path), exist_ok=True)
   iss_jax.atomic_write(path, json.dumps({"cache_key": key, "result": result}, indent=1, default=str))
   _log(f"{table.key}/{name}: evaluated in {result['wall_time_s']:.0f} s")
-  _TIMES["eval_s"] += result["wall_time_s"]
+  ctx["times"]["eval_s"] += result["wall_time_s"]
   return result
 
 
@@ -276,7 +279,7 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
     raws[label] = []
     for seed in seeds:
       try:
-        workdir = train(args, model, ctx["dataset"], seed)
+        workdir = train(ctx, model, seed)
       except iss_jax.training.TrainingDivergedError as e:  # the table says so in a note; no row
         ctx.setdefault("diverged", {})[label] = str(e)
         raws.pop(label)
@@ -290,7 +293,7 @@ def _eval_rows(ctx, table, evaluate, seeds=(0,)) -> dict:
              "cw_l2": SCALES[args.scale].cw_l2,
              **_model_key(ctx, model, seed)}
       name = f"{label}_seed{seed}".replace("/", "_").replace(" ", "_")
-      raws[label].append(_row_cache(args, table, name, key,
+      raws[label].append(_row_cache(ctx, table, name, key,
                                     lambda workdir=workdir, label=label: evaluate(workdir, label)))
   return raws
 
@@ -459,7 +462,7 @@ def run_denoise(ctx, table) -> dict:
 
   key = {"version": ROW_CACHE_VERSION, "table": table.key, "scale": ctx["args"].scale, "n": len(x),
          "protocol": p, "smooth": _smooth_kwargs_of_scale(ctx)}
-  r = _row_cache(ctx["args"], table, "denoise", key, compute)
+  r = _row_cache(ctx, table, "denoise", key, compute)
   paper = _paper_numbers.table(table.paper)
   rows = []
   for label, k in (("Noisy", "noisy"), ("Smoothed (sparsity 0.6)", "smoothed")):
@@ -549,7 +552,7 @@ def run_timing(ctx, table) -> dict:
 
   key = {"version": ROW_CACHE_VERSION, "table": table.key, "scale": ctx["args"].scale, "protocol": p,
          "size": scale.timing_size, "svd": "thin"}
-  r = _row_cache(ctx["args"], table, "timing", key, compute)
+  r = _row_cache(ctx, table, "timing", key, compute)
   paper = _paper_numbers.table(table.paper)
   it = p["iterations"]
   agree = max(r["max_diff_svd_graph"], r["max_diff_lsqr_graph"])
@@ -620,7 +623,7 @@ def _splic_settings(p) -> dict:
 def run_transfer(ctx, table) -> dict:
   p = table.protocol
   x, y = ctx["x"][: ctx["n_attack"]], ctx["y"][: ctx["n_attack"]]
-  sub = train(ctx["args"], _paper_tables.SUBSTITUTE, ctx["dataset"])
+  sub = train(ctx, _paper_tables.SUBSTITUTE)
 
   def evaluate(workdir, label):
     spec = iss_jax.training.workdir_config(workdir).get("preprocess", "none")
@@ -769,7 +772,7 @@ def run_paths(ctx, table) -> dict:
 def run_gradcam(ctx, table) -> dict:
   """Fig. 9: Grad-CAM of the iterative model (0.3 -> 0.8) at each kept epoch, on the same test images."""
   model_spec = table.rows[0][1]
-  workdir = train(ctx["args"], model_spec, ctx["dataset"])
+  workdir = train(ctx, model_spec)
   steps = sorted(int(os.path.basename(s)) for s in glob.glob(os.path.join(workdir, "checkpoints", "*"))
                  if os.path.basename(s).isdigit())
   x = np.asarray(ctx["x"][:4], np.float32) / 255
@@ -955,26 +958,21 @@ def _clean_figure(plt, data: dict):
   xs = [p if p is not None else extra for p in pos]
   fig, ax = plt.subplots(figsize=(7, 4.2))
   fixed = [j for j, p in enumerate(pos) if p is not None]
+  rest = [j for j in range(len(cols)) if pos[j] is None]
   for who, color, key in (("paper", "tab:gray", "paper"), ("ours", "tab:blue", "ours")):
     scale = 1 if key == "paper" else 100
-    val = lambda j: np.nan if cells[j][key] is None else cells[j][key] * scale
-    err = lambda j: (np.nan if stds[j][key] is None else stds[j][key] * scale)
-    if key == "ours" and all(stds[j]["ours"] is None for j in range(len(cols))):
+    vals = np.array([np.nan if c[key] is None else c[key] * scale for c in cells])
+    if key == "ours" and all(c["ours"] is None for c in stds):
       # One seed: the 95% interval of the accuracy over the test images instead of a seed std.
-      lo = [val(j) - 100 * cells[j]["ci95"][0] if cells[j].get("ci95") else np.nan for j in range(len(cols))]
-      hi = [100 * cells[j]["ci95"][1] - val(j) if cells[j].get("ci95") else np.nan for j in range(len(cols))]
-      yerr, what = np.array([lo, hi]), "95% interval over test images (1 seed)"
+      ci = np.array([c["ci95"] if c.get("ci95") else (np.nan, np.nan) for c in cells]).T * 100
+      yerr, what = np.abs(ci - vals), "95% interval over test images (1 seed)"
     else:
-      yerr = np.array([err(j) for j in range(len(cols))])
+      yerr = np.array([np.nan if c[key] is None else c[key] * scale for c in stds])
       what = "std over seeds"
-    ax.errorbar([xs[j] for j in fixed], [val(j) for j in fixed],
-                yerr=yerr[..., fixed] if yerr.ndim == 2 else yerr[fixed], color=color, marker="o",
-                capsize=3, label=f"{who} ({what})")
-    rest = [j for j in range(len(cols)) if pos[j] is None]
-    if rest:
-      ax.errorbar([xs[j] for j in rest], [val(j) for j in rest],
-                  yerr=yerr[..., rest] if yerr.ndim == 2 else yerr[rest], color=color, marker="s",
-                  capsize=3, linestyle="none")
+    for idx, marker, line in ((fixed, "o", "-"), (rest, "s", "none")):
+      if idx:
+        ax.errorbar([xs[j] for j in idx], vals[idx], yerr=yerr[..., idx], color=color, marker=marker,
+                    capsize=3, linestyle=line, label=f"{who} ({what})" if idx is fixed else None)
   ax.set_xticks(xs)
   ax.set_xticklabels([c.replace(" (Vanilla)", "\n(vanilla)") for c in cols], fontsize=8)
   ax.set_xlabel("training sparsity of the fixed models (vanilla = 1.0; iterative 0.3 -> 0.8 at the right)")
@@ -1232,7 +1230,6 @@ def make_table(args, key: str) -> dict:
   """Trains what ``key`` needs, evaluates it, writes ``<out>/<key>.{md,json,png}``; returns the data."""
   table = TABLES[key]
   t0 = time.time()
-  _TIMES.update(eval_s=0.0, train_s={})
   command = "python -m eval.paper " + " ".join(shlex.quote(a) for a in
                                                [f"--table={key}", f"--scale={args.scale}"]
                                                + ([f"--data_dir={args.data_dir}"] if args.data_dir else [])
@@ -1261,6 +1258,7 @@ def make_table(args, key: str) -> dict:
   n = SCALES[args.scale].n_test or len(x)
   x, y = x[:n], y[:n]
   ctx = {"args": args, "dataset": dataset, "x": x, "y": y, "n": len(x), "progress": not args.no_progress,
+         "times": {"eval_s": 0.0, "train_s": {}},
          "n_attack": min(len(x), SCALES[args.scale].n_attack or len(x))}
   if table.kind in ("transfer", "whitebox", "graybox"):
     ctx["n_attack"] = min(ctx["n_attack"], SCALES[args.scale].n_attack_preprocessed)
@@ -1271,8 +1269,9 @@ def make_table(args, key: str) -> dict:
   figure = result.pop("_figure", None)
   data.update(result)
   data.update(data=f"{label}; test images: first {len(x)}", wall_time_s=time.time() - t0,
-              finished=time.time(), eval_time_s=_TIMES["eval_s"],
-              train_time_s=float(sum(_TIMES["train_s"].values())), models=sorted(_TIMES["train_s"]))
+              finished=time.time(), eval_time_s=ctx["times"]["eval_s"],
+              train_time_s=float(sum(ctx["times"]["train_s"].values())),
+              models=sorted(ctx["times"]["train_s"]))
   if paper is not None and len(paper.columns) == len(data["columns"]):
     ours = {tuple(r["label"]) for r in data["rows"]}
     data["paper_only_rows"] = [{"label": list(lab), "values": list(v)} for lab, v in paper.rows

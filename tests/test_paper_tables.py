@@ -206,7 +206,8 @@ def test_a_failing_claim_says_whether_its_shortfall_exceeds_the_noise():
   # One column against the claim by 2 points: within the intervals at n = 200, beyond them at n = 100,000.
   small = paper._claims("table1", _smoothing_table(200, [0.40, 0.30], [0.38, 0.35]))
   assert small[0]["holds"] is False
-  assert small[0]["why"].startswith("1 of 2 comparisons go against it") and "M, A, by 2.0 points" in small[0]["why"]
+  why = small[0]["why"]
+  assert why.startswith("1 of 2 comparisons go against it") and "M, A, by 2.0 points" in why
   assert "within the 95% intervals" in small[0]["why"]
   big = paper._claims("table1", _smoothing_table(100_000, [0.40, 0.30], [0.38, 0.35]))
   assert "1 of them exceed the 95% intervals" in big[0]["why"]

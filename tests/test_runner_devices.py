@@ -9,7 +9,7 @@ import sys
 import jax.numpy as jnp
 import numpy as np
 
-from iss_jax.robustness import Runner, evaluate_adversarial, smoothing_defense
+from iss_jax.robustness import Runner, evaluate_adversarial
 
 # The same evaluation on 1 and on 2 (forced host) devices, printed as JSON: per-example results and the
 # shards of one batch.

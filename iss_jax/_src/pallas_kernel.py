@@ -177,8 +177,8 @@ def _kernel(x_ref, thr_ref, prm_ref, maxiter_ref, *refs, height, width, seg_widt
     on = ((group_sq(zh) > 1.0).astype(jnp.int32), (group_sq(zv) > 1.0).astype(jnp.int32))
     if images == 1:
       return [jnp.sum(on[0], dtype=jnp.int32) + jnp.sum(on[1], dtype=jnp.int32)]
-    return [jnp.sum(jnp.where(m, on[0], 0), dtype=jnp.int32) + jnp.sum(jnp.where(m, on[1], 0), dtype=jnp.int32)
-            for m in segments]
+    return [jnp.sum(jnp.where(m, on[0], 0), dtype=jnp.int32)
+            + jnp.sum(jnp.where(m, on[1], 0), dtype=jnp.int32) for m in segments]
 
   def z_update(c, b_c, right, down, zh, zv, gh, gv):
     dh = jnp.where(hmask, right - b_c, zero)  # b[i, j + 1] - b[i, j]

@@ -80,8 +80,9 @@ def _attack_images(run: Runner, fn, x, y, radius, key) -> np.ndarray:
   r = jnp.asarray(radius, jnp.float32)
   x_adv = run.map(lambda xb, yb, k: fn(xb, yb, r, k), x, y, key=key)
   if np.isnan(x_adv).any():
-    raise FloatingPointError(f"apply_fn: the attack's points are NaN on {int(np.isnan(x_adv).any((1, 2, 3)).sum())}"
-                             f" of {len(x)} images: the classifier's logits or their gradient are not finite.")
+    bad = int(np.isnan(x_adv).any((1, 2, 3)).sum())
+    raise FloatingPointError(f"apply_fn: the attack's points are NaN on {bad} of {len(x)} images: the "
+                             "classifier's logits or their gradient are not finite.")
   delta = np.abs(x_adv - x).reshape(-1, x.shape[-1]).max(axis=0, initial=0.0)
   assert np.all(delta <= np.asarray(radius) + 1e-5), "attack left the eps-ball"
   return x_adv

@@ -239,8 +239,8 @@ _ENTRIES = (
                                                                      attacks._radius(eps, x)),
            minimal_norms=_cw_l2_norms,
            norms_help=("Carlini-Wagner L2 at the settings' cw_l2 (default kappa 20, 5 bisection steps "
-                       "of 1,000 Adam steps, lr 0.005), unclipped; median L-inf / L2 norms over correctly classified images (a failure "
-                       "counts as infinite)")),
+                       "of 1,000 Adam steps, lr 0.005), unclipped; median L-inf / L2 norms over correctly "
+                       "classified images (a failure counts as infinite)")),
     Attack("autoattack", "AutoAttack", "per example the worst of APGD-CE, APGD-T and Square",
            budget=lambda s, e: f"APGD-CE + APGD-T + Square {e}", random=_autoattack, uses_apgd_budget=True,
            members=AUTOATTACK),

@@ -22,8 +22,8 @@ from iss_jax.training._config_schema import CONFIG_SCHEMA as CONFIG_SCHEMA
 from iss_jax.training._config_schema import PROCEDURES as PROCEDURES
 from iss_jax.training._config_schema import RESULT_INDEPENDENT_FIELDS as RESULT_INDEPENDENT_FIELDS
 from iss_jax.training._config_schema import ConfigError as ConfigError
-from iss_jax.training._config_schema import TrainingDivergedError as TrainingDivergedError
 from iss_jax.training._config_schema import Field as Field
+from iss_jax.training._config_schema import TrainingDivergedError as TrainingDivergedError
 from iss_jax.training._config_schema import WorkdirConfigMismatchError as WorkdirConfigMismatchError
 from iss_jax.training._config_schema import check_workdir as check_workdir
 from iss_jax.training._config_schema import validate_config as validate_config
