@@ -705,7 +705,8 @@ def run_kernels(ctx, table) -> dict:
   def evaluate(workdir, label):
     return iss_jax.robustness.evaluate_adversarial(
         _load(workdir), x, y, eps_grid=[p["eps"]], attacks_=list(p["attacks"]), protocols=(),
-        steps=SCALES[ctx["args"].scale].pgd_steps, progress=ctx["progress"], cw_l2=_cw_l2(ctx, p))
+        steps=SCALES[ctx["args"].scale].pgd_steps, progress=ctx["progress"], cw_l2=_cw_l2(ctx, p),
+        minimal_norms=False)  # the table prints accuracies at eps only
 
   raws = _eval_rows(ctx, table, evaluate)
   paper = _paper_numbers.table(table.paper)

@@ -133,3 +133,19 @@ def test_an_evaluation_sets_cw_l2s_budget_and_reports_it():
   with pytest.raises(ValueError, match=r"^cw_l2 takes keywords among .*; got \['kapa'\]\.$"):
     evaluate_adversarial(model, x, y, eps_grid=[1.0], attacks_=["cw-l2"], progress=False,
                          cw_l2={"kapa": 0.0})
+
+
+def test_minimal_norms_can_be_skipped_without_changing_the_eps_rows():
+  from iss_jax.robustness import evaluate_adversarial
+
+  rng = np.random.default_rng(5)
+  w = rng.normal(size=(12, 3)).astype(np.float32)
+  x = rng.uniform(size=(6, 2, 2, 3)).astype(np.float32)
+  y = rng.integers(0, 3, 6)
+  model = _linear(jnp.asarray(w), jnp.zeros(3, jnp.float32))
+  kw = dict(eps_grid=[0.05], attacks_=["deepfool", "cw-l2"], progress=False, cw_l2={"steps": 20}, batch_size=6)
+  full = evaluate_adversarial(model, x, y, **kw)
+  lean = evaluate_adversarial(model, x, y, minimal_norms=False, **kw)
+  assert lean["rows"] == full["rows"] and "deepfool" in full and "deepfool" not in lean
+  # Without the norms, fewer passes: the unbounded runs are gone.
+  assert sum(p["forward"] for p in lean["passes"]) < sum(p["forward"] for p in full["passes"])

@@ -175,7 +175,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
                          return_correct: bool = False, runner: Runner | None = None,
                          eps_space: str = "pixel", std=CIFAR10_STD,
                          transfer_attacks: Sequence[str] = ("pgd",), cw_l2: dict | None = None,
-                         count_passes: bool = True) -> dict:
+                         count_passes: bool = True, minimal_norms: bool = True) -> dict:
   """Accuracy under each attack at each ``eps``, bare and behind each defense, with sanity checks.
 
   Protocols for a defended model:
@@ -231,6 +231,9 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
       compiled attacks run them (:class:`~iss_jax.robustness.PassCounter`; Square's queries only the
       images still robust, so its count is below ``queries x N``); not with a ``runner`` (it runs a
       classifier of its own).
+    minimal_norms: also run the unbounded attacks of those with ``minimal_norms`` (DeepFool, C&W-L2) for
+      their median norms; False: only their eps rows (an evaluation that reports accuracies only saves
+      two DeepFool runs and one C&W-L2 run per classifier).
 
   Returns:
     A dict with ``"clean"`` (``{defense: accuracy}``), ``"rows"`` (list of ``{"attack", "eps",
@@ -305,7 +308,7 @@ def evaluate_adversarial(apply_fn: Callable[[Array], Array], x, y, *, eps_grid: 
     return rows
 
   for a in attacks_:
-    if ATTACKS[a].minimal_norms is not None and eps_grid:  # independent of eps: once per classifier
+    if minimal_norms and ATTACKS[a].minimal_norms is not None and eps_grid:  # once per classifier
       norms[a] = counted(a, None, lambda a=a: {
           d.name: _minimal_norms(run, a, d, x, clean[d.name], eot_samples, run.key_for(SALT_NORMS, di),
                                  settings) for di, d in enumerate(attacked)})
