@@ -143,7 +143,8 @@ def test_minimal_norms_can_be_skipped_without_changing_the_eps_rows():
   x = rng.uniform(size=(6, 2, 2, 3)).astype(np.float32)
   y = rng.integers(0, 3, 6)
   model = _linear(jnp.asarray(w), jnp.zeros(3, jnp.float32))
-  kw = dict(eps_grid=[0.05], attacks_=["deepfool", "cw-l2"], progress=False, cw_l2={"steps": 20}, batch_size=6)
+  kw = dict(eps_grid=[0.05], attacks_=["deepfool", "cw-l2"], progress=False, cw_l2={"steps": 20},
+            batch_size=6)
   full = evaluate_adversarial(model, x, y, **kw)
   lean = evaluate_adversarial(model, x, y, minimal_norms=False, **kw)
   assert lean["rows"] == full["rows"] and "deepfool" in full and "deepfool" not in lean
