@@ -55,10 +55,9 @@ SPLIC = Model("splic", "splic", label="SPLIC-Net")
 SUBSTITUTE = Model("vanilla_substitute", "vanilla", (("seed", 1001),),
                    label="substitute (vanilla, seed 1001)")
 SK_LAMBDAS = (0.01, 0.1, 1.0, 10.0, 100.0)
-# The smooth-kernel sweep's optimiser, the same for V and every VR row. The paper names none; its penalty
-# is summed over every 2-D kernel slice (about 8,000 in ResNet-8 at lambda R = lambda each at
-# initialisation), and under our SGD at lr 0.1 the training diverges for lambda >= 1 (measured:
-# NaN loss in the first epoch), while Adam's per-weight step size keeps every lambda of the grid finite.
+# The smooth-kernel sweep's optimiser, the same for V and every VR row (why: run_kernels' note, which
+# prints these values). The paper names none; its penalty is summed over every 2-D kernel slice, each
+# R close to 1 at initialisation, so it starts near lambda x 8,000 in ResNet-8.
 SK_OPTIMIZER = (("optimizer", "adamw"), ("learning_rate", 1e-3))
 
 

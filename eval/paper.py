@@ -730,14 +730,16 @@ def run_kernels(ctx, table) -> dict:
            else next(row["accuracy"] for row in r["rows"] if row["attack"] == a))
       cells.append(_cell(v, len(x), paper.value(plabel, col)))
     rows.append({"label": list(plabel[:1]) + [label], "cells": cells})
+  opt = dict(_paper_tables.SK_OPTIMIZER)
   return {"columns": list(cols), "rows": rows, "unit": "fraction", "notes": [
       "The paper's lambda grid {0.01, 0.1, 1, 10, 100} as one sweep: one vanilla model per lambda with "
       "iss_jax.baselines.smooth_kernel_penalty (train/configs, smooth_kernel_weight); the paper prints one "
       "VR row and does not say which lambda it is, so each of ours is compared with it.",
-      "Every row of this table, V included, is trained with AdamW at lr 0.001 (cosine), not the other "
-      "tables' SGD at 0.1: the paper names no optimiser, and its penalty, summed over every 2-D kernel "
-      "slice (lambda x about 8,000 at initialisation in ResNet-8), makes SGD at 0.1 diverge for lambda >= 1 "
-      "(NaN loss in the first epoch, measured at cpu scale).",
+      f"Every row of this table, V included, is trained with {opt['optimizer']} at lr "
+      f"{opt['learning_rate']:g} (cosine), not the other tables' SGD at 0.1: the paper names no optimiser, "
+      "and its penalty, summed over every 2-D kernel slice (lambda x about 8,000 at initialisation in "
+      "ResNet-8), makes SGD at 0.1 diverge for lambda >= 1 (NaN loss in the first epoch, measured at cpu "
+      "scale).",
       "eps 0.1 in [0, 1] pixels; FGSM, PGD (10 steps), DeepFool (L-inf, clipped to eps) and C&W-L2 ("
       + _cw_text(raws) + ", clipped to eps; the paper: Foolbox's defaults, 5 x 1,000 steps); DF(l2), ADef "
       "and S&P are not run (no ours)."]}
