@@ -66,6 +66,36 @@ def test_apgd_passes_match_its_settings():
   assert (res.forward_passes, res.backward_passes) == (a.forward + n, a.backward)
 
 
+def test_an_attack_on_a_few_images_runs_on_the_smallest_batch_that_holds_them():
+  x, y = X.copy(), Y.copy()
+  y[:20] = 1 - y[:20]  # 4 of 24 images correctly classified: the attack runs on those only
+  steps, n = 5, len(X)
+  res = evaluate(honest, x, y, eps=EPS, version="custom", attacks=("apgd-ce",), checks=False, **FAST)
+  a = res.attacks["apgd-ce"]
+  # Batches of 24, 12, 6, 3, 2 (24 / 2**j rounded up): 4 images are padded to 6, not to 24.
+  assert a.attacked == 4 and (a.forward, a.backward) == (6 * (steps + 1) + 6, 6 * (steps + 1))
+  # The points are those of the same attack on the 4 images alone (in a batch of their own size).
+  alone = evaluate(honest, x[20:], y[20:], eps=EPS, version="custom", attacks=("apgd-ce",), checks=False,
+                   **dict(FAST, batch_size=4))
+  assert alone.attacks["apgd-ce"].forward == 4 * (steps + 2)
+  assert int(res.robust.sum()) == int(alone.robust.sum()) and n == 24
+
+
+def test_compact_map_pads_a_short_pass_to_the_smallest_size_and_returns_the_same():
+  from iss_jax.robustness import Runner
+
+  run = Runner(lambda v: v, batch_size=100, progress=False)
+  assert run.batch_sizes() == (100, 50, 25, 13, 7)
+  seen = []
+  fn = lambda xb, k: (seen.append(len(xb)), np.asarray(xb).sum((1, 2, 3)))[1]
+  v = np.random.default_rng(0).uniform(size=(130, 2, 2, 1)).astype(np.float32)
+  np.testing.assert_allclose(run.map(fn, v, compact=True), run.map(fn, v), rtol=1e-6)
+  assert seen == [100, 50, 100, 100]  # the tail of 30 on 50 images, then on a whole batch
+  seen.clear()
+  run.map(fn, v[:5], compact=True)
+  assert seen == [7]
+
+
 def test_standard_runs_autoattack_and_keeps_the_strongest_point():
   x, y = X.copy(), Y.copy()
   y[:3] = 1 - y[:3]  # three images misclassified from the start

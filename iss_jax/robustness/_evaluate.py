@@ -316,7 +316,8 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
     checks: run the gradient-masking checks (FGSM, gray-box, eps sweep, unbounded attack, model checks).
     check_examples: images of the model checks, the eps sweep and the unbounded attack.
     batch_size: images per jitted batch (at most ``N``); the attacks after the first run on fewer images,
-      padded to a whole batch (the padding is counted in the passes).
+      padded to the smallest of ``batch_size``, ``batch_size / 2``, ..., ``batch_size / 16`` that holds
+      them (:meth:`Runner.batch_sizes`; the padding is counted in the passes).
     seed: the PRNG seed of the run (random starts, draws).
     progress: tqdm bars.
 
@@ -371,13 +372,14 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
       compiled[(name, target.name)] = _compiled_attack(run, name, target, settings, samples)
     fn = compiled[(name, target.name)]
     return run.map(lambda xb, yb, k: fn(xb, yb, jnp.float32(at), k), x[idx], y[idx],
-                   key=run.key_for(_SALT_ATTACK, *salt))
+                   key=run.key_for(_SALT_ATTACK, *salt), compact=True)
 
   def judge(xs, idx, salt) -> np.ndarray:
     """The lowest margin behind the defense over ``repeats`` draws."""
     m = np.full(len(idx), np.inf, np.float32)
     for r in range(repeats):
-      m = np.minimum(m, run.map(margin_fn, xs, y[idx], key=run.key_for(_SALT_JUDGE, *salt, r)))
+      m = np.minimum(m, run.map(margin_fn, xs, y[idx], key=run.key_for(_SALT_JUDGE, *salt, r),
+                                compact=True))
     return m
 
   state = {"max": 0.0, "finite": True}

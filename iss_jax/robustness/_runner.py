@@ -49,6 +49,9 @@ class RandomClassifier(NamedTuple):
     return self.fn(x, key)
 
 
+_HALVINGS = 4  # compact passes: batches of batch_size, /2, ..., /16 (each size compiles once)
+
+
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
   if len(a) == size:
     return a
@@ -100,11 +103,14 @@ class Runner:
       key = jax.random.fold_in(key, s)
     return key
 
-  def map(self, fn: Callable, *arrays: np.ndarray, key: Array | None = None, desc: str | None = None
-          ) -> np.ndarray:
+  def map(self, fn: Callable, *arrays: np.ndarray, key: Array | None = None, desc: str | None = None,
+          compact: bool = False) -> np.ndarray:
     """``fn(*batches, batch_key)`` over equal-length host arrays in padded batches, concatenated.
 
     ``fn`` should be jitted; ``batch_key`` is ``fold_in(key, batch_index)`` (``key`` defaults to the run's).
+    ``compact``: the last batch, when short, is padded only to the smallest of :meth:`batch_sizes` that
+    holds it rather than to a whole batch (for passes over a few images, e.g. the images an ensemble's
+    earlier attacks left robust: ``fn`` then compiles once per size used).
     """
     n = len(arrays[0])
     key = self.key if key is None else key
@@ -113,9 +119,19 @@ class Runner:
     for i, a in enumerate(tqdm(starts, desc=desc, leave=False,
                                disable=not self.progress or len(starts) < 2)):
       b = min(a + self.batch_size, n)
-      batch = [self._put(_pad(arr[a:b], self.batch_size)) for arr in arrays]
+      size = min((s for s in self.batch_sizes() if s >= b - a), default=self.batch_size) if compact \
+          else self.batch_size
+      batch = [self._put(_pad(arr[a:b], size)) for arr in arrays]
       outs.append(np.asarray(fn(*batch, jax.random.fold_in(key, i)))[: b - a])
     return np.concatenate(outs) if outs else np.zeros((0,))
+
+  def batch_sizes(self) -> tuple[int, ...]:
+    """The batch sizes of a ``compact`` :meth:`map`: ``batch_size`` and ``ceil(batch_size / 2**j)``,
+    ``j <= 4``, each rounded up to a multiple of the device count, largest first."""
+    d = len(self.devices)
+    ceil = lambda a, b: -(-a // b)
+    return tuple(sorted({ceil(ceil(self.batch_size, 2**j), d) * d for j in range(_HALVINGS + 1)},
+                        reverse=True))
 
   def _put(self, a: np.ndarray) -> Array:
     return jnp.asarray(a) if self.sharding is None else jax.device_put(a, self.sharding)
