@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from iss_jax._src.checks import check_labels
 from iss_jax.robustness._defenses import Defense, no_defense
+from iss_jax.robustness._square import _buckets
 
 Array = jax.Array
 
@@ -47,9 +48,6 @@ class RandomClassifier(NamedTuple):
 
   def __call__(self, x: Array, key: Array) -> Array:
     return self.fn(x, key)
-
-
-_HALVINGS = 4  # compact passes: batches of batch_size, /2, ..., /16 (each size compiles once)
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
@@ -115,12 +113,12 @@ class Runner:
     n = len(arrays[0])
     key = self.key if key is None else key
     starts = range(0, n, self.batch_size)
+    sizes = self.batch_sizes() if compact else (self.batch_size,)
     outs = []
     for i, a in enumerate(tqdm(starts, desc=desc, leave=False,
                                disable=not self.progress or len(starts) < 2)):
       b = min(a + self.batch_size, n)
-      size = min((s for s in self.batch_sizes() if s >= b - a), default=self.batch_size) if compact \
-          else self.batch_size
+      size = min(s for s in sizes if s >= b - a)
       batch = [self._put(_pad(arr[a:b], size)) for arr in arrays]
       outs.append(np.asarray(fn(*batch, jax.random.fold_in(key, i)))[: b - a])
     return np.concatenate(outs) if outs else np.zeros((0,))
@@ -128,10 +126,7 @@ class Runner:
   def batch_sizes(self) -> tuple[int, ...]:
     """The batch sizes of a ``compact`` :meth:`map`: ``batch_size`` and ``ceil(batch_size / 2**j)``,
     ``j <= 4``, each rounded up to a multiple of the device count, largest first."""
-    d = len(self.devices)
-    ceil = lambda a, b: -(-a // b)
-    return tuple(sorted({ceil(ceil(self.batch_size, 2**j), d) * d for j in range(_HALVINGS + 1)},
-                        reverse=True))
+    return _buckets(self.batch_size, len(self.devices))
 
   def _put(self, a: np.ndarray) -> Array:
     return jnp.asarray(a) if self.sharding is None else jax.device_put(a, self.sharding)

@@ -64,9 +64,12 @@ class SquareInfo(NamedTuple):
   queries: Array
 
 
-def _buckets(n: int) -> tuple[int, ...]:
-  """The batch sizes a compacted Square query runs on: ``n`` and ``ceil(n / 2**j)``, ``j <= _HALVINGS``."""
-  return tuple(sorted({-(-n // 2**j) for j in range(_HALVINGS + 1)}, reverse=True))
+def _buckets(n: int, multiple: int = 1) -> tuple[int, ...]:
+  """The batch sizes a compacted Square query (and a compact :meth:`Runner.map`) runs on: ``n`` and
+  ``ceil(n / 2**j)``, ``j <= _HALVINGS``, each rounded up to a multiple of ``multiple``, largest first."""
+  ceil = lambda a, b: -(-a // b)
+  return tuple(sorted({ceil(ceil(n, 2**j), multiple) * multiple for j in range(_HALVINGS + 1)},
+                      reverse=True))
 
 
 _HALVINGS = 4  # buckets n, n/2, ..., n/16: each compiles the model once; a query costs < 2x its robust images
