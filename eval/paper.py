@@ -3,6 +3,7 @@ r"""The papers' tables, reproduced: ``python -m eval.paper --table=KEY --scale=t
   python -m eval.paper --table=table2 --scale=cpu --data_dir=../shared/data     # one table
   python -m eval.paper --table=all --scale=cpu --data_dir=../shared/data        # every table, in order
   python -m eval.paper --results_md                                             # RESULTS.md from results/
+  python -m eval.paper --results_md --replot                    # ... and each figure redrawn from its JSON
 
 Each table trains (or reuses) the models it needs through ``iss_jax.training.train_and_evaluate`` with the
 configs of ``train/configs`` at the table's sparsities (``eval/_paper_tables.py``), into
@@ -41,6 +42,9 @@ import iss_jax
 from eval import _paper_numbers, _paper_tables
 
 TABLES = _paper_tables.TABLES
+# The tables whose runner draws an image figure of its own (denoised images, Grad-CAM maps), not the bars of
+# the cells: --replot keeps it.
+OWN_FIGURE = tuple(k for k, t in TABLES.items() if t.kind in ("denoise", "gradcam"))
 ROW_CACHE_VERSION = 1
 
 
@@ -96,6 +100,8 @@ def define_flags(fv: flags.FlagValues) -> None:
   cli.define("bool", "results_md", False,
              "write RESULTS.md from the tables in --out, their claims checked again (no training)", fv)
   cli.define("string", "results_path", "RESULTS.md", "where --results_md writes", fv)
+  cli.define("bool", "replot", False, "with --results_md: redraw each table's figure from its JSON with the "
+             "current code (" + ", ".join(OWN_FIGURE) + " keep their image figures)", fv)
   cli.define("bool", "recompute", False, "ignore the cached rows in <out>/rows/", fv)
   cli.define("bool", "no_progress", False, "hide progress bars", fv)
 
@@ -944,11 +950,16 @@ def _figure(data: dict):
   ypos = np.arange(len(labels))
   for j, col in enumerate(cols):
     ax = axes[0][j]
-    paper = [np.nan if r["cells"][j]["paper"] is None else r["cells"][j]["paper"] * (1 if unit != "%" else 1)
-             for r in data["rows"]]
+    paper = [np.nan if r["cells"][j]["paper"] is None else r["cells"][j]["paper"] for r in data["rows"]]
     ours = [np.nan if r["cells"][j]["ours"] is None else r["cells"][j]["ours"] * scale for r in data["rows"]]
     ax.barh(ypos - 0.2, paper, 0.4, label="paper", color="tab:gray")
     ax.barh(ypos + 0.2, ours, 0.4, label="ours", color="tab:blue")
+    if unit != "s":  # a value of exactly 0 draws no bar: say "0" there, so it does not read as missing
+      for offset, values, color in ((-0.2, paper, "tab:gray"), (0.2, ours, "tab:blue")):
+        for yi, v in zip(ypos, values, strict=True):
+          if v == 0:
+            ax.annotate("0", (0, yi + offset), xytext=(2, 0), textcoords="offset points", va="center",
+                        fontsize=6, color=color)
     ax.set_title(col, fontsize=8)
     if unit == "s":
       ax.set_xscale("log")
@@ -1314,12 +1325,17 @@ _HOLDS = {True: "**holds**", False: "**does not hold**", None: "(not checkable)"
 
 def _recheck(args, key: str, data: dict) -> None:
   """The claims and the verdict of a written table checked again by this code (they are a function of the
-  table's cells); its ``.md`` and ``.json`` rewritten where they change (the figure stays)."""
+  table's cells); its ``.md`` and ``.json`` rewritten where they change, its figure redrawn from the cells
+  with ``--replot`` (the image figures of :data:`OWN_FIGURE` stay)."""
   claims, verdict = _claims(key, data), _verdict(data)
-  if claims == data.get("claims") and verdict == data.get("verdict"):
+  replot = args.replot and key not in OWN_FIGURE
+  if claims == data.get("claims") and verdict == data.get("verdict") and not replot:
     return
   data.update(claims=claims, verdict=verdict)
-  iss_jax.robustness.write_report(args.out, key, render(data), data, None)
+  if replot:
+    _write(args, key, data)
+  else:
+    iss_jax.robustness.write_report(args.out, key, render(data), data, None)
 
 
 def results_md(args) -> str:

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -162,7 +162,9 @@ for label, ckpt, spec in ROWS:
                          pgd_steps=E["pgd_steps"], eot_samples=E["eot_samples"], corruptions=corruptions,
                          severities=(3,), low_res_sizes=E["low_res"], progress=progress)
   results.append({"label": label, "checkpoint": ckpt, **res})
-  print(f"{label:<28} {res['defense']:<12} {time.perf_counter() - t0:6.1f} s")
+  raised = [c["check"] for c in res["checks"] if not c["ok"]]  # gradient-masking flags and sanity checks
+  print(f"{label:<28} {res['defense']:<12} {time.perf_counter() - t0:6.1f} s; "
+        + (f"FLAGS RAISED: {'; '.join(raised)}" if raised else f"none of {len(res['checks'])} checks raised"))
 
 # %%
 TITLES = {"clean": "clean", "corruptions": "corrupt. (sev. 3)", "fgsm": "FGSM",

@@ -145,7 +145,7 @@ def test_compare_row_is_the_single_defense_adversarial_evaluation():
   for d in (make_defense("lowpass@1"), custom_defense("noise", lambda z, k: z + 0.05 * jax.random.normal(
       k, z.shape), gradient="exact", random=True)):
     row = evaluate_defense(f, x, y, d, eps=EPS, pgd_steps=3, low_res_sizes=(), batch_size=4, seed=3,
-                           progress=False)
+                           progress=False, masking_checks=False)
     adv = evaluate_adversarial(f, x, y, eps_grid=[EPS], defenses=[d], steps=3, batch_size=4, seed=3,
                                progress=False)
     table = {(r["attack"], r["protocol"]): r["accuracy"] for r in adv["rows"] if r["defense"] == d.name}
@@ -165,7 +165,8 @@ def test_evaluate_defense_worst_case_and_black_box_transfer_are_per_example():
   d = make_defense("lowpass@1")
   attacks = ("pgd", "apgd-ce", "square")
   row = evaluate_defense(f, x, y, d, eps=EPS, pgd_steps=3, low_res_sizes=(), batch_size=4, seed=3,
-                         attacks_=attacks, square_queries=20, substitute_fn=g, progress=False)
+                         attacks_=attacks, square_queries=20, substitute_fn=g, progress=False,
+                         masking_checks=False)  # tests/test_evaluate.py checks the masking flags of a row
   adv = evaluate_adversarial(f, x, y, eps_grid=[EPS], defenses=[d], steps=3, batch_size=4, seed=3,
                              attacks_=attacks, square_queries=20, substitute_fn=g, progress=False,
                              return_correct=True)
@@ -197,8 +198,9 @@ def test_evaluate_defense_predicts_the_clean_images_once_per_defense():
     jax.debug.callback(record, z)
     return f(z)
 
+  # Without the masking checks: their randomness check runs the clean images twice on purpose.
   evaluate_defense(counting, x, y, shrink, pgd_steps=2, attacks_=("pgd",), corruptions=("brightness",),
-                   low_res_sizes=(2, 1), batch_size=6, progress=False)
+                   low_res_sizes=(2, 1), batch_size=6, progress=False, masking_checks=False)
   jax.effects_barrier()
   bare = sum(b.shape == xf.shape and np.array_equal(b, xf) for b in seen)
   defended = sum(b.shape == xf.shape and np.allclose(b, 0.9 * xf + 0.05, atol=1e-6) for b in seen)

@@ -188,6 +188,37 @@ def test_each_flag_fires_on_its_masking_model_and_none_on_the_honest_one(name):
   assert ("No flag raised." in report) == (not raised)
 
 
+# evaluate's one-step and transfer flags are, in a row of evaluate_defense, its columns' sanity checks.
+ROW_FLAGS = {"one-step FGSM is not stronger than iterative apgd-ce": "PGD <= FGSM",
+             "transfer from the bare model is not stronger than adaptive apgd-ce": "adaptive <= gray-box"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m == "random" else m
+                                  for m in MODELS])
+def test_a_row_of_evaluate_defense_raises_the_same_flags(name):
+  """eval.compare's rows (evaluate_defense) raise evaluate's flags on the masking models, none on the honest
+  one: the model checks, the eps sweep and the unbounded attack run on the row too."""
+  from iss_jax.robustness import evaluate_defense, no_defense
+
+  fn, defense, expected = MODELS[name]
+  row = evaluate_defense(fn, X, Y, defense or no_defense(), eps=EPS, pgd_steps=5, square_queries=300,
+                         attacks_=("fgsm", "pgd", "square"), low_res_sizes=(), batch_size=len(X),
+                         progress=False)
+  raised = [c["check"] for c in row["checks"] if not c["ok"]]
+  assert row["violations"] == len(raised)
+  if name == "honest":
+    assert not raised, row["checks"]
+  for flag in expected:
+    assert any(r.startswith(ROW_FLAGS.get(flag, flag)) for r in raised), (flag, row["checks"])
+  if name != "honest":
+    return
+  quiet = evaluate_defense(fn, X, Y, no_defense(), eps=EPS, pgd_steps=5, square_queries=300,
+                           attacks_=("fgsm", "pgd", "square"), low_res_sizes=(), batch_size=len(X),
+                           progress=False, masking_checks=False)
+  assert [c["check"] for c in quiet["checks"]] == [c["check"] for c in row["checks"]][:len(quiet["checks"])]
+  assert quiet["accuracy"] == row["accuracy"]  # the checks' attacks are outside eps and count nowhere
+
+
 def test_eot_sweep_on_a_deterministic_model_is_flat_and_refuses_bad_samples():
   from iss_jax.robustness import eot_sweep
   sweep = eot_sweep(honest, X, Y, eps=0.02, samples=(1, 3), steps=3, progress=False, batch_size=len(X))

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -123,6 +124,30 @@ def test_unavailable_table_says_so_and_results_md_lists_every_table(tmp_path):
   for key in _paper_tables.ORDER:
     assert f"| {key} |" in text
   assert "not produced: needs an ImageNet-pretrained ResNet-50" in text
+
+
+def test_replot_redraws_a_table_from_its_json_and_marks_zero_cells(tmp_path, monkeypatch):
+  """--results_md --replot draws the figure from the cells alone; a cell of exactly 0 (no bar) is labelled
+  "0" in its panel, a missing cell is not, and the Markdown and JSON stay as they were."""
+  cell = lambda paper_v, ours: paper._cell(ours, 20, paper=paper_v)
+  data = {"kind": "adversarial", "unit": "%", "title": "A table", "scale": "tiny", "command": "x",
+          "scale_note": "tiny", "device": "cpu", "wall_time_s": 1.0, "finished": 0.0,
+          "columns": ["FGSM", "PGD"],
+          "rows": [{"label": ["A"], "cells": [cell(30.0, 0.0), cell(None, 0.25)]},
+                   {"label": ["B"], "cells": [cell(0.0, 0.5), cell(20.0, None)]}]}
+  fig = paper._figure(data)
+  zeros = [sorted(float(round(t.xy[1], 6)) for t in ax.texts if t.get_text() == "0") for ax in fig.axes]
+  assert zeros == [[0.2, 0.8], []]  # ours of A (y 0 + 0.2) and the paper's B (y 1 - 0.2); none in PGD
+  (tmp_path / "table7.json").write_text(json.dumps(data))
+  paper._write(SimpleNamespace(out=str(tmp_path)), "table7", data, fig=False)
+  drawn = []
+  monkeypatch.setattr(paper, "_figure", lambda d: drawn.append(d["title"]) or fig)
+  paper.main(["--results_md", f"--out={tmp_path}", f"--results_path={tmp_path / 'R.md'}"])
+  assert drawn == [] and not (tmp_path / "table7.png").exists()  # without --replot the figure stays
+  before = {p: (tmp_path / p).read_bytes() for p in ("table7.md", "table7.json")}  # claims checked there
+  paper.main(["--results_md", "--replot", f"--out={tmp_path}", f"--results_path={tmp_path / 'R.md'}"])
+  assert drawn == ["A table"] and (tmp_path / "table7.png").stat().st_size > 0
+  assert {p: (tmp_path / p).read_bytes() for p in before} == before
 
 
 def test_transfer_attacks_from_the_model_itself_equal_the_white_box_attack():

@@ -38,6 +38,7 @@ SALT_ADAPTIVE = 3  # (ai, ei, di): predictions of the adaptive adversarial image
 SALT_NORMS = 4  # (di): minimal-perturbation norms (DeepFool)
 SALT_TRANSFER = 5  # (ei): the substitute's PGD batches
 SALT_BLACK_BOX = 6  # (ei, di): predictions of the substitute's adversarial images
+SALT_MASKING = 7  # evaluate_defense's gradient-masking probes (evaluate's keys behind this salt)
 
 
 def _check_request(eps_grid, attacks_, protocols, eps_space: str = "pixel", std=CIFAR10_STD) -> list[float]:

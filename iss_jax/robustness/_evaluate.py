@@ -217,13 +217,92 @@ class Evaluation(NamedTuple):
 
 
 @contextlib.contextmanager
-def _measure(counter: PassCounter, out: dict):
-  """Fills ``out`` with the passes and seconds of the block."""
-  f0, b0 = counter.read()
+def _measure(counter: PassCounter | None, out: dict):
+  """Fills ``out`` with the passes and seconds of the block (no counter: 0 passes)."""
+  f0, b0 = counter.read() if counter is not None else (0, 0)
   t0 = time.perf_counter()
   yield
-  f1, b1 = counter.read()
+  f1, b1 = counter.read() if counter is not None else (0, 0)
   out.update(forward=f1 - f0, backward=b1 - b0, seconds=time.perf_counter() - t0)
+
+
+class _Attacks:
+  """The attacks of one run on one runner, as :func:`evaluate` runs them: :meth:`attack` runs a compiled
+  attack (one per attack and target) on the images ``idx`` in compact batches, :meth:`judge` gives the
+  lowest margin behind ``defense`` over ``repeats`` draws. ``prefix``: salts in front of every key, so
+  another evaluation on the same runner (:func:`masking_probes` in ``evaluate_defense``) draws its own."""
+
+  def __init__(self, run: Runner, defense: Defense, x, y, settings: AttackSettings, samples: int,
+               repeats: int, prefix: tuple = ()):
+    self.run, self.defense, self.x, self.y = run, defense, x, y
+    self.settings, self.samples, self.repeats, self.prefix = settings, samples, repeats, prefix
+    logits = run.logits_fn(defense)
+    self.margin_fn = jax.jit(lambda xb, yb, k: margin(logits(xb, k), yb))
+    self._compiled = {}
+
+  def attack(self, name: str, target: Defense, idx, salt, at: float) -> np.ndarray:
+    """Attack ``name`` on the classifier behind ``target`` at radius ``at``, on the images ``idx``."""
+    if (name, target.name) not in self._compiled:
+      self._compiled[(name, target.name)] = _compiled_attack(self.run, name, target, self.settings,
+                                                             self.samples)
+    fn = self._compiled[(name, target.name)]
+    return self.run.map(lambda xb, yb, k: fn(xb, yb, jnp.float32(at), k), self.x[idx], self.y[idx],
+                        key=self.run.key_for(*self.prefix, _SALT_ATTACK, *salt), compact=True)
+
+  def judge(self, xs, idx, salt) -> np.ndarray:
+    """The lowest margin of the points ``xs`` (of the images ``idx``) behind the defense over the draws."""
+    m = np.full(len(idx), np.inf, np.float32)
+    for r in range(self.repeats):
+      m = np.minimum(m, self.run.map(self.margin_fn, xs, self.y[idx],
+                                     key=self.run.key_for(*self.prefix, _SALT_JUDGE, *salt, r), compact=True))
+    return m
+
+
+def masking_probes(attacks: _Attacks, clean: np.ndarray, *, eps: float, check_examples: int,
+                   counter: PassCounter | None = None, robust_accuracy: float | None = None,
+                   random_protocol: bool = False) -> tuple[list[dict], dict]:
+  """The gradient-masking checks that need only the model and the clean images: the model checks
+  (:func:`model_checks`) on the first ``check_examples`` images, the eps sweep (APGD-CE at
+  :data:`SWEEP_EPS` reaches ~0; when ``eps >= SWEEP_EPS``, ``robust_accuracy`` at ``eps`` is read instead)
+  and the unbounded attack (APGD-CE at :data:`UNBOUNDED_EPS`, the whole pixel box, fools ~every correctly
+  classified check image). Both attacks run outside ``eps``: their points never count as adversarial.
+
+  Returns:
+    ``(flags, results)``: the five checks (model checks, large eps, unbounded) and ``{label:
+    AttackResult}`` of the two attacks.
+  """
+  run, defense, x, y = attacks.run, attacks.defense, attacks.x, attacks.y
+  sub = np.arange(min(check_examples, len(x)))
+  flags = masking.model_checks(run.logits_fn(defense), x[sub], y[sub],
+                               key=run.key_for(*attacks.prefix, _SALT_CHECKS, 0),
+                               random_protocol=random_protocol)
+  sub_idx = sub[clean[sub]]
+  results = {}
+
+  def outside(at: float, salt) -> tuple[int, dict]:  # both reuse the compiled APGD-CE (eps is traced)
+    cost, survived = {}, 0
+    with _measure(counter, cost):
+      if len(sub_idx):
+        xs = attacks.attack("apgd-ce", defense, sub_idx, salt, at=at)
+        survived = int(np.sum(attacks.judge(xs, sub_idx, salt) > 0))
+    return survived, cost
+
+  budget = lambda at: ATTACKS["apgd-ce"].budget(attacks.settings, f"eps={at:g}")
+  if eps < SWEEP_EPS or robust_accuracy is None:
+    survived, cost = outside(SWEEP_EPS, (102,))
+    sweep = survived / len(sub)
+    label = f"apgd-ce at eps={SWEEP_EPS:g} (check)"
+    results[label] = AttackResult(label, budget(SWEEP_EPS), "sweep", len(sub), sweep, **cost)
+    flags.append(masking.large_eps_check(sweep, SWEEP_EPS, len(sub)))
+  else:
+    flags.append(masking.large_eps_check(robust_accuracy, eps, len(x)))
+  survived, cost = outside(UNBOUNDED_EPS, (103,))
+  success = 1.0 - survived / len(sub_idx) if len(sub_idx) else 1.0
+  label = "unbounded apgd-ce (check)"
+  results[label] = AttackResult(label, budget(UNBOUNDED_EPS) + " (the whole pixel box: no radius)", "sweep",
+                                len(sub_idx), success, **cost)
+  flags.append(masking.unbounded_check(success, len(sub_idx), name="APGD-CE at eps=1"))
+  return flags, results
 
 
 def _attack_names(version: str, attacks) -> tuple[list[str], dict]:
@@ -363,29 +442,11 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
                             square_queries=STANDARD_QUERIES if square_queries is None else square_queries,
                             samples=samples)
   e = f"eps={eps * 255:.3g}/255"
-  logits = run.logits_fn(defense)
-  margin_fn = jax.jit(lambda xb, yb, k: margin(logits(xb, k), yb))
-  compiled = {}
-
-  def attack(name: str, target: Defense, idx, salt, at: float = eps) -> np.ndarray:
-    if (name, target.name) not in compiled:
-      compiled[(name, target.name)] = _compiled_attack(run, name, target, settings, samples)
-    fn = compiled[(name, target.name)]
-    return run.map(lambda xb, yb, k: fn(xb, yb, jnp.float32(at), k), x[idx], y[idx],
-                   key=run.key_for(_SALT_ATTACK, *salt), compact=True)
-
-  def judge(xs, idx, salt) -> np.ndarray:
-    """The lowest margin behind the defense over ``repeats`` draws."""
-    m = np.full(len(idx), np.inf, np.float32)
-    for r in range(repeats):
-      m = np.minimum(m, run.map(margin_fn, xs, y[idx], key=run.key_for(_SALT_JUDGE, *salt, r),
-                                compact=True))
-    return m
-
+  atk = _Attacks(run, defense, x, y, settings, samples, repeats)
   state = {"max": 0.0, "finite": True}
   results, clean_cost = {}, {}
   with _measure(counter, clean_cost):
-    best_m = run.map(margin_fn, x, y, key=run.key_for(_SALT_CLEAN))
+    best_m = run.map(atk.margin_fn, x, y, key=run.key_for(_SALT_CLEAN))
   clean = best_m > 0
   best_x = np.array(x, np.float32, copy=True)
   results["clean"] = AttackResult("clean", "no attack", "clean", len(x), float(np.mean(clean)),
@@ -407,8 +468,8 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
     cost = {}
     with _measure(counter, cost):
       if len(idx):
-        xs = attack(name, defense, idx, (ai,))
-        ensemble[idx[keep(xs, idx, judge(xs, idx, (ai,)))]] = False
+        xs = atk.attack(name, defense, idx, (ai,), at=eps)
+        ensemble[idx[keep(xs, idx, atk.judge(xs, idx, (ai,)))]] = False
     after[name] = float(np.mean(ensemble))
     budget = ATTACKS[name].budget(settings, e) + (" (FAB-T's substitute)" if name == FAB_T_SUBSTITUTE
                                                   and version == "standard" else "")
@@ -416,8 +477,8 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
   robust = ensemble.copy()
   flags = []
   if checks:
-    flags = _run_checks(run, counter, defense, x, y, clean, names, after, results, robust, attack, judge,
-                        keep, settings, eps, e, version, check_examples, random)
+    flags = _run_checks(atk, counter, clean, names, after, results, robust, keep, eps, e, version,
+                        check_examples)
   flags[3:3] = [masking._check("every adversarial image lies within eps", state["max"] <= eps + 1e-5,
                                f"largest |x_adv - x| {state['max']:.6g} for eps {eps:.6g}"),
                 masking._check("no NaN in the adversarial images or the margins", state["finite"],
@@ -436,15 +497,12 @@ def evaluate(model_fn: Callable[[Array], Array], x, y, *, norm: str = "Linf", ep
                 "sweep_eps": SWEEP_EPS, "seed": seed, "batch_size": run.batch_size})
 
 
-def _run_checks(run, counter, defense, x, y, clean, names, after, results, robust, attack, judge, keep,
-                settings, eps, e, version, check_examples, random) -> list[dict]:
+def _run_checks(attacks: _Attacks, counter, clean, names, after, results, robust, keep, eps, e, version,
+                check_examples) -> list[dict]:
   """The gradient-masking checks of :func:`evaluate` (they add their results to ``results`` and, within
   ``eps``, their fooled images to ``robust``)."""
+  run, defense, x, settings = attacks.run, attacks.defense, attacks.x, attacks.settings
   n = len(x)
-  flags = []
-  sub = np.arange(min(check_examples, n))
-  flags += masking.model_checks(run.logits_fn(defense), x[sub], y[sub], key=run.key_for(_SALT_CHECKS, 0),
-                                random_protocol=version == "rand" and random)
   idx = np.flatnonzero(clean)
   standalone = {}  # attack -> accuracy under it alone (on every correctly classified image)
   if names:
@@ -455,8 +513,8 @@ def _run_checks(run, counter, defense, x, y, clean, names, after, results, robus
     with _measure(counter, cost):
       survived = clean.copy()
       if len(idx):
-        xs = attack(name, target, idx, salt)
-        fooled = keep(xs, idx, judge(xs, idx, salt))
+        xs = attacks.attack(name, target, idx, salt, at=eps)
+        fooled = keep(xs, idx, attacks.judge(xs, idx, salt))
         survived[idx[fooled]] = False
         robust[idx[fooled]] = False
     standalone[label] = float(np.mean(survived))
@@ -466,33 +524,10 @@ def _run_checks(run, counter, defense, x, y, clean, names, after, results, robus
   if defense.transform is not None:
     within("gray-box apgd-ce (check)", "apgd-ce", no_defense(),
            f"{ATTACKS['apgd-ce'].budget(settings, e)} on the bare model, then {defense.name}", (101,))
-  # Outside eps, on the check images: the eps sweep and the unbounded attack (APGD-CE at eps = 1, the whole
-  # pixel box); both reuse the compiled APGD-CE (eps is traced).
-  sub_idx = sub[clean[sub]]
-
-  def outside(at: float, salt) -> tuple[int, dict]:
-    cost, survived = {}, 0
-    with _measure(counter, cost):
-      if len(sub_idx):
-        xs = attack("apgd-ce", defense, sub_idx, salt, at=at)
-        survived = int(np.sum(judge(xs, sub_idx, salt) > 0))
-    return survived, cost
-
-  budget = lambda at: ATTACKS["apgd-ce"].budget(settings, f"eps={at:g}")
-  if eps < SWEEP_EPS:
-    survived, cost = outside(SWEEP_EPS, (102,))
-    sweep = survived / len(sub)
-    label = f"apgd-ce at eps={SWEEP_EPS:g} (check)"
-    results[label] = AttackResult(label, budget(SWEEP_EPS), "sweep", len(sub), sweep, **cost)
-    flags.append(masking.large_eps_check(sweep, SWEEP_EPS, len(sub)))
-  else:
-    flags.append(masking.large_eps_check(float(np.mean(robust)), eps, n))
-  survived, cost = outside(UNBOUNDED_EPS, (103,))
-  success = 1.0 - survived / len(sub_idx) if len(sub_idx) else 1.0
-  label = "unbounded apgd-ce (check)"
-  results[label] = AttackResult(label, budget(UNBOUNDED_EPS) + " (the whole pixel box: no radius)", "sweep",
-                                len(sub_idx), success, **cost)
-  flags.append(masking.unbounded_check(success, len(sub_idx), name="APGD-CE at eps=1"))
+  flags, probes = masking_probes(attacks, clean, eps=eps, check_examples=check_examples, counter=counter,
+                                 robust_accuracy=float(np.mean(robust)),
+                                 random_protocol=version == "rand" and run.is_random(defense))
+  results.update(probes)
   # The comparisons of the attacks: each gradient-free one with the ensemble before it, if that holds a
   # gradient attack.
   for i, name in enumerate(names):

@@ -15,11 +15,13 @@ import jax
 import numpy as np
 
 from iss_jax._src.checks import as_float_images, check_labels
-from iss_jax.robustness._adversarial import BLACK_BOX, GRAY_BOX, NONE, evaluate_adversarial
+from iss_jax.robustness._adversarial import BLACK_BOX, GRAY_BOX, NONE, SALT_MASKING, evaluate_adversarial
 from iss_jax.robustness._attack_table import ATTACKS, DEFAULT_ATTACKS, AttackSettings
 from iss_jax.robustness._corruptions import evaluate_corruptions
 from iss_jax.robustness._defenses import Defense
+from iss_jax.robustness._evaluate import CHECK_EXAMPLES, SWEEP_EPS, _Attacks, masking_probes
 from iss_jax.robustness._low_resolution import evaluate_low_resolution
+from iss_jax.robustness._masking import gradient_free_check
 from iss_jax.robustness._runner import Runner, runner_for
 from iss_jax.robustness._square import SQUARE_QUERIES
 
@@ -72,6 +74,28 @@ def _attack_columns(run: Runner, defense: Defense, correct: dict, attacks_, sett
   return survivors
 
 
+def _masking_flags(run: Runner, defense: Defense, x, y, attacks_, survivors, settings: AttackSettings,
+                   eot_samples: int, eps: float, eps_space: str, worst: float, check_examples: int) -> list:
+  """The gradient-masking checks of :func:`iss_jax.robustness.evaluate` that a row's columns do not already
+  make (:func:`adversarial_sanity_checks` compares FGSM with PGD and gray-box with adaptive): the model
+  checks, the eps sweep and the unbounded attack on the first ``check_examples`` images
+  (:func:`masking_probes`, under their own keys), and each gradient-free attack against the per-example
+  worst case of the gradient attacks."""
+  random = run.is_random(defense)
+  atk = _Attacks(run, defense, x, y, settings._replace(restarts=1), eot_samples if random else 1, 1,
+                 prefix=(SALT_MASKING,))
+  clean = run.clean_correct(x, y, defense)
+  pixel_eps = eps if eps_space == "pixel" else 0.0  # a normalised eps: the sweep always runs
+  flags, _ = masking_probes(atk, clean, eps=pixel_eps, check_examples=check_examples,
+                            robust_accuracy=worst if pixel_eps >= SWEEP_EPS else None, random_protocol=random)
+  gradient = [s for a, s in zip(attacks_, survivors, strict=True) if not ATTACKS[a].gradient_free]
+  for a, s in zip(attacks_, survivors, strict=True):
+    if ATTACKS[a].gradient_free and gradient:
+      before = np.logical_and.reduce(gradient)
+      flags.append(gradient_free_check(float(np.mean(before)), float(np.mean(before & s)), len(x), name=a))
+  return flags
+
+
 def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense, *,
                      eps: float = 8 / 255, pgd_steps: int = 10, step_size_factor: float = 2.5,
                      eot_samples: int = 4, corruptions: Sequence[str] = (),
@@ -79,7 +103,8 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
                      attacks_: Sequence[str] = DEFAULT_ATTACKS, square_queries: int = SQUARE_QUERIES,
                      substitute_fn: Callable[[Array], Array] | None = None,
                      batch_size: int = 100, seed: int = 0, progress: bool = True,
-                     runner: Runner | None = None, eps_space: str = "pixel") -> dict:
+                     runner: Runner | None = None, eps_space: str = "pixel", masking_checks: bool = True,
+                     check_examples: int = CHECK_EXAMPLES) -> dict:
   """Every evaluation of one defended classifier, each through the same runner as the others.
 
   The columns come from :func:`evaluate_accuracy`, :func:`evaluate_corruptions`,
@@ -111,6 +136,14 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
       images are predicted once per defense (and key, for a random one).
     eps_space: ``"pixel"`` (``eps`` in ``[0, 1]`` pixels) or ``"normalized"`` (on CIFAR-10-normalised
       inputs: the per-channel pixel radius ``eps * std_c``, :func:`~iss_jax.robustness.eps_radius`).
+    masking_checks: add the gradient-masking checks of :func:`~iss_jax.robustness.evaluate` to
+      ``checks``: outputs that look like probabilities, clean predictions that change between two runs
+      (of a classifier not treated as random), zero gradients at the clean images, accuracy not reaching
+      ~0 at eps 0.5 and an unbounded attack (APGD-CE at eps 1) not fooling ~every image (on the first
+      ``check_examples`` images; their points are outside ``eps`` and count nowhere else), and a
+      gradient-free attack (``square``) breaking images every gradient attack left robust. FGSM vs PGD and
+      gray-box vs adaptive are :func:`adversarial_sanity_checks` of the attack columns.
+    check_examples: images of those checks.
 
   Returns:
     ``{"defense": name, "accuracy": {column: value}, "attacks": {column: description}, ...}``. Columns:
@@ -146,6 +179,10 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
     acc["worst"] = float(np.mean(np.logical_and.reduce(survivors)))
     desc["worst"] = "per example the worst case of " + ", ".join(
         list(attacks_) + (["transfer"] if substitute_fn is not None else []))
+  checks = list(adv["checks"])
+  if masking_checks:
+    checks += _masking_flags(run, defense, xf, y, attacks_, survivors[:len(attacks_)], settings, eot_samples,
+                             eps, eps_space, acc.get("worst", acc["clean"]), check_examples)
   if corruptions:
     res = evaluate_corruptions(apply_fn, xf, y, names=list(corruptions), severities=list(severities),
                                defenses=defended, seed=seed, progress=progress, runner=run)
@@ -163,4 +200,4 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
   return {"defense": name, "accuracy": acc, "attacks": desc, "num_examples": int(len(xf)), "eps": float(eps),
           "eps_space": eps_space,
           "random": run.is_random(defense), "gradient": defense.gradient,
-          "checks": adv["checks"], "violations": adv["violations"]}
+          "checks": checks, "violations": sum(not c["ok"] for c in checks)}
