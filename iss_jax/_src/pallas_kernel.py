@@ -32,6 +32,18 @@ use): the threshold is the first count whose table entry reaches the target, so 
 exactly ``table[count] >= target`` (the table increases), with no division or float compare in the kernel.
 The sparsity returned is that table entry.
 
+Scheduling: one program per image, no persistent queue. The CPU kernel runs persistent workers that pull
+images from a queue, so that a thread whose image stopped early takes the next one. On GPU the grid is
+that queue already: the block scheduler launches the grid's programs in order and starts the next pending
+one on an SM as soon as a running one retires, so an image that stops after 200 steps frees its SM for the
+next image, and no SM waits for a slow image of another. A persistent program (one per SM, a loop over
+``atomic_add`` on an image counter) would save only the launch of each block (about a microsecond) against
+an image's hundreds to 20,000 steps, and would add an atomic per image and a grid sized to the SM count.
+At 16 warps a program fills an SM's register file (see :data:`_NUM_WARPS`), so one image runs per SM
+either way. On TPU the grid is a loop on each TensorCore (megacore splits the parallel axis in two
+halves); there, several images per program on the lanes is what fills the core, and a program runs until
+its slowest image stops (see below). Not timed on either (no device lent).
+
 Status. Run only in Pallas interpret mode on CPU (no GPU or TPU was lent): there it stops every tested
 real image at the readable definition's step with outputs equal to 1e-9 in float64, and at the XLA
 scheduler's and the CPU kernel's step in float32, for every padding and shift form
