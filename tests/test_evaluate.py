@@ -218,6 +218,8 @@ def test_a_row_of_evaluate_defense_raises_the_same_flags(name):
     assert any(r.startswith(ROW_FLAGS.get(flag, flag)) for r in raised), (flag, row["checks"])
   if name != "honest":
     return
+  with pytest.raises(ValueError, match="check_examples must be an int >= 1; got 0"):
+    evaluate_defense(fn, X, Y, no_defense(), eps=EPS, check_examples=0, progress=False)
   quiet = evaluate_defense(fn, X, Y, no_defense(), eps=EPS, pgd_steps=5, square_queries=300,
                            attacks_=("fgsm", "pgd", "square"), low_res_sizes=(), batch_size=len(X),
                            progress=False, masking_checks=False)

@@ -155,6 +155,9 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
     the defense; ``transfer`` (with ``substitute_fn``); ``worst`` = per example the worst case of every
     attack above (an image counts as robust only if no attack broke it).
   """
+  if masking_checks and (isinstance(check_examples, bool) or not isinstance(check_examples, (int, np.integer))
+                         or check_examples < 1):
+    raise ValueError(f"check_examples must be an int >= 1; got {check_examples!r}.")
   xf = as_float_images(x)
   y = check_labels(y, len(xf))
   defended = [] if defense.transform is None else [defense]
