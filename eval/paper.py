@@ -42,9 +42,10 @@ import iss_jax
 from eval import _paper_numbers, _paper_tables
 
 TABLES = _paper_tables.TABLES
-# The tables whose runner draws an image figure of its own (denoised images, Grad-CAM maps), not the bars of
-# the cells: --replot keeps it.
-OWN_FIGURE = tuple(k for k, t in TABLES.items() if t.kind in ("denoise", "gradcam"))
+# The kinds whose runner draws an image figure of its own (Fig. 10's image paths, Fig. 9's Grad-CAM maps),
+# not the bars of the cells (make_table checks it): --replot keeps theirs.
+OWN_FIGURE_KINDS = ("paths", "gradcam")
+OWN_FIGURE = tuple(k for k, t in TABLES.items() if t.kind in OWN_FIGURE_KINDS)
 ROW_CACHE_VERSION = 1
 
 
@@ -961,8 +962,15 @@ def _figure(data: dict):
             ax.annotate("0", (0, yi + offset), xytext=(2, 0), textcoords="offset points", va="center",
                         fontsize=6, color=color)
     ax.set_title(col, fontsize=8)
-    if unit == "s":
+    if unit == "s":  # plain-number ticks (1, 2, 5 per decade under two decades), no minor labels
+      from matplotlib import ticker
+
       ax.set_xscale("log")
+      v = np.array([a for a in paper + ours if a is not None and a > 0], float)
+      narrow = v.size and np.log10(v.max() / v.min()) < 2
+      ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
+      ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda t, _: f"{t:g}"))
+      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel({"fraction": "accuracy (fraction)", "s": "seconds (log scale)"}.get(unit, unit), fontsize=8)
     ax.tick_params(labelsize=7)
   axes[0][0].set_yticks(ypos)
@@ -1294,6 +1302,7 @@ def make_table(args, key: str) -> dict:
   _log(f"{key}: {table.title}")
   result = RUNNERS[table.kind](ctx, table)
   figure = result.pop("_figure", None)
+  assert (figure is not None) == (table.kind in OWN_FIGURE_KINDS), f"{key}: update OWN_FIGURE_KINDS"
   data.update(result)
   data.update(data=f"{label}; test images: first {len(x)}", wall_time_s=time.time() - t0,
               finished=time.time(), eval_time_s=ctx["times"]["eval_s"],
@@ -1384,6 +1393,8 @@ def main(argv=None):
   fv = flags.FlagValues()
   define_flags(fv)
   args = cli.parse(fv, argv, __doc__)
+  if args.replot and not args.results_md:
+    cli.fail("--replot redraws the written tables' figures together with --results_md: pass both.")
   if args.results_md:
     iss_jax.atomic_write(args.results_path, results_md(args).encode())
     print(f"wrote {args.results_path}")

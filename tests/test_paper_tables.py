@@ -140,6 +140,10 @@ def test_replot_redraws_a_table_from_its_json_and_marks_zero_cells(tmp_path, mon
   assert zeros == [[0.2, 0.8], []]  # ours of A (y 0 + 0.2) and the paper's B (y 1 - 0.2); none in PGD
   (tmp_path / "table7.json").write_text(json.dumps(data))
   paper._write(SimpleNamespace(out=str(tmp_path)), "table7", data, fig=False)
+  images = {**data, "kind": "paths", "title": "Image paths"}  # Fig. 10: its figure is images, not the cells
+  (tmp_path / "fig10.json").write_text(json.dumps(images))
+  paper._write(SimpleNamespace(out=str(tmp_path)), "fig10", images, fig=False)
+  (tmp_path / "fig10.png").write_bytes(b"images")
   drawn = []
   monkeypatch.setattr(paper, "_figure", lambda d: drawn.append(d["title"]) or fig)
   paper.main(["--results_md", f"--out={tmp_path}", f"--results_path={tmp_path / 'R.md'}"])
@@ -147,6 +151,10 @@ def test_replot_redraws_a_table_from_its_json_and_marks_zero_cells(tmp_path, mon
   before = {p: (tmp_path / p).read_bytes() for p in ("table7.md", "table7.json")}  # claims checked there
   paper.main(["--results_md", "--replot", f"--out={tmp_path}", f"--results_path={tmp_path / 'R.md'}"])
   assert drawn == ["A table"] and (tmp_path / "table7.png").stat().st_size > 0
+  assert (tmp_path / "fig10.png").read_bytes() == b"images"  # an image figure is kept
+  with pytest.raises(SystemExit) as exit_:
+    paper.main(["--replot", f"--out={tmp_path}"])
+  assert exit_.value.code == 2
   assert {p: (tmp_path / p).read_bytes() for p in before} == before
 
 
