@@ -340,8 +340,13 @@ def _check_request(norm, eps, version, defense, steps, square_queries, eot_sampl
     raise ValueError(f"version must be one of {VERSIONS}; got {version!r}.")
   if defense is not None and not isinstance(defense, Defense):
     raise ValueError(f"defense must be an iss_jax.robustness.Defense or None; got {defense!r}.")
-  for name, v in (("steps", steps), ("square_queries", square_queries), ("eot_samples", eot_samples),
-                  ("repeats", repeats), ("check_examples", check_examples)):
+  check_counts(steps=steps, square_queries=square_queries, eot_samples=eot_samples, repeats=repeats,
+               check_examples=check_examples)
+
+
+def check_counts(**values) -> None:
+  """Each keyword an int >= 1 (None: not given), else one sentence naming it."""
+  for name, v in values.items():
     if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
       raise ValueError(f"{name} must be an int >= 1; got {v!r}.")
 

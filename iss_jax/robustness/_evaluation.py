@@ -19,7 +19,7 @@ from iss_jax.robustness._adversarial import BLACK_BOX, GRAY_BOX, NONE, SALT_MASK
 from iss_jax.robustness._attack_table import ATTACKS, DEFAULT_ATTACKS, AttackSettings
 from iss_jax.robustness._corruptions import evaluate_corruptions
 from iss_jax.robustness._defenses import Defense
-from iss_jax.robustness._evaluate import CHECK_EXAMPLES, SWEEP_EPS, _Attacks, masking_probes
+from iss_jax.robustness._evaluate import CHECK_EXAMPLES, SWEEP_EPS, _Attacks, check_counts, masking_probes
 from iss_jax.robustness._low_resolution import evaluate_low_resolution
 from iss_jax.robustness._masking import gradient_free_check
 from iss_jax.robustness._runner import Runner, runner_for
@@ -89,10 +89,11 @@ def _masking_flags(run: Runner, defense: Defense, x, y, attacks_, survivors, set
   flags, _ = masking_probes(atk, clean, eps=pixel_eps, check_examples=check_examples,
                             robust_accuracy=worst if pixel_eps >= SWEEP_EPS else None, random_protocol=random)
   gradient = [s for a, s in zip(attacks_, survivors, strict=True) if not ATTACKS[a].gradient_free]
-  for a, s in zip(attacks_, survivors, strict=True):
-    if ATTACKS[a].gradient_free and gradient:
-      before = np.logical_and.reduce(gradient)
-      flags.append(gradient_free_check(float(np.mean(before)), float(np.mean(before & s)), len(x), name=a))
+  if gradient:
+    before = np.logical_and.reduce(gradient)  # survivors of every gradient attack
+    for a, s in zip(attacks_, survivors, strict=True):
+      if ATTACKS[a].gradient_free:
+        flags.append(gradient_free_check(float(np.mean(before)), float(np.mean(before & s)), len(x), name=a))
   return flags
 
 
@@ -155,9 +156,8 @@ def evaluate_defense(apply_fn: Callable[[Array], Array], x, y, defense: Defense,
     the defense; ``transfer`` (with ``substitute_fn``); ``worst`` = per example the worst case of every
     attack above (an image counts as robust only if no attack broke it).
   """
-  if masking_checks and (isinstance(check_examples, bool) or not isinstance(check_examples, (int, np.integer))
-                         or check_examples < 1):
-    raise ValueError(f"check_examples must be an int >= 1; got {check_examples!r}.")
+  if masking_checks:
+    check_counts(check_examples=check_examples)
   xf = as_float_images(x)
   y = check_labels(y, len(xf))
   defended = [] if defense.transform is None else [defense]
